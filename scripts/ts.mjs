@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+// Runs a TypeScript script: bundles it with esbuild (dependencies stay in node_modules) into
+// node_modules/.cache/pixelpipe and executes it with the remaining arguments. Node 20 cannot run
+// TypeScript itself, and this keeps scripts on exactly the code the functions use.
+import { build } from 'esbuild';
+import { spawn } from 'node:child_process';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const [entry, ...args] = process.argv.slice(2);
+if (!entry) {
+  console.error('usage: node scripts/ts.mjs <script.ts> [args...]');
+  process.exit(2);
+}
+const outfile = join(root, 'node_modules', '.cache', 'pixelpipe', relative(root, resolve(entry)).replace(/\.ts$/, '.js'));
+await build({ entryPoints: [resolve(entry)], outfile, bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', sourcemap: 'inline', logLevel: 'warning' });
+const child = spawn(process.execPath, ['--enable-source-maps', outfile, ...args], { stdio: 'inherit' });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,0 +1,310 @@
+/**
+ * Configuration: parsed and validated once per cold start by {@link loadConfig}. The core receives the
+ * resulting object and never reads `process.env` itself, so tests and the CLI can build configs freely.
+ */
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+export const FITS = ['cover', 'contain', 'inside', 'outside', 'fill'] as const;
+export const OUTPUT_FORMATS = ['jpeg', 'webp', 'avif', 'png', 'original'] as const;
+export type Fit = (typeof FITS)[number];
+export type ImageFormat = (typeof OUTPUT_FORMATS)[number];
+
+/** Input types the pipeline can decode (HEIC/HEIF through the WebAssembly decoder). */
+export const KNOWN_INPUT_TYPES = [
+  'image/jpeg',
+  'image/png',
+  'image/webp',
+  'image/gif',
+  'image/avif',
+  'image/heic',
+  'image/heif',
+  'image/tiff',
+  'image/svg+xml',
+] as const;
+
+export type Filter =
+  | { type: 'grayscale' }
+  | { type: 'sharpen' }
+  | { type: 'sepia' }
+  | { type: 'negate' }
+  | { type: 'blur'; sigma: number }
+  | { type: 'tint'; color: string }
+  | { type: 'modulate'; brightness: number; saturation: number; hue: number };
+
+const COLOR = /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/;
+
+/** Parses `grayscale`, `blur(2)`, `tint(#ff8800)`, `modulate(1.1,0.8,30)` and friends. */
+export function parseFilter(text: string): Filter {
+  const m = /^\s*([a-z]+)\s*(?:\(([^)]*)\))?\s*$/.exec(text);
+  if (!m) throw new Error(`unrecognised filter "${text}"`);
+  const name = m[1];
+  const args = m[2] === undefined ? [] : m[2].split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const num = (s: string | undefined, lo: number, hi: number, what: string): number => {
+    const n = Number(s);
+    if (s === undefined || !Number.isFinite(n) || n < lo || n > hi) throw new Error(`${name}: ${what} must be a number in [${lo}, ${hi}]`);
+    return n;
+  };
+  const noArgs = (): void => {
+    if (args.length) throw new Error(`${name} takes no arguments`);
+  };
+  switch (name) {
+    case 'grayscale':
+    case 'greyscale':
+      noArgs();
+      return { type: 'grayscale' };
+    case 'sharpen':
+    case 'sepia':
+    case 'negate':
+      noArgs();
+      return { type: name };
+    case 'blur':
+      if (args.length !== 1) throw new Error('blur takes one argument: blur(sigma)');
+      return { type: 'blur', sigma: num(args[0], 0.3, 1000, 'sigma') };
+    case 'tint':
+      if (args.length !== 1 || !COLOR.test(args[0])) throw new Error('tint takes one #rgb or #rrggbb colour: tint(#ff8800)');
+      return { type: 'tint', color: args[0] };
+    case 'modulate':
+      if (args.length !== 3) throw new Error('modulate takes three arguments: modulate(brightness,saturation,hue)');
+      return {
+        type: 'modulate',
+        brightness: num(args[0], 0, 10, 'brightness'),
+        saturation: num(args[1], 0, 10, 'saturation'),
+        hue: num(args[2], -360, 360, 'hue'),
+      };
+    default:
+      throw new Error(`unknown filter "${name}" (expected grayscale, blur(sigma), sharpen, sepia, negate, tint(color) or modulate(b,s,h))`);
+  }
+}
+
+const filterSchema = z.string().transform((s, ctx) => {
+  try {
+    return parseFilter(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const variantSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, 'lower-case letters, digits, "-" or "_", at most 32'),
+    width: z.number().int().min(1).max(8192).optional(),
+    height: z.number().int().min(1).max(8192).optional(),
+    fit: z.enum(FITS).default('inside'),
+    formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).default(['webp', 'jpeg']),
+    quality: z.number().int().min(1).max(100).default(80),
+    withoutEnlargement: z.boolean().default(true),
+    filter: filterSchema.optional(),
+    background: z.string().regex(COLOR, '#rgb or #rrggbb').default('#ffffff'),
+  })
+  .strict()
+  .refine((v) => v.width !== undefined || v.height !== undefined, 'needs a width or a height')
+  .refine((v) => !(v.fit === 'cover' || v.fit === 'contain' || v.fit === 'fill') || (v.width !== undefined && v.height !== undefined), {
+    message: 'fit cover, contain and fill need both width and height',
+  });
+
+export type VariantSpec = z.output<typeof variantSchema>;
+
+const variantsSchema = z
+  .array(variantSchema)
+  .min(1)
+  .max(32)
+  .refine((vs) => new Set(vs.map((v) => v.name)).size === vs.length, 'variant names must be unique');
+
+/** The variants used when `PIXELPIPE_VARIANTS` is not set. */
+export const DEFAULT_VARIANTS: z.input<typeof variantsSchema> = [
+  { name: 'thumb', width: 200, height: 200, fit: 'cover', formats: ['webp', 'jpeg'] },
+  { name: 'small', width: 480, formats: ['webp', 'jpeg'] },
+  { name: 'medium', width: 1024, formats: ['webp', 'jpeg'] },
+  { name: 'large', width: 2048, formats: ['webp', 'jpeg'] },
+  { name: 'medium-gray', width: 1024, formats: ['jpeg'], filter: 'grayscale' },
+];
+
+const prefix = z
+  .string()
+  .regex(/^(?:[A-Za-z0-9._-]+\/)+$/, 'a key prefix such as "originals/" (segments of letters, digits, ".", "_" or "-", each ending in "/")');
+const bucketName = z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'a bucket name (lower-case letters, digits, ".", "-", "_")');
+const intFrom = (lo: number, hi: number) => z.coerce.number().int().min(lo).max(hi);
+const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
+const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const json = <T extends z.ZodTypeAny>(schema: T) =>
+  z.string().transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+      return z.NEVER;
+    }
+  }).pipe(schema);
+
+/**
+ * Every environment variable the functions read, with its schema and default.
+ * Kept as a table so `loadConfig` can name the variable in an error and the README can list them.
+ */
+const ENV = {
+  PIXELPIPE_ORIGINALS_BUCKET: bucketName.default('pixelpipe-originals'),
+  PIXELPIPE_VARIANTS_BUCKET: bucketName.default('pixelpipe-variants'),
+  PIXELPIPE_ORIGINALS_PREFIX: prefix.default('originals/'),
+  PIXELPIPE_VARIANTS_PREFIX: prefix.default('variants/'),
+  PIXELPIPE_MANIFESTS_PREFIX: prefix.default('manifests/'),
+  PIXELPIPE_STATE_PREFIX: prefix.default('state/'),
+  PIXELPIPE_TOPIC: z.string().min(1).default('pixelpipe-events'),
+  PIXELPIPE_VARIANTS: json(variantsSchema).optional(),
+  PIXELPIPE_MAX_INPUT_BYTES: intFrom(1, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
+  PIXELPIPE_MAX_INPUT_PIXELS: intFrom(1, 1_000_000_000).default(50_000_000),
+  PIXELPIPE_MAX_FRAMES: intFrom(1, 10_000).default(100),
+  PIXELPIPE_FAIL_ON: z.enum(['truncated', 'error', 'warning']).default('warning'),
+  PIXELPIPE_ALLOWED_TYPES: csv.pipe(z.array(z.enum(KNOWN_INPUT_TYPES)).min(1)).default([
+    'image/jpeg',
+    'image/png',
+    'image/webp',
+    'image/gif',
+    'image/avif',
+    'image/heic',
+    'image/heif',
+  ]),
+  PIXELPIPE_UPLOAD_EXPIRY_SECONDS: intFrom(30, 900).default(600),
+  PIXELPIPE_CORS_ORIGINS: csv
+    .pipe(z.array(z.string().regex(/^https?:\/\/[^/*\s]+$/, 'each origin like https://app.example.com (no "*", no path)')))
+    .default([]),
+  PIXELPIPE_CACHE_CONTROL: z.string().min(1).default('public, max-age=31536000, immutable'),
+  PIXELPIPE_WEBP_EFFORT: intFrom(0, 6).default(4),
+  PIXELPIPE_AVIF_EFFORT: intFrom(0, 9).default(4),
+  PIXELPIPE_PLACEHOLDER: bool.default(true),
+  PIXELPIPE_MAX_ATTEMPTS: intFrom(1, 100).default(5),
+  PIXELPIPE_MAX_EVENT_AGE_SECONDS: intFrom(60, 7 * 24 * 3600).default(6 * 3600),
+  PIXELPIPE_AUTH_MODE: z.enum(['jwt', 'anonymous']).default('jwt'),
+  PIXELPIPE_JWKS_URL: z.url().optional(),
+  PIXELPIPE_JWT_ISSUER: z.string().min(1).optional(),
+  PIXELPIPE_JWT_AUDIENCE: z.string().min(1).optional(),
+  PIXELPIPE_STATUS_URL_BASE: z.url().optional(),
+  PIXELPIPE_PUBLIC_BASE_URL: z.url().optional(),
+  PIXELPIPE_SOURCE: z.string().min(1).default('//pixelpipe'),
+  PIXELPIPE_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+} as const;
+
+export type EnvName = keyof typeof ENV;
+export const ENV_NAMES = Object.keys(ENV) as EnvName[];
+
+export interface PixelpipeConfig {
+  buckets: { originals: string; variants: string };
+  /** True when originals and outputs share a bucket: the prefix guard is then the only recursion barrier. */
+  singleBucket: boolean;
+  layout: { originals: string; variants: string; manifests: string; state: string };
+  topic: string;
+  variants: VariantSpec[];
+  limits: {
+    maxInputBytes: number;
+    maxInputPixels: number;
+    maxFrames: number;
+    allowedTypes: string[];
+    /** How picky the decoder is: `warning` refuses JPEGs with corrupt segments instead of rendering grey blocks. */
+    failOn: 'truncated' | 'error' | 'warning';
+  };
+  upload: { expirySeconds: number; corsOrigins: string[]; statusUrlBase?: string };
+  output: {
+    cacheControl: string;
+    webpEffort: number;
+    avifEffort: number;
+    placeholder: boolean;
+    publicBaseUrl?: string;
+  };
+  retry: { maxAttempts: number; maxEventAgeSeconds: number };
+  auth:
+    | { mode: 'anonymous' }
+    | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string };
+  eventSource: string;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/**
+ * Validates every `PIXELPIPE_*` variable at once. Throws a {@link ConfigError} whose message names
+ * each bad variable and what was expected; call it once per cold start.
+ */
+export function loadConfig(env: Record<string, string | undefined>): PixelpipeConfig {
+  const values: Record<string, unknown> = {};
+  const problems: Array<{ variable: string; message: string }> = [];
+  for (const name of ENV_NAMES) {
+    const raw = env[name];
+    const result = (ENV[name] as z.ZodTypeAny).safeParse(raw === '' ? undefined : raw);
+    if (result.success) values[name] = result.data;
+    else {
+      const msg = result.error.issues
+        .map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message)
+        .join('; ');
+      problems.push({ variable: name, message: `${msg} (got ${raw === undefined ? 'nothing' : JSON.stringify(truncate(raw))})` });
+    }
+  }
+  const v = values as { [K in EnvName]: z.output<(typeof ENV)[K]> };
+  if (!problems.length && v.PIXELPIPE_AUTH_MODE === 'jwt') {
+    for (const name of ['PIXELPIPE_JWKS_URL', 'PIXELPIPE_JWT_ISSUER', 'PIXELPIPE_JWT_AUDIENCE'] as const) {
+      if (!v[name]) problems.push({ variable: name, message: 'required when PIXELPIPE_AUTH_MODE=jwt (set PIXELPIPE_AUTH_MODE=anonymous only for local development)' });
+    }
+  }
+  if (!problems.length) {
+    const prefixes = [v.PIXELPIPE_ORIGINALS_PREFIX, v.PIXELPIPE_VARIANTS_PREFIX, v.PIXELPIPE_MANIFESTS_PREFIX, v.PIXELPIPE_STATE_PREFIX];
+    for (let i = 0; i < prefixes.length; i++)
+      for (let j = 0; j < prefixes.length; j++)
+        if (i !== j && prefixes[j].startsWith(prefixes[i]))
+          problems.push({
+            variable: 'PIXELPIPE_ORIGINALS_PREFIX',
+            message: `key prefixes must not nest ("${prefixes[j]}" is under "${prefixes[i]}"), or outputs could re-trigger processing`,
+          });
+  }
+  if (problems.length) {
+    const err = new ConfigError(problems[0].variable, problems.map((p) => `${p.variable}: ${p.message}`).join('\n'));
+    err.message = `invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`;
+    throw err;
+  }
+  const variants = v.PIXELPIPE_VARIANTS ?? variantsSchema.parse(DEFAULT_VARIANTS);
+  return {
+    buckets: { originals: v.PIXELPIPE_ORIGINALS_BUCKET, variants: v.PIXELPIPE_VARIANTS_BUCKET },
+    singleBucket: v.PIXELPIPE_ORIGINALS_BUCKET === v.PIXELPIPE_VARIANTS_BUCKET,
+    layout: {
+      originals: v.PIXELPIPE_ORIGINALS_PREFIX,
+      variants: v.PIXELPIPE_VARIANTS_PREFIX,
+      manifests: v.PIXELPIPE_MANIFESTS_PREFIX,
+      state: v.PIXELPIPE_STATE_PREFIX,
+    },
+    topic: v.PIXELPIPE_TOPIC,
+    variants,
+    limits: {
+      maxInputBytes: v.PIXELPIPE_MAX_INPUT_BYTES,
+      maxInputPixels: v.PIXELPIPE_MAX_INPUT_PIXELS,
+      maxFrames: v.PIXELPIPE_MAX_FRAMES,
+      allowedTypes: v.PIXELPIPE_ALLOWED_TYPES,
+      failOn: v.PIXELPIPE_FAIL_ON,
+    },
+    upload: {
+      expirySeconds: v.PIXELPIPE_UPLOAD_EXPIRY_SECONDS,
+      corsOrigins: v.PIXELPIPE_CORS_ORIGINS,
+      statusUrlBase: v.PIXELPIPE_STATUS_URL_BASE,
+    },
+    output: {
+      cacheControl: v.PIXELPIPE_CACHE_CONTROL,
+      webpEffort: v.PIXELPIPE_WEBP_EFFORT,
+      avifEffort: v.PIXELPIPE_AVIF_EFFORT,
+      placeholder: v.PIXELPIPE_PLACEHOLDER,
+      publicBaseUrl: v.PIXELPIPE_PUBLIC_BASE_URL,
+    },
+    retry: { maxAttempts: v.PIXELPIPE_MAX_ATTEMPTS, maxEventAgeSeconds: v.PIXELPIPE_MAX_EVENT_AGE_SECONDS },
+    auth:
+      v.PIXELPIPE_AUTH_MODE === 'anonymous'
+        ? { mode: 'anonymous' }
+        : { mode: 'jwt', jwksUrl: v.PIXELPIPE_JWKS_URL!, issuer: v.PIXELPIPE_JWT_ISSUER!, audience: v.PIXELPIPE_JWT_AUDIENCE! },
+    eventSource: v.PIXELPIPE_SOURCE,
+    logLevel: v.PIXELPIPE_LOG_LEVEL,
+  };
+}
+
+/** Parses a variants array (e.g. from a CLI `--config` file) with the same rules as `PIXELPIPE_VARIANTS`. */
+export function parseVariants(input: unknown): VariantSpec[] {
+  const r = variantsSchema.safeParse(input);
+  if (!r.success) throw new ConfigError('variants', r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+  return r.data;
+}
+
+function truncate(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}

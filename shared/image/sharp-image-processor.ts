@@ -1,0 +1,307 @@
+/**
+ * The image processor adapter, on sharp/libvips (not a cloud SDK, so it lives in the core).
+ *
+ * Decode once, derive everything: the original is decoded a single time, straight to the largest size
+ * any variant needs (JPEG/WebP shrink-on-load), auto-oriented and converted to sRGB, into raw pixels.
+ * Every variant is then resized from the smallest already-computed raw image that is still large enough
+ * (a cascade: 2048 → 1024 → 480 → 200), and each format is encoded from that variant's raw pixels.
+ * sharp's `clone()` would re-decode the input per output, so it is deliberately not used.
+ */
+import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
+import { rgbaToThumbHash, thumbHashToDataURL } from 'thumbhash';
+import type { ImageFormat, PixelpipeConfig, VariantSpec, Filter } from '../config';
+import { ImageRejectedError } from '../errors';
+import type { ImageProbe, ImageProcessor, RenderOptions, RenderResult, RenderedOutput } from '../ports';
+import { decodeSize, scaledSize, type Size } from './geometry';
+import { sniffMimeType } from './sniff';
+import { decodeHeic, probeHeic } from './heic';
+
+type Encoded = Exclude<ImageFormat, 'original'>;
+type OutFormat = Encoded | 'gif';
+
+const CONTENT_TYPES: Record<OutFormat, string> = {
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  png: 'image/png',
+  gif: 'image/gif',
+};
+const EXTENSIONS: Record<OutFormat, string> = { jpeg: 'jpg', webp: 'webp', avif: 'avif', png: 'png', gif: 'gif' };
+
+interface RawImage {
+  data: Buffer;
+  width: number;
+  height: number;
+  channels: 1 | 2 | 3 | 4;
+}
+
+export interface SharpProcessorOptions {
+  /** libvips threads per image. 1 keeps one image per core; parallelism comes from concurrent outputs. */
+  concurrency?: number;
+}
+
+/** Creates the sharp-backed {@link ImageProcessor}. Sets sharp's global concurrency and disables its cache. */
+export class SharpImageProcessor implements ImageProcessor {
+  constructor(options: SharpProcessorOptions = {}) {
+    sharp.concurrency(options.concurrency ?? 1);
+    // The operation cache only helps when the same input is processed repeatedly; here it only holds memory.
+    sharp.cache(false);
+  }
+
+  async render(input: Buffer, variants: VariantSpec[], limits: PixelpipeConfig['limits'], options: RenderOptions): Promise<RenderResult> {
+    const probe = await this.probe(input, limits);
+    const t0 = performance.now();
+    const base = await this.decode(input, probe, variants, limits);
+    const decodeMs = performance.now() - t0;
+
+    const encodeMs: Record<string, number> = {};
+    const ladder: RawImage[] = [base];
+    const pending: Array<Promise<RenderedOutput>> = [];
+    // Largest first, so each variant can start from the previous, smaller-but-sufficient image.
+    const order = [...variants].sort((a, b) => area(scaledSize(b, probe)) - area(scaledSize(a, probe)));
+    for (const v of order) {
+      const need = scaledSize(v, probe);
+      const from = pickSource(ladder, need, v);
+      const resized = await resize(from, v, need);
+      // Only uncropped, unpadded, proportional results can feed smaller variants.
+      if ((v.fit === 'inside' || v.fit === 'outside') && resized.channels === base.channels) ladder.push(resized);
+      for (const fmt of v.formats) {
+        const format = resolveFormat(fmt, probe);
+        pending.push(
+          (async () => {
+            const t = performance.now();
+            const out = await encode(resized, v, format, options);
+            encodeMs[`${v.name}.${format}`] = Math.round((performance.now() - t) * 10) / 10;
+            return out;
+          })(),
+        );
+      }
+    }
+    const settled = await Promise.allSettled(pending);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    const outputs = (settled as Array<PromiseFulfilledResult<RenderedOutput>>).map((s) => s.value);
+    // Keep the configured order in the manifest, whatever order encoding finished in.
+    const rank = new Map(variants.map((v, i) => [v.name, i]));
+    outputs.sort((a, b) => rank.get(a.variant)! - rank.get(b.variant)! || a.format.localeCompare(b.format));
+    const placeholder = options.placeholder ? await makePlaceholder(ladder[ladder.length - 1]) : null;
+    return { probe, outputs, placeholder, metrics: { decodeMs: Math.round(decodeMs * 10) / 10, encodeMs } };
+  }
+
+  /** Validates type and limits from headers only; no pixel is decoded here. */
+  async probe(input: Buffer, limits: PixelpipeConfig['limits']): Promise<ImageProbe> {
+    if (input.length === 0) throw new ImageRejectedError('empty_file', 'the file is empty');
+    if (input.length > limits.maxInputBytes) {
+      throw new ImageRejectedError('too_many_bytes', `the file has ${input.length} bytes; the limit is ${limits.maxInputBytes}`);
+    }
+    const mimeType = sniffMimeType(input);
+    if (mimeType === null || mimeType === 'text/html' || mimeType === 'application/pdf') {
+      throw new ImageRejectedError('unsupported_type', `not a supported image (detected: ${mimeType ?? 'unknown bytes'})`);
+    }
+    if (!limits.allowedTypes.includes(mimeType)) {
+      if (mimeType === 'image/svg+xml') throw new ImageRejectedError('svg_not_allowed', 'SVG input is disabled');
+      throw new ImageRejectedError('type_not_allowed', `${mimeType} is not an allowed input type`);
+    }
+    if (mimeType === 'image/heic' || mimeType === 'image/heif') {
+      const p = await probeHeic(input);
+      checkPixels(p.width, p.height, 1, limits);
+      return { mimeType, format: 'heif', width: p.width, height: p.height, pages: 1, hasAlpha: p.hasAlpha, hasProfile: false };
+    }
+    let meta: Metadata;
+    try {
+      meta = await sharp(input, { limitInputPixels: false, ...svgSafety(mimeType) }).metadata();
+    } catch (err) {
+      throw new ImageRejectedError('corrupt_image', 'the image header cannot be read', err);
+    }
+    if (!meta.width || !meta.height) throw new ImageRejectedError('corrupt_image', 'the image has no dimensions');
+    const pages = meta.pages ?? 1;
+    // Animated images are rendered from their first frame; the frame cap still bounds what a decoder
+    // would be asked to walk through.
+    if (pages > limits.maxFrames) {
+      throw new ImageRejectedError('too_many_frames', `the image has ${pages} frames; the limit is ${limits.maxFrames}`);
+    }
+    const pageHeight = meta.pageHeight ?? meta.height;
+    checkPixels(meta.width, pageHeight, 1, limits);
+    const swap = (meta.orientation ?? 1) >= 5;
+    return {
+      mimeType,
+      format: meta.format === 'heif' ? 'avif' : (meta.format as ImageProbe['format']),
+      width: swap ? pageHeight : meta.width,
+      height: swap ? meta.width : pageHeight,
+      pages,
+      orientation: meta.orientation,
+      hasAlpha: meta.hasAlpha ?? false,
+      space: meta.space,
+      hasProfile: meta.hasProfile ?? false,
+    };
+  }
+
+  /** The single decode: shrink-on-load to the size the largest variant needs, oriented, sRGB, 8-bit. */
+  private async decode(input: Buffer, probe: ImageProbe, variants: VariantSpec[], limits: PixelpipeConfig['limits']): Promise<RawImage> {
+    const target = decodeSize(variants, probe);
+    try {
+      let pipeline: Sharp;
+      if (probe.format === 'heif' && probe.mimeType !== 'image/avif') {
+        const rgba = await decodeHeic(input);
+        pipeline = sharp(rgba.data, { raw: { width: rgba.width, height: rgba.height, channels: 4 } });
+        if (!probe.hasAlpha) pipeline = pipeline.removeAlpha();
+      } else {
+        pipeline = sharp(input, {
+          limitInputPixels: limits.maxInputPixels,
+          failOn: limits.failOn,
+          sequentialRead: true,
+          pages: 1,
+          ...svgSafety(probe.mimeType),
+        }).autoOrient();
+      }
+      if (target.width < probe.width || target.height < probe.height) {
+        pipeline = pipeline.resize(target.width, target.height, { fit: 'fill', fastShrinkOnLoad: true });
+      }
+      const { data, info } = await pipeline.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      return { data, width: info.width, height: info.height, channels: info.channels };
+    } catch (err) {
+      if (err instanceof ImageRejectedError) throw err;
+      const message = (err as Error).message ?? '';
+      if (/pixel limit/i.test(message)) throw new ImageRejectedError('too_many_pixels', 'the image exceeds the pixel limit', err);
+      throw new ImageRejectedError('corrupt_image', 'the image data is corrupt or truncated', err);
+    }
+  }
+}
+
+function area(s: Size): number {
+  return s.width * s.height;
+}
+
+function checkPixels(width: number, height: number, pages: number, limits: PixelpipeConfig['limits']): void {
+  const pixels = width * height * pages;
+  if (pixels > limits.maxInputPixels) {
+    throw new ImageRejectedError('too_many_pixels', `the image has ${width}x${height} pixels; the limit is ${limits.maxInputPixels}`);
+  }
+}
+
+/** SVG is decoded by librsvg: never let it fetch external resources. */
+function svgSafety(mimeType: string): SharpOptions {
+  return mimeType === 'image/svg+xml' ? { unlimited: false } : {};
+}
+
+/** The smallest ladder image that still has at least the pixels the variant needs (never upscale a reduced decode). */
+function pickSource(ladder: RawImage[], need: Size, v: VariantSpec): RawImage {
+  let best = ladder[0];
+  if (!v.withoutEnlargement) return best;
+  for (const img of ladder) {
+    if (img.width >= need.width && img.height >= need.height && img.width * img.height < best.width * best.height) best = img;
+  }
+  return best;
+}
+
+function fromRaw(img: RawImage): Sharp {
+  return sharp(img.data, { raw: { width: img.width, height: img.height, channels: img.channels } });
+}
+
+/**
+ * Scales `src` to exactly `scaled` (computed from the original's dimensions, so a reduced decode or a
+ * cascade step never shifts the result by a rounding pixel), then crops (cover, centred) or pads
+ * (contain) to the box.
+ */
+async function resize(src: RawImage, v: VariantSpec, scaled: Size): Promise<RawImage> {
+  let p = fromRaw(src);
+  if (src.width !== scaled.width || src.height !== scaled.height) p = p.resize(scaled.width, scaled.height, { fit: 'fill' });
+  if (v.fit === 'cover') {
+    const width = Math.min(v.width!, scaled.width);
+    const height = Math.min(v.height!, scaled.height);
+    if (width < scaled.width || height < scaled.height) {
+      p = p.extract({ left: Math.floor((scaled.width - width) / 2), top: Math.floor((scaled.height - height) / 2), width, height });
+    }
+  } else if (v.fit === 'contain' && (scaled.width < v.width! || scaled.height < v.height!)) {
+    const padX = Math.max(0, v.width! - scaled.width);
+    const padY = Math.max(0, v.height! - scaled.height);
+    p = p.extend({ left: Math.floor(padX / 2), right: Math.ceil(padX / 2), top: Math.floor(padY / 2), bottom: Math.ceil(padY / 2), background: v.background });
+    // extend() adds an alpha band for the background; an opaque source must stay opaque (and 3-band).
+    if (src.channels === 3) p = p.removeAlpha();
+  }
+  const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+function applyFilter(p: Sharp, f: Filter | undefined): Sharp {
+  if (!f) return p;
+  switch (f.type) {
+    case 'grayscale':
+      return p.grayscale();
+    case 'sharpen':
+      return p.sharpen();
+    case 'negate':
+      return p.negate({ alpha: false });
+    case 'blur':
+      return p.blur(f.sigma);
+    case 'tint':
+      return p.tint(f.color);
+    case 'modulate':
+      return p.modulate({ brightness: f.brightness, saturation: f.saturation, hue: f.hue });
+    case 'sepia':
+      // The classic sepia matrix; recomb leaves the alpha channel alone.
+      return p.recomb([
+        [0.393, 0.769, 0.189],
+        [0.349, 0.686, 0.168],
+        [0.272, 0.534, 0.131],
+      ]);
+  }
+}
+
+function resolveFormat(fmt: ImageFormat, probe: ImageProbe): OutFormat {
+  if (fmt !== 'original') return fmt;
+  switch (probe.format) {
+    case 'jpeg':
+    case 'png':
+    case 'webp':
+    case 'avif':
+    case 'gif':
+      return probe.format;
+    default:
+      // HEIC, TIFF and SVG are poor delivery formats: "original" falls back to what browsers show.
+      return probe.hasAlpha ? 'png' : 'jpeg';
+  }
+}
+
+async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options: RenderOptions): Promise<RenderedOutput> {
+  let p = applyFilter(fromRaw(img), v.filter);
+  switch (format) {
+    case 'jpeg':
+      if (img.channels === 4 || img.channels === 2) p = p.flatten({ background: v.background });
+      p = p.jpeg({ quality: v.quality });
+      break;
+    case 'webp':
+      p = p.webp({ quality: v.quality, effort: options.webpEffort });
+      break;
+    case 'avif':
+      p = p.avif({ quality: v.quality, effort: options.avifEffort });
+      break;
+    case 'png':
+      p = p.png({ compressionLevel: 6 });
+      break;
+    case 'gif':
+      p = p.gif();
+      break;
+  }
+  const { data, info } = await p.toBuffer({ resolveWithObject: true });
+  return {
+    variant: v.name,
+    format,
+    contentType: CONTENT_TYPES[format],
+    extension: EXTENSIONS[format],
+    width: info.width,
+    height: info.height,
+    body: data,
+  };
+}
+
+/** A ThumbHash (≈25 bytes) from the smallest image already in memory, plus a PNG data URL to show it at once. */
+async function makePlaceholder(img: RawImage): Promise<RenderResult['placeholder']> {
+  const { data, info } = await fromRaw(img)
+    .resize(100, 100, { fit: 'inside' })
+    .ensureAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const hash = rgbaToThumbHash(info.width, info.height, data);
+  return { type: 'thumbhash', value: Buffer.from(hash).toString('base64'), dataUrl: thumbHashToDataURL(hash) };
+}

@@ -1,0 +1,179 @@
+/**
+ * Ports: the only ways the core talks to the outside world. Adapters live in `functions/<cloud>/`
+ * and are named `<tech>-<port>.ts`; in-memory fakes live in `shared/testing/`.
+ *
+ * Every port method that can fail for a transient reason throws a `TransientError`
+ * (see `errors.ts`) so the use cases can decide between retry and a failed manifest.
+ */
+import type { ImageFormat, VariantSpec, PixelpipeConfig } from './config';
+
+/** Metadata of a stored object, as far as the pipeline needs it. */
+export interface ObjectInfo {
+  bucket: string;
+  key: string;
+  /** GCS generation, S3 version id or ETag: changes with every overwrite of the key. */
+  generation: string;
+  size: number;
+  contentType?: string;
+  cacheControl?: string;
+  /** User metadata (x-goog-meta-* / x-amz-meta-*), keys lower-case without the prefix. */
+  metadata: Record<string, string>;
+  updated?: Date;
+}
+
+export interface StoredObject extends ObjectInfo {
+  body: Buffer;
+}
+
+export interface PutOptions {
+  contentType: string;
+  cacheControl?: string;
+  metadata?: Record<string, string>;
+}
+
+export interface ListPage {
+  items: ObjectInfo[];
+  nextPageToken?: string;
+}
+
+/** Object storage (GCS, S3, in-memory). */
+export interface ObjectStore {
+  /**
+   * Reads a whole object. Reading stops with `ImageRejectedError('too_many_bytes')` as soon as more than
+   * `maxBytes` arrived, so an upload that bypassed the signed size bound cannot exhaust memory.
+   * Throws `ObjectNotFoundError` when absent.
+   */
+  get(bucket: string, key: string, options?: { maxBytes?: number }): Promise<StoredObject>;
+  /** Metadata only; `null` when the object does not exist. */
+  head(bucket: string, key: string): Promise<ObjectInfo | null>;
+  /** Writes (overwrites) an object and returns its new metadata. */
+  put(bucket: string, key: string, body: Buffer, options: PutOptions): Promise<ObjectInfo>;
+  /** Lists objects under a prefix, one page at a time, in key order. */
+  list(bucket: string, prefix: string, options?: { pageToken?: string; pageSize?: number }): Promise<ListPage>;
+  /** Deletes an object; absent objects are not an error. */
+  delete(bucket: string, key: string): Promise<void>;
+}
+
+/**
+ * Where and how a browser sends the bytes. `PUT`: send the file as the body with exactly `headers`
+ * (GCS V4 signed URL). `POST`: send `multipart/form-data` with every entry of `fields` followed by the
+ * file as the last field named `file` (S3 presigned POST).
+ */
+export type UploadTarget =
+  | { method: 'PUT'; url: string; headers: Record<string, string> }
+  | { method: 'POST'; url: string; fields: Record<string, string>; headers: Record<string, string> };
+
+export interface SignUploadRequest {
+  bucket: string;
+  key: string;
+  contentType: string;
+  /** Inclusive byte bounds enforced by the storage service, not by us. */
+  minBytes: number;
+  maxBytes: number;
+  expiresInSeconds: number;
+  /** Stored as object metadata and part of the signature, so the uploader cannot change it. */
+  metadata: Record<string, string>;
+}
+
+/** Produces short-lived, narrowly scoped upload and read URLs. */
+export interface UrlSigner {
+  /** Signs an upload of exactly one key, one content type and a bounded size. */
+  signUpload(request: SignUploadRequest): Promise<UploadTarget>;
+  /** Signs a GET of one object for `expiresInSeconds`. */
+  signRead(bucket: string, key: string, expiresInSeconds: number): Promise<string>;
+}
+
+/** Message attributes subscribers can filter on (Pub/Sub attributes, SNS message attributes). */
+export interface EventAttributes {
+  type: string;
+  imageId: string;
+  owner: string;
+  status: string;
+  [name: string]: string;
+}
+
+/** Publishes one serialized CloudEvent to the completion topic. */
+export interface EventPublisher {
+  /** Returns the broker's message id. Throws `TransientError('publish_failed')` when the broker is unavailable. */
+  publish(body: string, attributes: EventAttributes): Promise<string>;
+}
+
+/** What `probe` learns from headers alone, before any pixel is decoded. */
+export interface ImageProbe {
+  /** Type sniffed from the bytes, e.g. `image/jpeg`. */
+  mimeType: string;
+  format: ImageFormat | 'heif' | 'tiff' | 'svg' | 'gif' | 'pdf';
+  /** Dimensions after EXIF orientation. */
+  width: number;
+  height: number;
+  pages: number;
+  orientation?: number;
+  hasAlpha: boolean;
+  space?: string;
+  hasProfile: boolean;
+}
+
+export interface RenderedOutput {
+  variant: string;
+  format: 'jpeg' | 'webp' | 'avif' | 'png' | 'gif';
+  contentType: string;
+  extension: string;
+  width: number;
+  height: number;
+  body: Buffer;
+}
+
+export interface RenderResult {
+  probe: ImageProbe;
+  outputs: RenderedOutput[];
+  placeholder: { type: 'thumbhash'; value: string; dataUrl: string } | null;
+  metrics: { decodeMs: number; encodeMs: Record<string, number> };
+}
+
+/** Turns one original into every configured output. Must decode the pixels at most once. */
+export interface ImageProcessor {
+  /**
+   * Validates the bytes against the limits and renders every variant. Throws `ImageRejectedError`
+   * for anything wrong with the image itself (type, size, pixels, frames, corruption).
+   */
+  render(input: Buffer, variants: VariantSpec[], limits: PixelpipeConfig['limits'], options: RenderOptions): Promise<RenderResult>;
+}
+
+export interface RenderOptions {
+  webpEffort: number;
+  avifEffort: number;
+  placeholder: boolean;
+}
+
+/** Time source, injectable so tests control expiry and durations. */
+export interface Clock {
+  now(): Date;
+}
+
+/** Id source, injectable so tests get stable keys. */
+export interface IdGenerator {
+  /** A new, unguessable image id made of `[a-z0-9-]`. */
+  newId(): string;
+}
+
+/** Structured logger: one JSON object per line, parsed natively by Cloud Logging and CloudWatch. */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+  /** A logger that adds `fields` to every line. */
+  child(fields: Record<string, unknown>): Logger;
+}
+
+/** Who is calling the upload function. */
+export interface Principal {
+  /** Token subject; becomes (sanitized) the owner segment of the key. */
+  subject: string;
+  anonymous: boolean;
+}
+
+/** Verifies the `Authorization` header. Throws `ClientError(401)` when the caller is not authenticated. */
+export interface Authenticator {
+  authenticate(authorizationHeader: string | undefined): Promise<Principal>;
+}

@@ -1,0 +1,40 @@
+/**
+ * Use case: the status of one image for its owner (status endpoints, backfill, reprocess).
+ */
+import type { PixelpipeConfig } from '../config';
+import { ObjectNotFoundError } from '../errors';
+import { manifestKey } from '../keys';
+import { parseManifest, type Manifest } from '../manifest';
+import type { ObjectStore, UrlSigner } from '../ports';
+
+export interface StatusDeps {
+  store: ObjectStore;
+  config: PixelpipeConfig;
+  /** When given, variants without a public URL get a short-lived signed read URL. */
+  signer?: UrlSigner;
+  readUrlSeconds?: number;
+}
+
+/**
+ * Returns the manifest, or `null` while the image is still pending (or belongs to someone else: the
+ * caller cannot tell the two apart, so ids cannot be probed).
+ */
+export async function getImageStatus(deps: StatusDeps, id: string, owner?: string): Promise<Manifest | null> {
+  let manifest: Manifest;
+  try {
+    const obj = await deps.store.get(deps.config.buckets.variants, manifestKey(deps.config.layout, id), { maxBytes: 1024 * 1024 });
+    manifest = parseManifest(JSON.parse(obj.body.toString('utf8')));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null;
+    throw err;
+  }
+  if (owner !== undefined && manifest.owner !== owner) return null;
+  const signer = deps.signer;
+  if (signer) {
+    const seconds = deps.readUrlSeconds ?? 900;
+    manifest.variants = await Promise.all(
+      manifest.variants.map(async (v) => (v.url ? v : { ...v, url: await signer.signRead(manifest.bucket, v.key, seconds) })),
+    );
+  }
+  return manifest;
+}

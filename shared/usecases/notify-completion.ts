@@ -1,0 +1,49 @@
+/**
+ * Use case: a manifest was written; publish the completion event.
+ */
+import type { PixelpipeConfig } from '../config';
+import { ObjectNotFoundError, PixelpipeError } from '../errors';
+import { buildCompletionEvent } from '../events';
+import { parseManifestKey } from '../keys';
+import { parseManifest, type Manifest } from '../manifest';
+import type { EventPublisher, Logger, ObjectStore } from '../ports';
+
+export interface NotifyDeps {
+  store: ObjectStore;
+  publisher: EventPublisher;
+  logger: Logger;
+  config: PixelpipeConfig;
+}
+
+export type NotifyOutcome =
+  | { status: 'ignored'; reason: 'not_a_manifest' | 'manifest_gone' | 'invalid_manifest' }
+  | { status: 'published'; eventId: string; messageId: string; manifest: Manifest };
+
+/**
+ * Reads the manifest and publishes one CloudEvent with filterable attributes. The event (id, time,
+ * body) depends only on the manifest, so a redelivered notification publishes an identical message.
+ * Publishing failures are rethrown (transient): the platform retries the notifier.
+ */
+export async function notifyCompletion(deps: NotifyDeps, ref: { bucket: string; key: string }): Promise<NotifyOutcome> {
+  const { config, logger } = deps;
+  const id = ref.bucket === config.buckets.variants ? parseManifestKey(config.layout, ref.key) : null;
+  if (!id) return { status: 'ignored', reason: 'not_a_manifest' };
+  const log = logger.child({ imageId: id, bucket: ref.bucket, key: ref.key });
+  let manifest: Manifest;
+  try {
+    const obj = await deps.store.get(ref.bucket, ref.key, { maxBytes: 1024 * 1024 });
+    manifest = parseManifest(JSON.parse(obj.body.toString('utf8')));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) {
+      log.warn('manifest disappeared before notification');
+      return { status: 'ignored', reason: 'manifest_gone' };
+    }
+    if (err instanceof PixelpipeError && err.retryable) throw err;
+    log.error('manifest is not valid; not publishing', { err, reason: 'invalid_manifest' });
+    return { status: 'ignored', reason: 'invalid_manifest' };
+  }
+  const { event, attributes } = buildCompletionEvent(manifest, config.eventSource, new Date(manifest.createdAt));
+  const messageId = await deps.publisher.publish(JSON.stringify(event), attributes);
+  log.info('completion event published', { eventId: event.id, type: event.type, messageId, traceId: manifest.traceId, durationMs: manifest.durationMs });
+  return { status: 'published', eventId: event.id, messageId, manifest };
+}

@@ -1,0 +1,92 @@
+/**
+ * Use case: an authenticated caller asks where to upload one image.
+ */
+import { z } from 'zod';
+import type { PixelpipeConfig } from '../config';
+import { ClientError } from '../errors';
+import { originalKey, ownerSegment } from '../keys';
+import type { Clock, IdGenerator, Principal, UploadTarget, UrlSigner } from '../ports';
+
+export interface UploadDeps {
+  signer: UrlSigner;
+  ids: IdGenerator;
+  clock: Clock;
+  config: PixelpipeConfig;
+}
+
+/** The JSON body the upload endpoint accepts. Unknown fields are rejected so typos do not pass silently. */
+export const uploadRequestSchema = z
+  .object({
+    contentType: z.string().min(1).max(100),
+    size: z.number().int().min(1),
+    filename: z.string().max(1024).optional(),
+  })
+  .strict();
+
+/** The 201 body: where to send the bytes, until when, and where to ask for the result. */
+export interface UploadResponse {
+  id: string;
+  key: string;
+  upload: UploadTarget;
+  expiresAt: string;
+  statusUrl?: string;
+}
+
+/**
+ * Chooses the key (`originals/<owner>/<id>`, never derived from the filename), checks type and size
+ * against the limits, and signs a target pinned to that key, type and size range.
+ * Throws `ClientError` (400/413/415) for requests that can never succeed.
+ */
+export async function requestUpload(deps: UploadDeps, principal: Principal, body: unknown, traceId: string): Promise<UploadResponse> {
+  const { config } = deps;
+  const parsed = uploadRequestSchema.safeParse(body);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw new ClientError(400, 'invalid_request', `${first.path.join('.') || 'body'}: ${first.message}`);
+  }
+  const req = parsed.data;
+  const contentType = req.contentType.split(';')[0].trim().toLowerCase();
+  if (!config.limits.allowedTypes.includes(contentType)) {
+    throw new ClientError(415, 'content_type_not_allowed', `content type must be one of: ${config.limits.allowedTypes.join(', ')}`);
+  }
+  if (req.size > config.limits.maxInputBytes) {
+    throw new ClientError(413, 'too_large', `size must be at most ${config.limits.maxInputBytes} bytes`);
+  }
+  const id = deps.ids.newId();
+  const key = originalKey(config.layout, ownerSegment(principal.subject), id);
+  const expiresIn = config.upload.expirySeconds;
+  const metadata: Record<string, string> = { 'pixelpipe-trace': traceId };
+  const filename = req.filename === undefined ? '' : sanitizeFilename(req.filename);
+  if (filename) metadata['pixelpipe-filename'] = encodeURIComponent(filename);
+  const upload = await deps.signer.signUpload({
+    bucket: config.buckets.originals,
+    key,
+    contentType,
+    minBytes: 1,
+    // The declared size is the bound: the storage service refuses a body of any other size class.
+    maxBytes: req.size,
+    expiresInSeconds: expiresIn,
+    metadata,
+  });
+  return {
+    id,
+    key,
+    upload,
+    expiresAt: new Date(deps.clock.now().getTime() + expiresIn * 1000).toISOString(),
+    ...(config.upload.statusUrlBase ? { statusUrl: `${config.upload.statusUrlBase.replace(/\/$/, '')}/${id}` } : {}),
+  };
+}
+
+/**
+ * The display name only: last path segment, NFC, no control or bidi-override characters, ≤ 200 chars.
+ * It is stored as metadata for people to read and never becomes part of a key.
+ */
+export function sanitizeFilename(name: string): string {
+  const last = name.split(/[\\/]/).pop() ?? '';
+  return last
+    .normalize('NFC')
+    .replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, '')
+    .replace(/^\.+$/, '')
+    .trim()
+    .slice(0, 200);
+}

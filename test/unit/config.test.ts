@@ -1,0 +1,110 @@
+import { ConfigError } from '../../shared/errors';
+import { loadConfig, parseFilter, parseVariants } from '../../shared/config';
+
+const jwt = { PIXELPIPE_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json', PIXELPIPE_JWT_ISSUER: 'https://auth.example.com/', PIXELPIPE_JWT_AUDIENCE: 'pixelpipe' };
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  test('defaults make a working two-bucket pipeline with 9 outputs', () => {
+    const c = loadConfig(jwt);
+    expect(c.buckets).toEqual({ originals: 'pixelpipe-originals', variants: 'pixelpipe-variants' });
+    expect(c.singleBucket).toBe(false);
+    expect(c.layout).toEqual({ originals: 'originals/', variants: 'variants/', manifests: 'manifests/', state: 'state/' });
+    expect(c.variants.map((v) => v.name)).toEqual(['thumb', 'small', 'medium', 'large', 'medium-gray']);
+    expect(c.variants.flatMap((v) => v.formats)).toHaveLength(9);
+    expect(c.variants[0]).toMatchObject({ width: 200, height: 200, fit: 'cover', quality: 80, withoutEnlargement: true });
+    expect(c.variants[4].filter).toEqual({ type: 'grayscale' });
+    expect(c.limits.allowedTypes).not.toContain('image/svg+xml');
+    expect(c.upload.expirySeconds).toBeLessThanOrEqual(900);
+    expect(c.upload.corsOrigins).toEqual([]);
+    expect(c.auth).toEqual({ mode: 'jwt', jwksUrl: jwt.PIXELPIPE_JWKS_URL, issuer: jwt.PIXELPIPE_JWT_ISSUER, audience: 'pixelpipe' });
+  });
+
+  test('reads every kind of value', () => {
+    const c = loadConfig({
+      ...jwt,
+      PIXELPIPE_ORIGINALS_BUCKET: 'one-bucket',
+      PIXELPIPE_VARIANTS_BUCKET: 'one-bucket',
+      PIXELPIPE_MAX_INPUT_PIXELS: '1000000',
+      PIXELPIPE_ALLOWED_TYPES: 'image/jpeg, image/png',
+      PIXELPIPE_CORS_ORIGINS: 'https://a.example.com,http://localhost:5173',
+      PIXELPIPE_PLACEHOLDER: 'false',
+      PIXELPIPE_VARIANTS: JSON.stringify([{ name: 'x', width: 100, formats: ['avif', 'original'], filter: 'modulate(1.2, 0.5, 90)' }]),
+    });
+    expect(c.singleBucket).toBe(true);
+    expect(c.limits.maxInputPixels).toBe(1_000_000);
+    expect(c.limits.allowedTypes).toEqual(['image/jpeg', 'image/png']);
+    expect(c.upload.corsOrigins).toEqual(['https://a.example.com', 'http://localhost:5173']);
+    expect(c.output.placeholder).toBe(false);
+    expect(c.variants).toEqual([
+      { name: 'x', width: 100, fit: 'inside', formats: ['avif', 'original'], quality: 80, withoutEnlargement: true, background: '#ffffff', filter: { type: 'modulate', brightness: 1.2, saturation: 0.5, hue: 90 } },
+    ]);
+  });
+
+  test.each([
+    [{ PIXELPIPE_MAX_INPUT_BYTES: 'lots' }, 'PIXELPIPE_MAX_INPUT_BYTES'],
+    [{ PIXELPIPE_UPLOAD_EXPIRY_SECONDS: '3600' }, 'PIXELPIPE_UPLOAD_EXPIRY_SECONDS'],
+    [{ PIXELPIPE_CORS_ORIGINS: '*' }, 'PIXELPIPE_CORS_ORIGINS'],
+    [{ PIXELPIPE_ALLOWED_TYPES: 'image/jpeg,text/html' }, 'PIXELPIPE_ALLOWED_TYPES'],
+    [{ PIXELPIPE_VARIANTS: '[{"name":"a"' }, 'PIXELPIPE_VARIANTS'],
+    [{ PIXELPIPE_VARIANTS: '[{"name":"a","width":10,"fit":"cover"}]' }, 'PIXELPIPE_VARIANTS'],
+    [{ PIXELPIPE_VARIANTS: '[{"name":"a","width":10,"filter":"blur(0)"}]' }, 'PIXELPIPE_VARIANTS'],
+    [{ PIXELPIPE_VARIANTS: '[{"name":"a","width":10},{"name":"a","width":20}]' }, 'PIXELPIPE_VARIANTS'],
+    [{ PIXELPIPE_VARIANTS: '[{"name":"a","width":10,"formats":["gif"]}]' }, 'PIXELPIPE_VARIANTS'],
+    [{ PIXELPIPE_ORIGINALS_BUCKET: 'Bad_Bucket!' }, 'PIXELPIPE_ORIGINALS_BUCKET'],
+    [{ PIXELPIPE_ORIGINALS_PREFIX: 'originals' }, 'PIXELPIPE_ORIGINALS_PREFIX'],
+    [{ PIXELPIPE_VARIANTS_PREFIX: 'originals/thumbs/' }, 'PIXELPIPE_ORIGINALS_PREFIX'],
+    [{ PIXELPIPE_AUTH_MODE: 'none' }, 'PIXELPIPE_AUTH_MODE'],
+    [{ PIXELPIPE_PLACEHOLDER: 'yes' }, 'PIXELPIPE_PLACEHOLDER'],
+  ])('%j is refused naming %s', (bad, variable) => {
+    const err = configError({ ...jwt, ...bad });
+    expect(err.variable).toBe(variable);
+    expect(err.message).toContain(variable);
+  });
+
+  test('jwt mode needs the JWKS URL, issuer and audience; anonymous does not', () => {
+    const err = configError({ PIXELPIPE_JWT_ISSUER: 'x' });
+    expect(err.message).toContain('PIXELPIPE_JWKS_URL');
+    expect(err.message).toContain('PIXELPIPE_JWT_AUDIENCE');
+    expect(err.message).not.toContain('PIXELPIPE_JWT_ISSUER:');
+    expect(loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous' }).auth).toEqual({ mode: 'anonymous' });
+  });
+
+  test('every problem is reported at once', () => {
+    const err = configError({ ...jwt, PIXELPIPE_MAX_FRAMES: '0', PIXELPIPE_WEBP_EFFORT: '9' });
+    expect(err.message).toContain('PIXELPIPE_MAX_FRAMES');
+    expect(err.message).toContain('PIXELPIPE_WEBP_EFFORT');
+  });
+});
+
+describe('filters', () => {
+  test.each([
+    ['grayscale', { type: 'grayscale' }],
+    ['greyscale', { type: 'grayscale' }],
+    ['sharpen', { type: 'sharpen' }],
+    ['sepia', { type: 'sepia' }],
+    ['negate', { type: 'negate' }],
+    ['blur(2.5)', { type: 'blur', sigma: 2.5 }],
+    ['tint(#ff8800)', { type: 'tint', color: '#ff8800' }],
+    [' modulate( 1, 2 ,-30 ) ', { type: 'modulate', brightness: 1, saturation: 2, hue: -30 }],
+  ])('%s', (text, filter) => {
+    expect(parseFilter(text)).toEqual(filter);
+  });
+
+  test.each(['blur', 'blur(x)', 'tint(red)', 'modulate(1,2)', 'sepia(1)', 'emboss', 'grayscale)('])('%s is refused', (text) => {
+    expect(() => parseFilter(text)).toThrow();
+  });
+
+  test('parseVariants names the bad field', () => {
+    expect(() => parseVariants([{ name: 'UPPER', width: 1 }])).toThrow(/0\.name/);
+  });
+});
