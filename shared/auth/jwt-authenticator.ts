@@ -34,12 +34,22 @@ export class JwtAuthenticator implements Authenticator {
     } catch (err) {
       if (err instanceof ClientError) throw err;
       // The identity provider being unreachable is our problem, not the caller's: 503, retry later.
-      if (err instanceof joseErrors.JWKSTimeout || (err instanceof Error && /fetch failed|ECONNREFUSED|ENOTFOUND/.test(err.message))) {
+      if (err instanceof joseErrors.JWKSTimeout || isNetworkError(err)) {
         throw new TransientError('auth_unavailable', 'the identity provider is unreachable', err);
       }
       throw new ClientError(401, 'unauthenticated', 'the token is not valid');
     }
   }
+}
+
+/** Connection-level failures (duck-typed: errors from Node's http module may come from another realm). */
+function isNetworkError(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e) return false;
+  return (
+    (typeof e.code === 'string' && /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH)$/.test(e.code)) ||
+    (typeof e.message === 'string' && /fetch failed|ECONNREFUSED|ENOTFOUND/.test(e.message))
+  );
 }
 
 /** Local development only: everyone is the same anonymous owner. */

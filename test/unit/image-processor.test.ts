@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Stats } from 'sharp';
 import { loadConfig, parseVariants, type VariantSpec } from '../../shared/config';
 import { ImageRejectedError } from '../../shared/errors';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
@@ -107,7 +107,7 @@ describe('filters', () => {
     const [out] = (await processor.render(photo, v({ width: 320, formats: ['png'], ...(filter ? { filter } : {}) }), limits, opts)).outputs;
     return out.body;
   }
-  let plain: sharp.Stats;
+  let plain: Stats;
   beforeAll(async () => {
     plain = await stats(await render());
   });
@@ -287,7 +287,7 @@ describe('refusals happen before decoding', () => {
   });
 
   test('truncated and corrupt JPEGs', async () => {
-    const full = await sharp({ create: { width: 1000, height: 500, channels: 3, noise: { type: 'gaussian', mean: 100, sigma: 40 } } }).jpeg().toBuffer();
+    const full = await sharp({ create: { width: 1000, height: 500, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 100, sigma: 40 } } }).jpeg().toBuffer();
     expect(await rejectCode(processor.render(full.subarray(0, Math.floor(full.length / 2)), v({ width: 10 }), limits, opts))).toBe('corrupt_image');
     expect(await rejectCode(processor.render(sample('corrupt.jpg'), v({ width: 10 }), limits, opts))).toBe('corrupt_image');
   });
