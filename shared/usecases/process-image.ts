@@ -215,7 +215,8 @@ async function countAttempt(deps: ProcessDeps, log: Logger, id: string, event: O
   return err;
 }
 
-async function readManifest(store: ObjectStore, config: PixelpipeConfig, id: string): Promise<Manifest | null> {
+/** The image's manifest, or `null` when absent or unreadable (transient storage errors are rethrown). */
+export async function readManifest(store: ObjectStore, config: PixelpipeConfig, id: string): Promise<Manifest | null> {
   try {
     const obj = await store.get(config.buckets.variants, manifestKey(config.layout, id), { maxBytes: 1024 * 1024 });
     return parseManifest(JSON.parse(obj.body.toString('utf8')));

@@ -1,0 +1,192 @@
+/**
+ * Use cases: backfill (process originals that have no current manifest) and reprocess (re-run chosen
+ * or failed images after a fix).
+ *
+ * Loop-proof by construction, because the Firebase extension's backfill once re-processed its own
+ * outputs until a user's bill ran into thousands of dollars:
+ * - it only lists the originals prefix, and `processImage` only accepts keys that parse as originals,
+ *   so nothing it writes (variants/, manifests/, state/) can ever become input, even in one bucket;
+ * - each key is taken at most once per run, and a run stops at a hard cap of processed images;
+ * - "done" is decided by the manifest of the object's current generation, so a rerun does nothing.
+ */
+import { PixelpipeError } from '../errors';
+import { attemptsKey, parseOriginalKey } from '../keys';
+import type { Manifest } from '../manifest';
+import type { ObjectInfo } from '../ports';
+import { processImage, readManifest as readStoredManifest, type ProcessDeps, type ProcessOutcome } from './process-image';
+
+export interface BackfillOptions {
+  /** Defaults to the configured originals bucket. */
+  bucket?: string;
+  /** Must lie inside the originals prefix; defaults to it. */
+  prefix?: string;
+  concurrency: number;
+  /** Stop after this many images were processed in this run (the runaway-cost guard). */
+  maxImages: number;
+  /** Only report what would be processed. */
+  dryRun?: boolean;
+  /** Process even originals whose manifest is current. */
+  force?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: BackfillProgress) => void;
+}
+
+export interface BackfillProgress {
+  listed: number;
+  skipped: number;
+  processed: number;
+  failed: number;
+  errors: number;
+  /** Candidates found so far that still wait (grows while listing continues). */
+  queued: number;
+}
+
+export interface BackfillReport extends BackfillProgress {
+  stoppedBy: 'done' | 'cap' | 'aborted';
+  /** Keys that would be processed (dry run) or were processed. */
+  keys: string[];
+}
+
+/** Why an original needs work, or `null` when its manifest is current. */
+async function needsWork(deps: ProcessDeps, obj: ObjectInfo, force: boolean): Promise<string | null> {
+  const ref = parseOriginalKey(deps.config.layout, obj.key);
+  if (!ref) return null;
+  if (force) return 'forced';
+  const m = await readStoredManifest(deps.store, deps.config, ref.id);
+  if (!m) return 'no manifest';
+  if (m.source.key !== obj.key || m.source.generation !== obj.generation) return 'manifest is for another generation';
+  return null;
+}
+
+/** Processes every original under the prefix that has no manifest for its current generation. */
+export async function backfill(deps: ProcessDeps, opts: BackfillOptions): Promise<BackfillReport> {
+  const { config } = deps;
+  const bucket = opts.bucket ?? config.buckets.originals;
+  const prefix = opts.prefix ?? config.layout.originals;
+  if (bucket !== config.buckets.originals) {
+    throw new PixelpipeError('invalid_config', `backfill reads only the originals bucket (${config.buckets.originals}), not ${bucket}`, { retryable: false });
+  }
+  if (!prefix.startsWith(config.layout.originals)) {
+    throw new PixelpipeError('invalid_config', `the prefix must lie inside ${config.layout.originals}`, { retryable: false });
+  }
+  const p: BackfillProgress = { listed: 0, skipped: 0, processed: 0, failed: 0, errors: 0, queued: 0 };
+  const seen = new Set<string>();
+  const keys: string[] = [];
+  let stoppedBy: BackfillReport['stoppedBy'] = 'done';
+  const report = () => opts.onProgress?.({ ...p });
+  const stop = (): boolean => {
+    if (opts.signal?.aborted) stoppedBy = 'aborted';
+    else if (keys.length >= opts.maxImages) stoppedBy = 'cap';
+    else return false;
+    return true;
+  };
+
+  const inFlight = new Set<Promise<void>>();
+  const run = async (obj: ObjectInfo): Promise<void> => {
+    try {
+      const out: ProcessOutcome = await processImage(deps, { bucket, key: obj.key, generation: obj.generation, force: opts.force });
+      if (out.status === 'processed') p.processed++;
+      else if (out.status === 'failed') p.failed++;
+      else p.skipped++;
+    } catch (err) {
+      // A transient fault on one image must not abort the run; the next run picks it up again.
+      p.errors++;
+      deps.logger.error('backfill: image failed transiently', { key: obj.key, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
+    } finally {
+      p.queued--;
+      report();
+    }
+  };
+
+  let pageToken: string | undefined;
+  listing: do {
+    const page = await deps.store.list(bucket, prefix, { pageToken, pageSize: 500 });
+    pageToken = page.nextPageToken;
+    for (const obj of page.items) {
+      if (stop()) break listing;
+      if (seen.has(obj.key)) continue;
+      seen.add(obj.key);
+      p.listed++;
+      if (!(await needsWork(deps, obj, opts.force ?? false))) {
+        p.skipped++;
+        report();
+        continue;
+      }
+      keys.push(obj.key);
+      if (opts.dryRun) continue;
+      p.queued++;
+      const task = run(obj).finally(() => inFlight.delete(task));
+      inFlight.add(task);
+      if (inFlight.size >= opts.concurrency) await Promise.race(inFlight);
+    }
+    report();
+  } while (pageToken);
+  await Promise.all(inFlight);
+  report();
+  return { ...p, stoppedBy, keys };
+}
+
+export interface ReprocessOptions {
+  concurrency: number;
+  maxImages: number;
+  signal?: AbortSignal;
+  onProgress?: (p: BackfillProgress) => void;
+}
+
+/**
+ * Re-runs images after a fix: the given ids, or (ids omitted) every image whose manifest is `failed`.
+ * Clears each image's attempt counter first, so images that exhausted their retries get a fresh budget.
+ */
+export async function reprocess(deps: ProcessDeps, ids: string[] | 'failed', opts: ReprocessOptions): Promise<BackfillReport> {
+  const { config, store } = deps;
+  const targets: Manifest[] = [];
+  if (ids === 'failed') {
+    let pageToken: string | undefined;
+    do {
+      const page = await store.list(config.buckets.variants, config.layout.manifests, { pageToken, pageSize: 500 });
+      pageToken = page.nextPageToken;
+      for (const item of page.items) {
+        const id = item.key.slice(config.layout.manifests.length, -'.json'.length);
+        const m = await readStoredManifest(deps.store, deps.config, id);
+        if (m?.status === 'failed') targets.push(m);
+      }
+    } while (pageToken && targets.length < opts.maxImages);
+  } else {
+    for (const id of ids) {
+      const m = await readStoredManifest(deps.store, deps.config, id);
+      if (!m) throw new PixelpipeError('not_found_object', `no manifest for image ${id}`, { retryable: false });
+      targets.push(m);
+    }
+  }
+  const p: BackfillProgress = { listed: targets.length, skipped: 0, processed: 0, failed: 0, errors: 0, queued: 0 };
+  const keys: string[] = [];
+  let stoppedBy: BackfillReport['stoppedBy'] = 'done';
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < targets.length) {
+      if (opts.signal?.aborted) return void (stoppedBy = 'aborted');
+      if (keys.length >= opts.maxImages) return void (stoppedBy = 'cap');
+      const m = targets[next++];
+      keys.push(m.source.key);
+      try {
+        const current = await store.head(m.source.bucket, m.source.key);
+        if (!current) {
+          p.skipped++;
+          continue;
+        }
+        await store.delete(config.buckets.variants, attemptsKey(config.layout, m.id, current.generation));
+        const out = await processImage(deps, { bucket: m.source.bucket, key: m.source.key, generation: current.generation, force: true });
+        if (out.status === 'processed') p.processed++;
+        else if (out.status === 'failed') p.failed++;
+        else p.skipped++;
+      } catch (err) {
+        p.errors++;
+        deps.logger.error('reprocess: image failed transiently', { imageId: m.id, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
+      } finally {
+        opts.onProgress?.({ ...p });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, targets.length)) }, worker));
+  return { ...p, stoppedBy, keys };
+}

@@ -1,0 +1,56 @@
+/**
+ * Architecture rules that a reviewer would otherwise have to remember:
+ * the core imports no cloud SDK and never reads the environment.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const root = join(__dirname, '..', '..');
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) return tsFiles(p);
+    return /\.(ts|mts|cts)$/.test(name) && !name.endsWith('.d.ts') ? [p] : [];
+  });
+}
+
+/** Every module specifier in `import … from`, `export … from`, `import(…)` and `require(…)`. */
+function specifiers(source: string): string[] {
+  const out: string[] = [];
+  const re = /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)(['"])([^'"]+)\1/gm;
+  for (let m = re.exec(source); m; m = re.exec(source)) out.push(m[2]);
+  return out;
+}
+
+const CLOUD_SDK = /^(@google-cloud\/|@aws-sdk\/|aws-sdk$|firebase|firebase-admin|@smithy\/|googleapis|google-auth-library)/;
+const shared = tsFiles(join(root, 'shared')).filter((f) => !f.endsWith('.test.ts'));
+
+test('the rule itself finds imports in every syntax', () => {
+  expect(specifiers(`import a from '@aws-sdk/client-s3';\nexport { b } from "x";\nconst c = require('@google-cloud/storage');\nawait import('firebase-admin');\nimport 'side-effect';`)).toEqual([
+    '@aws-sdk/client-s3',
+    'x',
+    '@google-cloud/storage',
+    'firebase-admin',
+    'side-effect',
+  ]);
+});
+
+test('shared/ has source files to check', () => {
+  expect(shared.length).toBeGreaterThan(15);
+});
+
+test.each(shared.map((f) => [relative(root, f)]))('%s imports no cloud SDK and no adapter', (file) => {
+  const src = readFileSync(join(root, file), 'utf8');
+  const bad = specifiers(src).filter((s) => CLOUD_SDK.test(s) || /functions\//.test(s));
+  expect(bad).toEqual([]);
+});
+
+/** Source without comments, so documentation may mention what the code must not do. */
+function code(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+}
+
+test.each(shared.map((f) => [relative(root, f)]))('%s never reads process.env', (file) => {
+  expect(code(readFileSync(join(root, file), 'utf8'))).not.toMatch(/process\.env/);
+});
