@@ -13,9 +13,17 @@ import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { originalKey } from '../../shared/keys';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage } from '../../shared/usecases/process-image';
+import { backfill, reprocess } from '../../shared/usecases/backfill';
+import type { ObjectStore } from '../../shared/ports';
+import { createProgressBar } from './progress';
 
 const USAGE = `usage:
   pixelpipe process <files...> [--config file.json] [--out dir] [--json] [--verbose]
+  pixelpipe backfill --store gcs|s3 [--bucket B] [--prefix originals/…] [--concurrency N] [--max N] [--dry-run] [--force]
+  pixelpipe reprocess --store gcs|s3 (<imageId...> | --failed) [--concurrency N] [--max N]
+
+  backfill/reprocess read PIXELPIPE_* from the environment (or --config) for buckets and layout;
+  --endpoint URL points them at a local S3/GCS server.
 
   --config  JSON object: "variants": [...] and/or PIXELPIPE_* settings (same names as the environment)
   --out     write every variant and the manifest under <dir>/<file name>/
@@ -100,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
       if (!positionals.length) throw new UsageError('process needs at least one file');
       return await runProcess(positionals, values);
     }
+    if (command === 'backfill' || command === 'reprocess') return await runBulk(command, rest);
     throw new UsageError(command ? `unknown command "${command}"` : 'missing command');
   } catch (err) {
     if (err instanceof UsageError) {
@@ -112,6 +121,76 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** Builds the object store for `--store`; SDKs are loaded only for the one asked for. */
+async function createStore(kind: string | undefined, endpoint: string | undefined): Promise<ObjectStore> {
+  if (kind === 'gcs') {
+    if (endpoint) process.env.STORAGE_EMULATOR_HOST = endpoint;
+    const { Storage } = await import('@google-cloud/storage');
+    const { GcsObjectStore } = await import('../gcp/gcs-object-store');
+    return new GcsObjectStore(new Storage({ retryOptions: { autoRetry: false }, ...(process.env.GOOGLE_CLOUD_PROJECT ? { projectId: process.env.GOOGLE_CLOUD_PROJECT } : {}) }));
+  }
+  if (kind === 's3') {
+    const { S3Client } = await import('@aws-sdk/client-s3');
+    const { S3ObjectStore } = await import('../aws/s3-object-store');
+    return new S3ObjectStore(new S3Client({ maxAttempts: 1, ...(endpoint ? { endpoint, forcePathStyle: true } : {}) }));
+  }
+  throw new UsageError('--store must be gcs or s3');
+}
+
+async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: command === 'reprocess',
+    options: {
+      store: { type: 'string' },
+      endpoint: { type: 'string' },
+      config: { type: 'string' },
+      bucket: { type: 'string' },
+      prefix: { type: 'string' },
+      concurrency: { type: 'string', default: '4' },
+      max: { type: 'string', default: '1000' },
+      'dry-run': { type: 'boolean' },
+      force: { type: 'boolean' },
+      failed: { type: 'boolean' },
+      verbose: { type: 'boolean' },
+    },
+  });
+  const concurrency = positiveInt(values.concurrency, '--concurrency');
+  const maxImages = positiveInt(values.max, '--max');
+  if (command === 'reprocess' && !values.failed === !positionals.length) throw new UsageError('reprocess takes image ids or --failed (not both)');
+  const config = await configFromFile(values.config, process.env);
+  const deps = {
+    store: await createStore(values.store, values.endpoint),
+    processor: new SharpImageProcessor(),
+    clock: systemClock,
+    logger: createLogger({ level: values.verbose ? 'debug' : 'warn', sink: (l) => process.stderr.write(`${l}\n`) }),
+    config,
+  };
+  const bar = createProgressBar();
+  const ac = new AbortController();
+  // First Ctrl-C finishes the images in flight (so the next run resumes cleanly); the second exits.
+  process.once('SIGINT', () => {
+    process.stderr.write('\ninterrupted: finishing images in flight (Ctrl-C again to quit now)\n');
+    ac.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  const report =
+    command === 'backfill'
+      ? await backfill(deps, { bucket: values.bucket, prefix: values.prefix, concurrency, maxImages, dryRun: values['dry-run'], force: values.force, signal: ac.signal, onProgress: (p) => bar.update(p) })
+      : await reprocess(deps, values.failed ? 'failed' : positionals, { concurrency, maxImages, signal: ac.signal, onProgress: (p) => bar.update(p) });
+  bar.done(report);
+  if (values['dry-run']) for (const k of report.keys) process.stdout.write(`${k}\n`);
+  process.stdout.write(`${JSON.stringify({ command, ...report, keys: undefined })}\n`);
+  if (report.stoppedBy === 'cap') process.stderr.write(`stopped at the cap of ${maxImages} images; run again to continue\n`);
+  return report.errors ? 1 : 0;
+}
+
+function positiveInt(v: string | undefined, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`);
+  return n;
+}
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((code) => {

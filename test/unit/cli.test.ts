@@ -1,0 +1,60 @@
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { main } from '../../functions/cli/main';
+import { formatProgress } from '../../functions/cli/progress';
+
+const samples = join(__dirname, '..', '..', 'samples');
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+  const e = jest.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+  try {
+    return { code: await main(args), out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+test('process prints one manifest per file and writes the outputs', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pixelpipe-cli-'));
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ variants: [{ name: 'card', width: 300, height: 200, fit: 'cover', formats: ['webp', 'avif'] }], PIXELPIPE_WEBP_EFFORT: 2 }));
+  const r = await run(['process', join(samples, 'landscape.jpg'), join(samples, 'corrupt.jpg'), '--json', '--config', config, '--out', join(dir, 'out')]);
+  expect(r.code).toBe(1); // one file failed
+  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l));
+  expect(lines).toHaveLength(2);
+  expect(lines[0]).toMatchObject({ status: 'processed', source: { width: 1600, height: 1065 } });
+  expect(lines[0].variants.map((v: { format: string; width: number; height: number }) => [v.format, v.width, v.height])).toEqual([
+    ['avif', 300, 200],
+    ['webp', 300, 200],
+  ]);
+  expect(lines[1]).toMatchObject({ status: 'failed', reason: { code: 'corrupt_image' } });
+  const files = readdirSync(join(dir, 'out', 'landscape')).sort();
+  expect(files).toEqual(['card.avif', 'card.webp', 'manifest.json']);
+  const meta = await sharp(readFileSync(join(dir, 'out', 'landscape', 'card.webp'))).metadata();
+  expect([meta.format, meta.width, meta.height]).toEqual(['webp', 300, 200]);
+});
+
+test('usage errors exit 2 with the usage text; bad config names the setting', async () => {
+  expect((await run([])).code).toBe(2);
+  expect((await run(['nope'])).err).toContain('usage:');
+  expect((await run(['process'])).code).toBe(2);
+  const dir = mkdtempSync(join(tmpdir(), 'pixelpipe-cli-'));
+  writeFileSync(join(dir, 'c.json'), JSON.stringify({ PIXELPIPE_MAX_FRAMES: 'many' }));
+  const bad = await run(['process', join(samples, 'landscape.jpg'), '--config', join(dir, 'c.json')]);
+  expect(bad.code).toBe(1);
+  expect(bad.err).toContain('PIXELPIPE_MAX_FRAMES');
+  expect((await run(['backfill', '--store', 'ftp'])).code).toBe(2);
+  expect((await run(['reprocess', '--store', 's3'])).err).toContain('image ids or --failed');
+});
+
+test('progress line shows rate and ETA', () => {
+  expect(formatProgress({ listed: 10, skipped: 2, processed: 3, failed: 1, errors: 0, queued: 4 }, 2000, 10)).toBe(
+    '[#####-----] 4/8 2.0 img/s ETA 2s (listed 10, skipped 2, failed 1, errors 0)',
+  );
+});
