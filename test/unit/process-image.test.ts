@@ -184,3 +184,43 @@ describe('processImage', () => {
     expect(out.status === 'failed' && out.manifest.reason?.code).toBe('retries_exhausted');
   });
 });
+
+describe('observability', () => {
+  test('one structured line per processed image with the trace id and per-image metrics', async () => {
+    const { deps, upload, lines } = setup();
+    const info = await upload();
+    await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    const done = lines.filter((l) => l.message === 'image processed');
+    expect(done).toHaveLength(1);
+    expect(done[0]).toMatchObject({
+      severity: 'INFO',
+      level: 'info',
+      imageId: ID,
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      status: 'processed',
+      variants: 9,
+      bytesIn: photo.length,
+      decodeMs: expect.any(Number),
+      bytesOut: expect.any(Number),
+      peakRssBytes: expect.any(Number),
+      durationMs: expect.any(Number),
+    });
+    expect(Object.keys(done[0].encodeMs as object)).toHaveLength(9);
+    expect(typeof done[0].time).toBe('string');
+  });
+
+  test('Cloud Logging trace correlation when the project is known', () => {
+    const out: string[] = [];
+    createLogger({ sink: (l) => out.push(l), fields: { gcpProject: 'my-proj' } }).info('x', { traceId: 'abc' });
+    expect(JSON.parse(out[0])['logging.googleapis.com/trace']).toBe('projects/my-proj/traces/abc');
+  });
+
+  test('levels below the threshold are dropped; errors are flattened', () => {
+    const out: string[] = [];
+    const log = createLogger({ level: 'warn', sink: (l) => out.push(l) });
+    log.info('hidden');
+    log.error('boom', { err: new TransientError('storage_unavailable', '503') });
+    expect(out).toHaveLength(1);
+    expect(JSON.parse(out[0])).toMatchObject({ severity: 'ERROR', err: { name: 'TransientError', code: 'storage_unavailable', retryable: true } });
+  });
+});
