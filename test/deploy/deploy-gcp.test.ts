@@ -1,0 +1,439 @@
+import { parse as parseYaml } from 'yaml';
+import {
+  DEPLOY,
+  ORIGINALS,
+  ORIGINS,
+  PROJECT,
+  REGION,
+  SA,
+  VARIANTS,
+  allPolicies,
+  callsOf,
+  deployArgs,
+  flag,
+  flagValues,
+  functionDeploy,
+  grantsOf,
+  hasFlag,
+  makeWorld,
+  mutating,
+  type RunResult,
+  type World,
+} from './helpers';
+
+jest.setTimeout(180_000);
+
+const STORAGE_AGENT = 'serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com';
+const PUBSUB_AGENT = 'serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com';
+
+describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
+  let world: World;
+  let first: RunResult;
+  let second: RunResult;
+  let stateAfterFirst: string;
+  let stateAfterSecond: string;
+
+  beforeAll(() => {
+    world = makeWorld('fake');
+    first = world.run(DEPLOY, deployArgs(world));
+    stateAfterFirst = first.status === 0 ? world.stateText() : '';
+    second = world.run(DEPLOY, deployArgs(world));
+    stateAfterSecond = second.status === 0 ? world.stateText() : '';
+  });
+
+  afterAll(() => world.cleanup());
+
+  test('first run succeeds, every gcloud call succeeds, and it prints the upload URL', () => {
+    expect(first.stderr).not.toMatch(/^error:/m);
+    expect(first.status).toBe(0);
+    expect(first.calls.filter((c) => c.exit !== 0 && !/describe|list/.test(c.command ?? ''))).toEqual([]);
+    expect(first.stdout).toContain('Upload URL:       https://pixelpipe-upload-fake-europe-west1.a.run.app');
+    expect(callsOf(first.calls, 'functions describe').some((c) => flag(c, 'format') === 'value(serviceConfig.uri)')).toBe(true);
+    expect(first.stdout).toMatch(/gcloud pubsub subscriptions create .* --topic=pixelpipe-events/);
+  });
+
+  test('every gcloud call names the project explicitly', () => {
+    for (const c of first.calls) {
+      const named = flag(c, 'project') === PROJECT || (c.argv[0] === 'projects' && c.argv[2] === PROJECT);
+      expect({ argv: c.argv, named }).toEqual({ argv: c.argv, named: true });
+    }
+  });
+
+  test('enables the needed APIs', () => {
+    const enabled = world.state().enabledServices;
+    for (const s of ['cloudfunctions', 'run', 'eventarc', 'pubsub', 'storage', 'iam', 'cloudbuild', 'artifactregistry', 'iamcredentials']) {
+      expect(enabled).toContain(`${s}.googleapis.com`);
+    }
+    // storage was already enabled in the fake project: only the missing ones are enabled
+    const enable = callsOf(first.calls, 'services enable');
+    expect(enable).toHaveLength(1);
+    expect(enable[0].argv).not.toContain('storage.googleapis.com');
+  });
+
+  test('deploys three gen-2 nodejs22 functions with their entry points, sources and own service accounts', () => {
+    for (const fn of ['upload', 'process', 'notify'] as const) {
+      const c = functionDeploy(first.calls, `pixelpipe-${fn}`);
+      expect(c.argv).toContain('--gen2');
+      expect(flag(c, 'runtime')).toBe('nodejs22');
+      expect(flag(c, 'region')).toBe(REGION);
+      expect(flag(c, 'entry-point')).toBe(fn);
+      expect(flag(c, 'source')).toBe(`${world.sourceDir}/${fn}`);
+      expect(flag(c, 'service-account')).toBe(SA[fn]);
+      expect(hasFlag(c, 'env-vars-file')).toBe(true);
+      expect(hasFlag(c, 'set-env-vars')).toBe(false);
+      expect(c.argv).toContain('--no-allow-unauthenticated');
+      expect(c.argv).not.toContain('--allow-unauthenticated');
+    }
+  });
+
+  test('process: storage finalized trigger on the originals bucket, sizing, retry', () => {
+    const c = functionDeploy(first.calls, 'pixelpipe-process');
+    expect(flagValues(c, 'trigger-event-filters').sort()).toEqual([`bucket=${ORIGINALS}`, 'type=google.cloud.storage.object.v1.finalized']);
+    expect(flag(c, 'trigger-location')).toBe(REGION);
+    expect(flag(c, 'trigger-service-account')).toBe(SA.trigger);
+    expect(flag(c, 'memory')).toBe('1Gi');
+    expect(flag(c, 'cpu')).toBe('1');
+    expect(flag(c, 'timeout')).toBe('120s');
+    expect(flag(c, 'concurrency')).toBe('1');
+    expect(flag(c, 'max-instances')).toBe('20');
+    expect(c.argv).toContain('--retry');
+    expect(hasFlag(c, 'trigger-http')).toBe(false);
+    expect(hasFlag(c, 'trigger-topic')).toBe(false);
+  });
+
+  test('notify: triggered by the manifests topic, sizing, retry', () => {
+    const c = functionDeploy(first.calls, 'pixelpipe-notify');
+    expect(flag(c, 'trigger-topic')).toBe('pixelpipe-manifests');
+    expect(flag(c, 'trigger-service-account')).toBe(SA.trigger);
+    expect(flag(c, 'memory')).toBe('256Mi');
+    expect(flag(c, 'timeout')).toBe('30s');
+    expect(flag(c, 'max-instances')).toBe('10');
+    expect(c.argv).toContain('--retry');
+    expect(hasFlag(c, 'trigger-event-filters')).toBe(false);
+  });
+
+  test('upload: HTTP, sizing, no retry, reachable through --no-invoker-iam-check instead of allUsers', () => {
+    const c = functionDeploy(first.calls, 'pixelpipe-upload');
+    expect(c.argv).toContain('--trigger-http');
+    expect(flag(c, 'memory')).toBe('256Mi');
+    expect(flag(c, 'timeout')).toBe('10s');
+    expect(flag(c, 'max-instances')).toBe('20');
+    expect(c.argv).not.toContain('--retry');
+    const update = callsOf(first.calls, 'run services update');
+    expect(update).toHaveLength(1);
+    expect(update[0].argv[3]).toBe('pixelpipe-upload');
+    expect(update[0].argv).toContain('--no-invoker-iam-check');
+    expect(flag(update[0], 'region')).toBe(REGION);
+    expect(world.state().runServices['pixelpipe-upload'].annotations).toEqual({ 'run.googleapis.com/invoker-iam-disabled': 'true' });
+  });
+
+  test('no allUsers / allAuthenticatedUsers anywhere: not in any argument, file or resulting policy', () => {
+    const everything = JSON.stringify(first.calls) + JSON.stringify(second.calls) + stateAfterSecond + first.stdout;
+    expect(everything).not.toMatch(/allUsers|allAuthenticatedUsers/);
+    for (const p of allPolicies(world.state())) {
+      for (const b of p.bindings) expect(b.members.filter((m) => /^all/.test(m))).toEqual([]);
+    }
+  });
+
+  test('functions get their configuration through --env-vars-file', () => {
+    const env = (fn: string) => {
+      const c = functionDeploy(first.calls, `pixelpipe-${fn}`);
+      return parseYaml(c.files['--env-vars-file'] as string) as Record<string, string>;
+    };
+    for (const fn of ['upload', 'process', 'notify']) {
+      const e = env(fn);
+      expect(e).toMatchObject({
+        PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
+        PIXELPIPE_VARIANTS_BUCKET: VARIANTS,
+        PIXELPIPE_TOPIC: 'pixelpipe-events',
+        PIXELPIPE_AUTH_MODE: 'jwt',
+        PIXELPIPE_JWKS_URL: 'https://id.example/.well-known/jwks.json',
+        PIXELPIPE_JWT_ISSUER: 'https://id.example/',
+        PIXELPIPE_JWT_AUDIENCE: 'pixelpipe-test',
+        PIXELPIPE_CORS_ORIGINS: ORIGINS.join(','),
+        PIXELPIPE_ORIGINALS_PREFIX: 'originals/',
+        PIXELPIPE_MANIFESTS_PREFIX: 'manifests/',
+      });
+      for (const v of Object.values(e)) expect(typeof v).toBe('string');
+    }
+    expect(env('upload').PIXELPIPE_SIGNER_SERVICE_ACCOUNT).toBe(SA.upload);
+    expect(env('process').MALLOC_ARENA_MAX).toBe('2');
+    expect(env('notify').MALLOC_ARENA_MAX).toBeUndefined();
+  });
+
+  test('buckets are private with CORS limited to the given origins and lifecycle rules', () => {
+    const state = world.state();
+    for (const b of [ORIGINALS, VARIANTS]) {
+      expect(state.buckets[b]).toMatchObject({ ubla: true, pap: true, location: REGION });
+    }
+    const corsFiles = first.calls.flatMap((c) => (c.files['--cors-file'] !== undefined ? [c.files['--cors-file'] as string] : []));
+    expect(corsFiles).toHaveLength(2);
+    for (const text of corsFiles) {
+      expect(text).not.toContain('*');
+      const rules = JSON.parse(text) as Array<{ origin: string[] }>;
+      for (const r of rules) expect(r.origin).toEqual(ORIGINS);
+    }
+    expect(state.buckets[ORIGINALS].cors[0].method).toEqual(['PUT']);
+    expect(state.buckets[VARIANTS].cors[0].method.sort()).toEqual(['GET', 'HEAD']);
+    const variantsRules = state.buckets[VARIANTS].lifecycle.rule;
+    expect(variantsRules).toContainEqual({ action: { type: 'Delete' }, condition: { age: 30, matchesPrefix: ['state/'] } });
+    expect(variantsRules).toContainEqual({ action: { type: 'AbortIncompleteMultipartUpload' }, condition: { age: 1 } });
+    expect(state.buckets[ORIGINALS].lifecycle.rule).toContainEqual({ action: { type: 'AbortIncompleteMultipartUpload' }, condition: { age: 1 } });
+  });
+
+  test('topics, dead-letter topics and their holding subscriptions exist', () => {
+    const state = world.state();
+    for (const t of ['pixelpipe-events', 'pixelpipe-manifests', 'pixelpipe-events-dlq', 'pixelpipe-manifests-dlq', 'pixelpipe-originals-dlq']) {
+      expect(state.topics[t]).toBeDefined();
+    }
+    for (const t of ['pixelpipe-events-dlq', 'pixelpipe-manifests-dlq', 'pixelpipe-originals-dlq']) {
+      expect(state.subscriptions[`${t}-hold`]).toMatchObject({ topic: t });
+    }
+  });
+
+  test('the trigger subscriptions dead-letter to their DLQ topics', () => {
+    const state = world.state();
+    const subs = Object.entries<any>(state.subscriptions).filter(([name]) => name.startsWith('eventarc-'));
+    expect(subs).toHaveLength(2);
+    const byTopic = Object.fromEntries(subs.map(([, s]) => [s.deadLetterPolicy?.deadLetterTopic, s.deadLetterPolicy?.maxDeliveryAttempts]));
+    expect(byTopic).toEqual({
+      [`projects/${PROJECT}/topics/pixelpipe-originals-dlq`]: 10,
+      [`projects/${PROJECT}/topics/pixelpipe-manifests-dlq`]: 10,
+    });
+    for (const [, s] of subs) {
+      expect(s.iam.bindings).toEqual([{ role: 'roles/pubsub.subscriber', members: [PUBSUB_AGENT] }]);
+    }
+  });
+
+  test('GCS notification: variants bucket, manifests/ prefix, OBJECT_FINALIZE only, to the manifests topic', () => {
+    const create = callsOf(first.calls, 'storage buckets notifications create');
+    expect(create).toHaveLength(1);
+    expect(create[0].argv[4]).toBe(`gs://${VARIANTS}`);
+    expect(flag(create[0], 'object-prefix')).toBe('manifests/');
+    expect(flag(create[0], 'event-types')).toBe('OBJECT_FINALIZE');
+    expect(flag(create[0], 'topic')).toBe(`projects/${PROJECT}/topics/pixelpipe-manifests`);
+    expect(flag(create[0], 'payload-format')).toBe('json');
+    expect(world.state().buckets[VARIANTS].notifications).toEqual([
+      expect.objectContaining({ object_name_prefix: 'manifests/', event_types: ['OBJECT_FINALIZE'], topic: `//pubsub.googleapis.com/projects/${PROJECT}/topics/pixelpipe-manifests` }),
+    ]);
+    expect(world.state().buckets[ORIGINALS].notifications).toEqual([]);
+  });
+
+  test('upload SA: objectCreator on originals/ only, and signBlob (token creator) on itself only', () => {
+    const state = world.state();
+    expect(grantsOf(state, `serviceAccount:${SA.upload}`)).toEqual([
+      [`bucket:${ORIGINALS}`, 'roles/storage.objectCreator', 'pixelpipe-originals-prefix-only'],
+      [`serviceAccount:${SA.upload}`, 'roles/iam.serviceAccountTokenCreator', ''],
+    ]);
+    const creator = state.buckets[ORIGINALS].iam.bindings.find((b: any) => b.role === 'roles/storage.objectCreator');
+    expect(creator.condition.expression).toBe(`resource.name.startsWith("projects/_/buckets/${ORIGINALS}/objects/originals/")`);
+    // No other token creator grant for the upload SA or on any other account than the trigger SA.
+    for (const p of allPolicies(state)) {
+      for (const b of p.bindings.filter((x) => x.role === 'roles/iam.serviceAccountTokenCreator')) {
+        expect([`serviceAccount:${SA.upload}`, `serviceAccount:${SA.trigger}`]).toContain(p.resource);
+        if (p.resource === `serviceAccount:${SA.upload}`) expect(b.members).toEqual([`serviceAccount:${SA.upload}`]);
+      }
+    }
+  });
+
+  test('process SA: read originals/, objectAdmin on variants, nothing at project level', () => {
+    expect(grantsOf(world.state(), `serviceAccount:${SA.process}`)).toEqual([
+      [`bucket:${ORIGINALS}`, 'roles/storage.objectViewer', 'pixelpipe-originals-prefix-only'],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectAdmin', ''],
+    ]);
+  });
+
+  test('notify SA: reads manifests/, publishes to the events topic only', () => {
+    const grants = grantsOf(world.state(), `serviceAccount:${SA.notify}`);
+    expect(grants).toEqual([
+      [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-manifests-prefix-only'],
+      ['topic:pixelpipe-events', 'roles/pubsub.publisher', ''],
+    ]);
+    expect(grants.filter(([, role]) => role === 'roles/pubsub.publisher').map(([r]) => r)).toEqual(['topic:pixelpipe-events']);
+  });
+
+  test('trigger SA: eventReceiver on the project and run.invoker on process and notify only', () => {
+    expect(grantsOf(world.state(), `serviceAccount:${SA.trigger}`)).toEqual([
+      ['project', 'roles/eventarc.eventReceiver', ''],
+      ['runService:pixelpipe-notify', 'roles/run.invoker', ''],
+      ['runService:pixelpipe-process', 'roles/run.invoker', ''],
+    ]);
+    expect(world.state().runServices['pixelpipe-upload'].iam.bindings).toEqual([]);
+  });
+
+  test('service agents: storage publishes to the manifests topic (+ project for Eventarc), Pub/Sub only where needed', () => {
+    const state = world.state();
+    expect(grantsOf(state, STORAGE_AGENT)).toEqual([
+      ['project', 'roles/pubsub.publisher', ''],
+      ['topic:pixelpipe-manifests', 'roles/pubsub.publisher', ''],
+    ]);
+    const pubsub = grantsOf(state, PUBSUB_AGENT).map(([r, role]) => `${r} ${role}`);
+    expect(pubsub.filter((g) => !g.startsWith('subscription:eventarc-'))).toEqual([
+      `serviceAccount:${SA.trigger} roles/iam.serviceAccountTokenCreator`,
+      'topic:pixelpipe-events-dlq roles/pubsub.publisher',
+      'topic:pixelpipe-manifests-dlq roles/pubsub.publisher',
+      'topic:pixelpipe-originals-dlq roles/pubsub.publisher',
+    ]);
+  });
+
+  test('second run is idempotent: state byte-identical, only `functions deploy` (create-or-update) changes anything', () => {
+    expect(second.status).toBe(0);
+    expect(stateAfterFirst).not.toBe('');
+    expect(stateAfterSecond).toBe(stateAfterFirst);
+    const changes = mutating(second.calls).map((c) => `${c.command} ${c.argv[2]}`);
+    expect(changes).toEqual(['functions deploy pixelpipe-upload', 'functions deploy pixelpipe-process', 'functions deploy pixelpipe-notify']);
+    expect(callsOf(second.calls, 'storage buckets notifications list')).toHaveLength(1);
+    expect(second.stderr).toMatch(/notification gs:\/\/.*-variants -> pixelpipe-manifests: exists/);
+  });
+
+  test('a third run repairs drift: a removed binding, a widened CORS, a lost dead-letter policy', () => {
+    const state = world.state();
+    const events = state.topics['pixelpipe-events'];
+    events.iam.bindings = [];
+    state.buckets[VARIANTS].cors = [{ origin: ['*'], method: ['GET'] }];
+    const sub = Object.keys(state.subscriptions).find((s) => s.startsWith('eventarc-') && s.includes('notify')) as string;
+    delete state.subscriptions[sub].deadLetterPolicy;
+    state.runServices['pixelpipe-upload'].annotations = {};
+    // someone else's notification to the same topic: left alone, reported, not mistaken for ours
+    state.buckets[VARIANTS].notifications.push({
+      id: '99',
+      topic: `//pubsub.googleapis.com/projects/${PROJECT}/topics/pixelpipe-manifests`,
+      event_types: ['OBJECT_DELETE'],
+      object_name_prefix: 'manifests/',
+      payload_format: 'JSON_API_V1',
+    });
+    world.writeState(state);
+
+    const third = world.run(DEPLOY, deployArgs(world));
+    expect(third.status).toBe(0);
+    const changes = mutating(third.calls)
+      .filter((c) => c.command !== 'functions deploy')
+      .map((c) => c.argv.slice(0, 4).join(' '));
+    expect(changes.sort()).toEqual(
+      [
+        `storage buckets update gs://${VARIANTS}`,
+        'pubsub topics add-iam-policy-binding pixelpipe-events',
+        `pubsub subscriptions update ${sub}`,
+        'run services update pixelpipe-upload',
+      ].sort(),
+    );
+    expect(third.stderr).toContain(`projects/_/buckets/${VARIANTS}/notificationConfigs/99`);
+    const repaired = world.state();
+    repaired.buckets[VARIANTS].notifications = repaired.buckets[VARIANTS].notifications.filter((n: { id: string }) => n.id !== '99');
+    expect(repaired).toEqual(JSON.parse(stateAfterFirst));
+  });
+});
+
+describe('scripts/deploy-gcp.sh --dry-run', () => {
+  let world: World;
+  let res: RunResult;
+
+  beforeAll(() => {
+    world = makeWorld('forbidden');
+    res = world.run(DEPLOY, [...deployArgs(world), '--dry-run']);
+  });
+  afterAll(() => world.cleanup());
+
+  test('never invokes gcloud and succeeds', () => {
+    expect(res.stderr).toBe('');
+    expect(res.calls).toEqual([]);
+    expect(res.status).toBe(0);
+  });
+
+  test('prints every command, one per line, prefixed "+ " (comments "# ")', () => {
+    const lines = res.stdout.split('\n').filter(Boolean);
+    for (const l of lines) expect(l).toMatch(/^(\+ |#)/);
+    const commands = lines.filter((l) => l.startsWith('+ '));
+    const expected = [
+      /^\+ gcloud services enable .*cloudfunctions\.googleapis\.com/,
+      /^\+ gcloud iam service-accounts create pixelpipe-upload /,
+      /^\+ gcloud iam service-accounts create pixelpipe-trigger /,
+      new RegExp(`^\\+ gcloud storage buckets create gs://${ORIGINALS} .*--uniform-bucket-level-access --public-access-prevention`),
+      new RegExp(`^\\+ gcloud storage buckets update gs://${VARIANTS} .*--cors-file=`),
+      /^\+ gcloud pubsub topics create pixelpipe-events /,
+      /^\+ gcloud pubsub topics create pixelpipe-manifests-dlq /,
+      /^\+ gcloud storage buckets notifications create .*--event-types=OBJECT_FINALIZE --object-prefix=manifests\//,
+      /^\+ gcloud iam service-accounts add-iam-policy-binding pixelpipe-upload@.* --member=serviceAccount:pixelpipe-upload@.* --role=roles\/iam\.serviceAccountTokenCreator/,
+      /^\+ gcloud functions deploy pixelpipe-upload --gen2 --runtime=nodejs22 /,
+      /^\+ gcloud functions deploy pixelpipe-process --gen2 .*--retry/,
+      /^\+ gcloud functions deploy pixelpipe-notify --gen2 .*--trigger-topic=pixelpipe-manifests/,
+      /^\+ gcloud run services update pixelpipe-upload .*--no-invoker-iam-check/,
+      /^\+ gcloud run services add-iam-policy-binding pixelpipe-process .*--role=roles\/run\.invoker/,
+      /^\+ gcloud pubsub subscriptions update .*--dead-letter-topic=pixelpipe-originals-dlq/,
+    ];
+    for (const re of expected) expect(commands.some((l) => re.test(l))).toBe(true);
+    expect(commands.some((l) => /^\+ npm run build/.test(l))).toBe(false);
+    expect(res.stdout).not.toMatch(/allUsers|allAuthenticatedUsers/);
+  });
+
+  test('without --skip-build the build is part of the plan', () => {
+    const args = deployArgs(world).filter((a) => a !== '--skip-build');
+    const r = world.run(DEPLOY, [...args, '--dry-run']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n')).toContain('+ npm run build');
+    expect(r.calls).toEqual([]);
+  });
+
+  test('sizing flags and environment variables override the defaults', () => {
+    const r = world.run(DEPLOY, [...deployArgs(world), '--dry-run', '--process-memory', '2Gi', '--notify-max-instances=3'], {
+      DEPLOY_PROCESS_TIMEOUT: '300s',
+    });
+    expect(r.status).toBe(0);
+    const process = r.stdout.split('\n').find((l) => l.startsWith('+ gcloud functions deploy pixelpipe-process')) as string;
+    expect(process).toContain('--memory=2Gi');
+    expect(process).toContain('--timeout=300s');
+    const notify = r.stdout.split('\n').find((l) => l.startsWith('+ gcloud functions deploy pixelpipe-notify')) as string;
+    expect(notify).toContain('--max-instances=3');
+  });
+});
+
+describe('scripts/deploy-gcp.sh argument checks (before any gcloud call)', () => {
+  let world: World;
+  beforeAll(() => {
+    world = makeWorld('forbidden');
+  });
+  afterAll(() => world.cleanup());
+
+  const withOrigins = (origins: string) => {
+    const args = deployArgs(world);
+    args[args.indexOf('--cors-origins') + 1] = origins;
+    return args;
+  };
+
+  test.each([
+    ['*'],
+    ['https://app.example,*'],
+    ['https://*.example'],
+    ['https://app.example/path'],
+    ['ftp://app.example'],
+  ])('rejects CORS origin list %s', (origins) => {
+    const r = world.run(DEPLOY, withOrigins(origins));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/origin/);
+    expect(r.calls).toEqual([]);
+  });
+
+  test('requires the JWT settings (deployments always use jwt)', () => {
+    const args = deployArgs(world);
+    args.splice(args.indexOf('--jwt-audience'), 2);
+    const r = world.run(DEPLOY, args);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('--jwt-audience is required');
+    expect(r.calls).toEqual([]);
+  });
+
+  test('requires --project and --region, rejects unknown options and bad names', () => {
+    expect(world.run(DEPLOY, ['--region', REGION]).stderr).toContain('--project is required');
+    expect(world.run(DEPLOY, [...deployArgs(world), '--bogus']).stderr).toContain("unknown option '--bogus'");
+    expect(world.run(DEPLOY, [...deployArgs(world), '--name', 'Bad_Name']).status).not.toBe(0);
+    expect(world.run(DEPLOY, [...deployArgs(world), '--process-timeout', '2m']).status).not.toBe(0);
+  });
+
+  test('--help documents the options', () => {
+    const r = world.run(DEPLOY, ['--help']);
+    expect(r.status).toBe(0);
+    for (const opt of ['--project', '--region', '--cors-origins', '--jwks-url', '--dry-run', '--skip-build', '--process-memory']) {
+      expect(r.stdout).toContain(opt);
+    }
+  });
+});
