@@ -105,6 +105,9 @@ function unwrap(m: unknown, depth: number): unknown {
     if (isObj(r) && typeof r.body === 'string') return unwrap(r.body, depth + 1);
     throw new Error('unrecognised record');
   }
+  // One record of a Lambda SNS or SQS event, handed over on its own.
+  if (isObj(m.Sns)) return unwrap(m.Sns.Message, depth + 1);
+  if (typeof m.body === 'string' && m.eventSource === 'aws:sqs') return unwrap(m.body, depth + 1);
   // SNS notification envelope (HTTP subscription or SQS body).
   if (m.Type === 'Notification' && typeof m.Message === 'string') return unwrap(m.Message, depth + 1);
   // SQS message from the SDK.

@@ -60,6 +60,8 @@ describe('completion event', () => {
     ['an SQS message carrying SNS', { MessageId: 'q', Body: JSON.stringify(sns) }],
     ['a Lambda SQS event carrying SNS', { Records: [{ messageId: 'q', body: JSON.stringify(sns), eventSource: 'aws:sqs' }] }],
     ['SQS raw delivery', { Records: [{ messageId: 'q', body: json, eventSource: 'aws:sqs' }] }],
+    ['one Lambda SNS record', { EventSource: 'aws:sns', Sns: { ...sns } }],
+    ['one Lambda SQS record', { messageId: 'q', body: JSON.stringify(sns), eventSource: 'aws:sqs' }],
   ])('parseCompletionEvent accepts %s', (_what, input) => {
     expect(parseCompletionEvent(input)).toEqual(event);
   });
