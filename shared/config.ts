@@ -154,6 +154,8 @@ const ENV = {
   PIXELPIPE_MAX_INPUT_BYTES: intFrom(1, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   PIXELPIPE_MAX_INPUT_PIXELS: intFrom(1, 1_000_000_000).default(50_000_000),
   PIXELPIPE_MAX_FRAMES: intFrom(1, 10_000).default(100),
+  PIXELPIPE_ANIMATED: bool.default(true),
+  PIXELPIPE_MAX_ANIMATED_PIXELS: intFrom(1, 1_000_000_000).default(25_000_000),
   PIXELPIPE_FAIL_ON: z.enum(['truncated', 'error', 'warning']).default('warning'),
   PIXELPIPE_ALLOWED_TYPES: csv.pipe(z.array(z.enum(KNOWN_INPUT_TYPES)).min(1)).default([
     'image/jpeg',
@@ -201,6 +203,17 @@ export interface PixelpipeConfig {
     allowedTypes: string[];
     /** How picky the decoder is: `warning` refuses JPEGs with corrupt segments instead of rendering grey blocks. */
     failOn: 'truncated' | 'error' | 'warning';
+    /**
+     * Animated GIF/WebP inputs keep every frame in GIF/WebP outputs (JPEG/PNG/AVIF get the first frame).
+     * `false` renders the first frame only. Absent means true.
+     */
+    animated?: boolean;
+    /**
+     * Largest animation (width × height × frames) rendered with all its frames; a larger one gets its
+     * first frame only. Lower than `maxInputPixels` because every frame is held at once and libwebp's
+     * decoder needs about twice that while compositing. Absent means 25 000 000.
+     */
+    maxAnimatedPixels?: number;
   };
   upload: { expirySeconds: number; corsOrigins: string[]; statusUrlBase?: string };
   output: {
@@ -275,6 +288,8 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       maxFrames: v.PIXELPIPE_MAX_FRAMES,
       allowedTypes: v.PIXELPIPE_ALLOWED_TYPES,
       failOn: v.PIXELPIPE_FAIL_ON,
+      animated: v.PIXELPIPE_ANIMATED,
+      maxAnimatedPixels: v.PIXELPIPE_MAX_ANIMATED_PIXELS,
     },
     upload: {
       expirySeconds: v.PIXELPIPE_UPLOAD_EXPIRY_SECONDS,

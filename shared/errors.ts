@@ -19,6 +19,7 @@ export const IMAGE_REASON_CODES = [
   'too_many_pixels',
   'too_many_frames',
   'svg_not_allowed',
+  'svg_unsafe',
   'decode_failed',
   'retries_exhausted',
 ] as const;

@@ -15,6 +15,8 @@ import type { ImageProbe, ImageProcessor, RenderOptions, RenderResult, RenderedO
 import { decodeSize, scaledSize, type Size } from './geometry';
 import { sniffMimeType } from './sniff';
 import { decodeHeic, probeHeic } from './heic';
+import { renderAnimated } from './animated';
+import { assertSafeSvg } from './svg';
 
 type Encoded = Exclude<ImageFormat, 'original'>;
 type OutFormat = Encoded | 'gif';
@@ -50,6 +52,8 @@ export class SharpImageProcessor implements ImageProcessor {
 
   async render(input: Buffer, variants: VariantSpec[], limits: PixelpipeConfig['limits'], options: RenderOptions): Promise<RenderResult> {
     const probe = await this.probe(input, limits);
+    const animated = await renderAnimated(input, probe, variants, limits, options, { applyFilter, encodeStill: encode, placeholder: makePlaceholder });
+    if (animated) return animated;
     const t0 = performance.now();
     const base = await this.decode(input, probe, variants, limits);
     const decodeMs = performance.now() - t0;
@@ -77,6 +81,10 @@ export class SharpImageProcessor implements ImageProcessor {
         );
       }
     }
+    // Started now rather than after the encodes: its JavaScript (ThumbHash) then overlaps the encoders
+    // whenever there is a second core. The no-op catch only marks a failure as handled until awaited.
+    const placeholderJob = options.placeholder ? makePlaceholder(ladder[ladder.length - 1]) : Promise.resolve(null);
+    placeholderJob.catch(() => {});
     const settled = await Promise.allSettled(pending);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
@@ -84,7 +92,7 @@ export class SharpImageProcessor implements ImageProcessor {
     // Keep the configured order in the manifest, whatever order encoding finished in.
     const rank = new Map(variants.map((v, i) => [v.name, i]));
     outputs.sort((a, b) => rank.get(a.variant)! - rank.get(b.variant)! || a.format.localeCompare(b.format));
-    const placeholder = options.placeholder ? await makePlaceholder(ladder[ladder.length - 1]) : null;
+    const placeholder = await placeholderJob;
     return { probe, outputs, placeholder, metrics: { decodeMs: Math.round(decodeMs * 10) / 10, encodeMs } };
   }
 
@@ -102,6 +110,8 @@ export class SharpImageProcessor implements ImageProcessor {
       if (mimeType === 'image/svg+xml') throw new ImageRejectedError('svg_not_allowed', 'SVG input is disabled');
       throw new ImageRejectedError('type_not_allowed', `${mimeType} is not an allowed input type`);
     }
+    // Before any SVG parser sees the document: no entities, external references or scripts.
+    if (mimeType === 'image/svg+xml') assertSafeSvg(input);
     if (mimeType === 'image/heic' || mimeType === 'image/heif') {
       const p = await probeHeic(input);
       checkPixels(p.width, p.height, 1, limits);
@@ -115,8 +125,8 @@ export class SharpImageProcessor implements ImageProcessor {
     }
     if (!meta.width || !meta.height) throw new ImageRejectedError('corrupt_image', 'the image has no dimensions');
     const pages = meta.pages ?? 1;
-    // Animated images are rendered from their first frame; the frame cap still bounds what a decoder
-    // would be asked to walk through.
+    // The frame cap bounds what a decoder would be asked to walk through, whether the animation is
+    // kept (see animated.ts) or only its first frame is rendered.
     if (pages > limits.maxFrames) {
       throw new ImageRejectedError('too_many_frames', `the image has ${pages} frames; the limit is ${limits.maxFrames}`);
     }
@@ -138,7 +148,7 @@ export class SharpImageProcessor implements ImageProcessor {
 
   /** The single decode: shrink-on-load to the size the largest variant needs, oriented, sRGB, 8-bit. */
   private async decode(input: Buffer, probe: ImageProbe, variants: VariantSpec[], limits: PixelpipeConfig['limits']): Promise<RawImage> {
-    const target = decodeSize(variants, probe);
+    const target = decodeTarget(variants, probe);
     try {
       let pipeline: Sharp;
       if (probe.format === 'heif' && probe.mimeType !== 'image/avif') {
@@ -170,6 +180,19 @@ export class SharpImageProcessor implements ImageProcessor {
 
 function area(s: Size): number {
   return s.width * s.height;
+}
+
+/**
+ * The size of the single decode. When the largest variant is a plain proportional resize, exactly its
+ * size: that variant then needs no resample of its own (a 2049 → 2048 pass costs a full-image resize
+ * and visibly softens the result), and every other variant still fits inside it because scaled sizes
+ * grow monotonically with the scale. Otherwise geometry's conservative {@link decodeSize}.
+ */
+function decodeTarget(variants: VariantSpec[], probe: ImageProbe): Size {
+  const sizes = variants.map((v) => scaledSize(v, probe));
+  const max = { width: Math.max(...sizes.map((s) => s.width)), height: Math.max(...sizes.map((s) => s.height)) };
+  const exact = variants.some((v, i) => (v.fit === 'inside' || v.fit === 'outside') && sizes[i].width === max.width && sizes[i].height === max.height);
+  return exact && max.width <= probe.width && max.height <= probe.height ? max : decodeSize(variants, probe);
 }
 
 function checkPixels(width: number, height: number, pages: number, limits: PixelpipeConfig['limits']): void {
@@ -204,6 +227,8 @@ function fromRaw(img: RawImage): Sharp {
  * (contain) to the box.
  */
 async function resize(src: RawImage, v: VariantSpec, scaled: Size): Promise<RawImage> {
+  // Already the right pixels (the decode was made at this variant's size): share them, read-only.
+  if (src.width === scaled.width && src.height === scaled.height && (v.fit === 'inside' || v.fit === 'outside' || v.fit === 'fill')) return src;
   let p = fromRaw(src);
   if (src.width !== scaled.width || src.height !== scaled.height) p = p.resize(scaled.width, scaled.height, { fit: 'fill' });
   if (v.fit === 'cover') {

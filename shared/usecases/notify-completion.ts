@@ -2,7 +2,7 @@
  * Use case: a manifest was written; publish the completion event.
  */
 import type { PixelpipeConfig } from '../config';
-import { ObjectNotFoundError, PixelpipeError } from '../errors';
+import { ObjectNotFoundError, PixelpipeError, TransientError } from '../errors';
 import { buildCompletionEvent } from '../events';
 import { parseManifestKey } from '../keys';
 import { parseManifest, type Manifest } from '../manifest';
@@ -22,7 +22,8 @@ export type NotifyOutcome =
 /**
  * Reads the manifest and publishes one CloudEvent with filterable attributes. The event (id, time,
  * body) depends only on the manifest, so a redelivered notification publishes an identical message.
- * Publishing failures are rethrown (transient): the platform retries the notifier.
+ * Every publishing failure is rethrown as retryable: the platform retries the notifier and finally
+ * parks the notification in its dead-letter queue, so no completion is silently lost.
  */
 export async function notifyCompletion(deps: NotifyDeps, ref: { bucket: string; key: string }): Promise<NotifyOutcome> {
   const { config, logger } = deps;
@@ -43,7 +44,16 @@ export async function notifyCompletion(deps: NotifyDeps, ref: { bucket: string; 
     return { status: 'ignored', reason: 'invalid_manifest' };
   }
   const { event, attributes } = buildCompletionEvent(manifest, config.eventSource, new Date(manifest.createdAt));
-  const messageId = await deps.publisher.publish(JSON.stringify(event), attributes);
+  let messageId: string;
+  try {
+    messageId = await deps.publisher.publish(JSON.stringify(event), attributes);
+  } catch (err) {
+    if (err instanceof PixelpipeError && err.retryable) throw err;
+    // A missing topic or permission is a deployment fault, not a property of this image: hand the
+    // notification back to the platform (retries, then the dead-letter queue) instead of dropping it.
+    log.error('publish refused; leaving the notification to platform retry and the dead-letter queue', { err, reason: 'publish_failed', eventId: event.id });
+    throw new TransientError('publish_failed', 'the completion event could not be published', err);
+  }
   log.info('completion event published', { eventId: event.id, type: event.type, messageId, traceId: manifest.traceId, durationMs: manifest.durationMs });
   return { status: 'published', eventId: event.id, messageId, manifest };
 }

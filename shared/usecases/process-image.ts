@@ -5,7 +5,7 @@ import type { PixelpipeConfig } from '../config';
 import { ImageRejectedError, ObjectNotFoundError, PixelpipeError, isRetryable, type ImageReasonCode } from '../errors';
 import { attemptsKey, manifestKey, parseOriginalKey, variantKey } from '../keys';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type Manifest } from '../manifest';
-import type { Clock, ImageProcessor, Logger, ObjectStore, StoredObject } from '../ports';
+import type { Clock, ImageProcessor, Logger, ObjectInfo, ObjectStore, StoredObject } from '../ports';
 
 export interface ProcessDeps {
   store: ObjectStore;
@@ -62,7 +62,7 @@ export async function processImage(deps: ProcessDeps, event: ObjectEvent): Promi
     attempts = (await readAttempts(store, config, ref.id, event.generation)) + 1;
     const ageSeconds = event.eventTime ? (started - event.eventTime.getTime()) / 1000 : 0;
     if (attempts > config.retry.maxAttempts || ageSeconds > config.retry.maxEventAgeSeconds) {
-      const info = (await store.head(event.bucket, event.key)) ?? undefined;
+      const info = await headQuietly(store, event.bucket, event.key);
       return finish(deps, log, ref, event, info, started, attempts, {
         rejected: new ImageRejectedError('retries_exhausted', `gave up after ${attempts - 1} attempts over ${Math.round(ageSeconds)} s`),
       });
@@ -78,7 +78,7 @@ export async function processImage(deps: ProcessDeps, event: ObjectEvent): Promi
       return { status: 'ignored', reason: 'object_gone' };
     }
     if (err instanceof ImageRejectedError) {
-      const info = (await store.head(event.bucket, event.key)) ?? undefined;
+      const info = await headQuietly(store, event.bucket, event.key);
       return finish(deps, log, ref, event, info, started, attempts, { rejected: err });
     }
     throw await countAttempt(deps, log, ref.id, event, attempts, err);
@@ -236,6 +236,18 @@ async function readAttempts(store: ObjectStore, config: PixelpipeConfig, id: str
   } catch (err) {
     if (err instanceof ObjectNotFoundError) return 0;
     throw err;
+  }
+}
+
+/**
+ * Metadata for a failed manifest (size, filename, trace). Best effort: giving up must not depend on
+ * storage answering, or a poison object whose reads and lookups both fail would be retried forever.
+ */
+async function headQuietly(store: ObjectStore, bucket: string, key: string): Promise<ObjectInfo | undefined> {
+  try {
+    return (await store.head(bucket, key)) ?? undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../shared/config';
-import { TransientError } from '../../shared/errors';
+import { PixelpipeError, TransientError } from '../../shared/errors';
 import { buildCompletionEvent, completionEventId, parseCompletionEvent } from '../../shared/events';
 import { silentLogger } from '../../shared/logger';
 import type { Manifest } from '../../shared/manifest';
@@ -117,6 +117,12 @@ describe('notifyCompletion', () => {
     await store.put(config.buckets.variants, `manifests/${ID}.json`, Buffer.from('{"id":'), { contentType: 'application/json' });
     await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({ reason: 'invalid_manifest' });
     expect(publisher.messages).toEqual([]);
+  });
+
+  test('a refused publish (missing topic, permission) is still handed back for retry and dead-lettering', async () => {
+    const { publisher, deps } = await setup();
+    publisher.failNext(new PixelpipeError('internal', 'NOT_FOUND: topic', { retryable: false }));
+    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({ retryable: true, code: 'publish_failed' });
   });
 
   test('an unavailable broker is rethrown for a platform retry', async () => {

@@ -1,0 +1,113 @@
+/**
+ * Edge validation of the CloudEvents the GCP functions receive (no SDK imports, shared by the process
+ * and notify entries):
+ * - `google.cloud.storage.object.v1.finalized` from Eventarc (data: the JSON API object resource);
+ * - `google.cloud.pubsub.topic.v1.messagePublished` carrying a GCS Pub/Sub notification (attributes
+ *   `bucketId`, `objectId`, `objectGeneration`, `eventType`), from Eventarc or from a push
+ *   subscription that functions-framework converts into that CloudEvent.
+ */
+import { z } from 'zod';
+
+export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
+export const PUBSUB_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
+
+/** What the handlers need from any CloudEvent. */
+export interface IncomingCloudEvent {
+  id?: string;
+  type?: string;
+  source?: string;
+  time?: string;
+  data?: unknown;
+}
+
+const generation = z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).transform(String);
+const isoTime = z.iso.datetime({ offset: true });
+
+const storageObjectData = z.object({
+  bucket: z.string().min(1),
+  name: z.string().min(1),
+  generation,
+  metageneration: generation.optional(),
+  size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).transform(Number).optional(),
+  contentType: z.string().optional(),
+});
+
+/** A reference to a finalized object, as the use cases take it. */
+export interface ObjectRef {
+  bucket: string;
+  key: string;
+  generation?: string;
+  eventTime?: Date;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; ignored: boolean; reason: string };
+
+/** Validates a storage `finalized` event; anything else is rejected with a reason for the log. */
+export function parseStorageFinalized(event: IncomingCloudEvent): Parsed<ObjectRef> {
+  if (event.type !== STORAGE_FINALIZED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
+  const time = event.time === undefined ? undefined : isoTime.safeParse(event.time);
+  if (time && !time.success) return { ok: false, ignored: false, reason: 'event time is not an RFC 3339 timestamp' };
+  const data = storageObjectData.safeParse(typeof event.data === 'string' ? safeJson(event.data) : event.data);
+  if (!data.success) return { ok: false, ignored: false, reason: `invalid storage object data: ${summarize(data.error)}` };
+  return {
+    ok: true,
+    value: {
+      bucket: data.data.bucket,
+      key: data.data.name,
+      generation: data.data.generation,
+      ...(time?.success ? { eventTime: new Date(time.data) } : {}),
+    },
+  };
+}
+
+const notificationAttributes = z.object({
+  bucketId: z.string().min(1),
+  objectId: z.string().min(1),
+  objectGeneration: generation.optional(),
+  eventType: z.string().min(1),
+});
+
+const pubsubData = z.object({
+  message: z.object({
+    attributes: z.record(z.string(), z.string()).optional(),
+    data: z.string().optional(),
+    publishTime: z.string().optional(),
+  }),
+});
+
+/**
+ * Accepts a GCS notification wrapped in a Pub/Sub `messagePublished` event, or a direct storage
+ * `finalized` event. Notifications other than `OBJECT_FINALIZE` (deletes, metadata updates) are ignored.
+ */
+export function parseFinalizeNotification(event: IncomingCloudEvent): Parsed<ObjectRef> {
+  if (event.type === STORAGE_FINALIZED) return parseStorageFinalized(event);
+  if (event.type !== PUBSUB_PUBLISHED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
+  const data = pubsubData.safeParse(event.data);
+  if (!data.success) return { ok: false, ignored: false, reason: `invalid Pub/Sub message: ${summarize(data.error)}` };
+  const attrs = notificationAttributes.safeParse(data.data.message.attributes ?? {});
+  if (!attrs.success) return { ok: false, ignored: false, reason: `not a GCS notification: ${summarize(attrs.error)}` };
+  if (attrs.data.eventType !== 'OBJECT_FINALIZE') return { ok: false, ignored: true, reason: `notification ${attrs.data.eventType} is not OBJECT_FINALIZE` };
+  return {
+    ok: true,
+    value: {
+      bucket: attrs.data.bucketId,
+      key: attrs.data.objectId,
+      ...(attrs.data.objectGeneration ? { generation: attrs.data.objectGeneration } : {}),
+    },
+  };
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function summarize(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 3)
+    .map((i) => `${i.path.join('.') || 'data'}: ${i.message}`)
+    .join('; ');
+}

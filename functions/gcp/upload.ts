@@ -1,0 +1,41 @@
+/**
+ * GCP entry: `upload` HTTP function. Translates the Express request/response of functions-framework
+ * to the platform-neutral `handleUploadRequest`. Imports the Storage SDK only (for URL signing).
+ */
+import { http, type Request, type Response } from '@google-cloud/functions-framework';
+import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
+import { systemClock, uuidIds } from '../../shared/clock';
+import { loadConfig } from '../../shared/config';
+import { handleUploadRequest, type UploadHttpDeps } from '../../shared/http/upload-http';
+import { createLogger } from '../../shared/logger';
+import { loadGcpSettings } from './gcp-settings';
+import { GcsUrlSigner } from './gcs-url-signer';
+import { createSigningStorage } from './storage-client';
+
+/** Builds the HTTP handler around its dependencies (tests inject fakes). */
+export function createUploadHandler(deps: UploadHttpDeps): (req: Request, res: Response) => Promise<void> {
+  return async (req, res) => {
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+    // The raw bytes, not Express' parse: size limit, JSON errors and content types are handled alike.
+    const out = await handleUploadRequest(deps, { method: req.method, headers, body: req.rawBody });
+    res.status(out.status).set(out.headers).send(out.body);
+  };
+}
+
+// Cold start: configuration and clients are built once and reused by warm invocations.
+const config = loadConfig(process.env);
+const gcp = loadGcpSettings(process.env);
+const logger = createLogger({ level: config.logLevel, fields: { fn: 'upload', ...(gcp.projectId ? { gcpProject: gcp.projectId } : {}) } });
+
+/** The deployed handler (also exported for tests). */
+export const upload = createUploadHandler({
+  signer: new GcsUrlSigner(createSigningStorage(gcp)),
+  ids: uuidIds,
+  clock: systemClock,
+  authenticator: createAuthenticator(config, logger),
+  logger,
+  config,
+});
+
+http('upload', upload);
