@@ -81,7 +81,7 @@ export async function processImage(deps: ProcessDeps, event: ObjectEvent): Promi
       const info = await headQuietly(store, event.bucket, event.key);
       return finish(deps, log, ref, event, info, started, attempts, { rejected: err });
     }
-    throw await countAttempt(deps, log, ref.id, event, attempts, err);
+    return giveUpOrRethrow(deps, log, ref, event, started, attempts, err);
   }
   if (event.generation !== undefined && original.generation !== event.generation) {
     log.info('event superseded by a newer generation of the same key', { current: original.generation });
@@ -128,7 +128,7 @@ export async function processImage(deps: ProcessDeps, event: ObjectEvent): Promi
     });
   } catch (err) {
     if (err instanceof ImageRejectedError) return finish(deps, log, ref, event, original, started, attempts, { rejected: err });
-    throw await countAttempt(deps, log, ref.id, event, attempts, err);
+    return giveUpOrRethrow(deps, log, ref, event, started, attempts, err);
   }
 }
 
@@ -192,6 +192,33 @@ async function finish(
   if (manifest.status === 'failed') log.warn('image failed', { ...fields, reason: manifest.reason?.code, detail: manifest.reason?.message });
   else log.info('image processed', { ...fields, ...manifest.metrics, variants: manifest.variants.length });
   return { status: manifest.status, manifest };
+}
+
+/**
+ * A transient fault: on the last allowed attempt the image ends `failed` (retries_exhausted) now, so the
+ * platform's final retry leaves a manifest and a failure event behind; otherwise the attempt is counted
+ * and the error rethrown for a platform retry.
+ */
+async function giveUpOrRethrow(
+  deps: ProcessDeps,
+  log: Logger,
+  ref: { owner: string; id: string },
+  event: ObjectEvent,
+  started: number,
+  attempts: number,
+  err: unknown,
+): Promise<ProcessOutcome> {
+  if (isRetryable(err) && event.generation !== undefined && attempts >= deps.config.retry.maxAttempts) {
+    try {
+      const info = await headQuietly(deps.store, event.bucket, event.key);
+      return await finish(deps, log, ref, event, info, started, attempts, {
+        rejected: new ImageRejectedError('retries_exhausted', `gave up after ${attempts} attempts: ${err instanceof Error ? err.message : String(err)}`),
+      });
+    } catch {
+      // Storage is still down: the next delivery finds the budget spent and writes the manifest then.
+    }
+  }
+  throw await countAttempt(deps, log, ref.id, event, attempts, err);
 }
 
 async function countAttempt(deps: ProcessDeps, log: Logger, id: string, event: ObjectEvent, attempts: number, err: unknown): Promise<unknown> {
