@@ -403,7 +403,10 @@ fi
 # 7. Functions (gen 2). Environment through --env-vars-file: values may contain commas (CORS list,
 #    PIXELPIPE_VARIANTS JSON) that --set-env-vars would split.
 # ---------------------------------------------------------------------------------------------------
+# NODE_ENV=production: functions-framework's body parser otherwise answers malformed JSON with an
+# HTML page that includes a stack trace (test/faults/upload-framework.int.test.ts).
 common_env=(
+  "NODE_ENV=production"
   "PIXELPIPE_ORIGINALS_BUCKET=$ORIGINALS_BUCKET"
   "PIXELPIPE_VARIANTS_BUCKET=$VARIANTS_BUCKET"
   "PIXELPIPE_ORIGINALS_PREFIX=$ORIGINALS_PREFIX"

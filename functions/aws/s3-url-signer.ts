@@ -17,6 +17,9 @@ export interface S3UrlSignerOptions {
   clock?: Clock;
 }
 
+/** Longest upload policy lifetime handed out (15 minutes), as for GCS. */
+export const MAX_UPLOAD_EXPIRY_SECONDS = 15 * 60;
+
 /** Signs S3 uploads (presigned POST) and reads (presigned GET) with the client's credentials. */
 export class S3UrlSigner implements UrlSigner {
   private readonly clock: Clock;
@@ -29,6 +32,13 @@ export class S3UrlSigner implements UrlSigner {
   }
 
   async signUpload(r: SignUploadRequest): Promise<UploadTarget> {
+    // Same bounds as the GCS signer: a leaked upload policy is only useful briefly, and never unbounded.
+    if (!Number.isInteger(r.expiresInSeconds) || r.expiresInSeconds < 1 || r.expiresInSeconds > MAX_UPLOAD_EXPIRY_SECONDS) {
+      throw new RangeError(`upload policies expire after 1..${MAX_UPLOAD_EXPIRY_SECONDS} s, got ${r.expiresInSeconds}`);
+    }
+    if (!Number.isInteger(r.minBytes) || !Number.isInteger(r.maxBytes) || r.minBytes < 0 || r.maxBytes < r.minBytes) {
+      throw new RangeError(`invalid byte range ${r.minBytes},${r.maxBytes}`);
+    }
     const meta: Record<string, string> = {};
     for (const [k, v] of Object.entries(r.metadata)) meta[`x-amz-meta-${k.toLowerCase()}`] = v;
     try {

@@ -286,16 +286,26 @@ function safeDecode(s: string): string {
   }
 }
 
-/** `Promise.all` over `items` with at most `limit` in flight. */
+/**
+ * `Promise.all` over `items` with at most `limit` in flight. After the first failure no new item is
+ * started, and the call settles only once the ones in flight have: no write may outlive the
+ * invocation that reported the failure (a frozen Lambda would resume it during the next one).
+ */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
+  let failure: { err: unknown } | undefined;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (!failure && next < items.length) {
       const i = next++;
-      results[i] = await fn(items[i], i);
+      try {
+        results[i] = await fn(items[i], i);
+      } catch (err) {
+        failure ??= { err };
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failure) throw failure.err;
   return results;
 }

@@ -78,15 +78,16 @@ export async function requestUpload(deps: UploadDeps, principal: Principal, body
 }
 
 /**
- * The display name only: last path segment, NFC, no control or bidi-override characters, ≤ 200 chars.
- * It is stored as metadata for people to read and never becomes part of a key.
+ * The display name only: last path segment, NFKC, no control or bidi-override characters, ≤ 200 chars.
+ * It is stored as metadata for people to read and never becomes part of a key. NFKC comes before the
+ * split so compatibility forms of separators and dots (`／`, `．．`) cannot survive into a name that a
+ * consumer normalising it later (e.g. for a download file name) would see as a path.
  */
 export function sanitizeFilename(name: string): string {
-  const last = name.split(/[\\/]/).pop() ?? '';
+  const last = name.normalize('NFKC').split(/[\\/]/).pop() ?? '';
   return last
-    .normalize('NFC')
     .replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, '')
-    .replace(/^\.+$/, '')
     .trim()
+    .replace(/^\.+$/, '')
     .slice(0, 200);
 }

@@ -143,6 +143,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     for (const fn of ['upload', 'process', 'notify']) {
       const e = env(fn);
       expect(e).toMatchObject({
+        NODE_ENV: 'production',
         PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
         PIXELPIPE_VARIANTS_BUCKET: VARIANTS,
         PIXELPIPE_TOPIC: 'pixelpipe-events',
