@@ -36,3 +36,15 @@ export async function assertPortsFree(host: string, ports: Array<{ port: number;
     });
   }
 }
+
+/** A free TCP port on 127.0.0.1 (bound and released, so a small race with other processes remains). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}

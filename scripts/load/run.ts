@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDevOptions } from '../../functions/local/dev-options';
 import type { DevStack } from '../../functions/local/dev-stack';
+import { freePort } from '../../functions/local/ports';
 import { makeImages } from './images';
 import { openSse, type SseStream } from './sse';
 
@@ -306,14 +307,3 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
