@@ -10,7 +10,7 @@ import {
   PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { ImageRejectedError, ObjectNotFoundError } from '../../shared/errors';
+import { ImageRejectedError, ObjectNotFoundError, TransientError } from '../../shared/errors';
 import type { ListPage, ObjectInfo, ObjectStore, PutOptions, StoredObject } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import { mapAwsError } from './sdk-errors';
@@ -157,6 +157,9 @@ export class S3ObjectStore implements ObjectStore {
       try {
         return await fn(controller.signal);
       } catch (err) {
+        // Whatever the aborted request reports (AbortError, a reset socket, a premature stream end),
+        // the cause is our own per-attempt timeout.
+        if (controller.signal.aborted) throw new TransientError('storage_timeout', `${what} timed out after ${this.policy.timeoutMs} ms`, err);
         throw mapAwsError(err, what, 'storage_unavailable', object);
       } finally {
         clearTimeout(timer);
