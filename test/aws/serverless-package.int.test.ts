@@ -138,7 +138,7 @@ describe('serverless.yml packaged with osls', () => {
   };
 
   test('three functions on nodejs22.x / arm64 with their memory, timeout and own role', () => {
-    const expected = { Upload: [256, 10], Process: [1536, 60], Notify: [256, 30] } as const;
+    const expected = { Upload: [1024, 10], Process: [1769, 60], Notify: [256, 30] } as const;
     for (const [fn, [memory, timeout]] of Object.entries(expected)) {
       const p = res(`${fn}LambdaFunction`).Properties;
       expect([fn, p.Runtime, p.Architectures, p.MemorySize, p.Timeout]).toEqual([fn, 'nodejs22.x', ['arm64'], memory, timeout]);

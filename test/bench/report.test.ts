@@ -1,0 +1,59 @@
+import { checkTargets, compareReports, renderMarkdown, type BenchReport } from '../../scripts/bench/report';
+import type { CompareResult } from '../../scripts/bench/worker';
+
+const summary = (median: number) => ({ n: 3, median, min: median, max: median, p25: median, p75: median });
+
+function compare(pp: number, fb: number, lb: number): CompareResult {
+  const m = (ms: number, webp: number) => ({ wall: summary(ms * 1.1), cpu: summary(ms), bytes: { webp, jpeg: 2 * webp }, outputs: [] });
+  return {
+    kind: 'compare',
+    probe: { format: 'jpeg', width: 4000, height: 3000, orientation: undefined, hasAlpha: false },
+    methods: { pixelpipe: m(pp, 1000), baseline: m(fb, 900), lowerBound: m(lb, 1000) },
+    skipped: {},
+    breakdown: {},
+    maxRssBytes: 100 * 2 ** 20,
+    othersCores: 0.1,
+    paired: {},
+  };
+}
+
+function report(pp: number): BenchReport {
+  return {
+    version: 1,
+    date: '2025-01-01T00:00:00.000Z',
+    command: 'npm run bench',
+    quick: false,
+    machine: { cpus: 2, model: 'test', node: '20', sharp: '0.35.5', libvips: '8.18.7', loadavg: [0, 0, 0], taskset: true, memoryMB: 1024 },
+    settings: { iterations: 3, warmup: 1, oneVcpu: { cpus: '0', threadpool: 1 }, twoVcpu: { cpus: '0,1', threadpool: 2 }, coldRuns: 3 },
+    images: [
+      { id: 'jpeg-12mp', label: '12 MP', bytes: 1, compare: compare(pp, 1500, 500), rss: { pixelpipe: { kind: 'rss', idleRssBytes: 1, maxRssBytes: 200 * 2 ** 20, ms: [1], outcome: 'ok' } } },
+      { id: 'jpeg-24mp', label: '24 MP', bytes: 1, compare: compare(pp, 1500, 500), rss: { pixelpipe: { kind: 'rss', idleRssBytes: 1, maxRssBytes: 300 * 2 ** 20, ms: [1], outcome: 'ok' } } },
+    ],
+    targets: [],
+  };
+}
+
+test('targets are judged on CPU-time medians and say what they measured', () => {
+  const t = checkTargets(report(550));
+  const byName = (s: string) => t.filter((x) => x.target.includes(s));
+  expect(byName('baseline ÷ pixelpipe').map((x) => x.pass)).toEqual([true, true]);
+  expect(byName('lower bound').map((x) => x.pass)).toEqual([true, true]);
+  expect(byName('peak RSS')[0]).toMatchObject({ pass: false, measured: '300 MB' });
+  expect(byName('cold start').every((x) => x.pass === null)).toBe(true);
+  expect(checkTargets(report(700)).filter((x) => x.target.includes('lower bound')).map((x) => x.pass)).toEqual([false, false]);
+});
+
+test('the Markdown has the main table and the target table', () => {
+  const r = report(550);
+  r.targets = checkTargets(r);
+  const md = renderMarkdown(r);
+  expect(md).toContain('| 12 MP | 605 (550) | 1650 (1500) | 550 (500) | 2.73× (2.73×) | 1.10× (1.10×) | – | 200 / – | 10% |');
+  expect(md).toContain('### Targets');
+});
+
+test('compareReports flags medians that grew past the threshold', () => {
+  const { regressions, compared } = compareReports(report(550), report(650), 0.15);
+  expect(compared).toBeGreaterThan(4);
+  expect(regressions.map((r) => r.what)).toEqual(['jpeg-12mp pixelpipe CPU ms', 'jpeg-12mp pixelpipe ÷ bound', 'jpeg-24mp pixelpipe CPU ms', 'jpeg-24mp pixelpipe ÷ bound']);
+  expect(compareReports(report(550), report(600), 0.15).regressions).toEqual([]);
+});
