@@ -110,7 +110,8 @@ function tail(text: string): string {
   return text.trim().split('\n').slice(-15).join('\n');
 }
 
-function canConnect(host: string, port: number): Promise<boolean> {
+/** True when something accepts TCP connections on host:port (500 ms timeout). */
+export function canConnect(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ host, port });
     s.setTimeout(500);

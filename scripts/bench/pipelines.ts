@@ -13,7 +13,7 @@ import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { loadConfig, type Filter, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
 import { scaledSize, type Size } from '../../shared/image/geometry';
 import { decodeHeic } from '../../shared/image/heic';
-import { SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
+import { applyFilter, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
 import type { ImageProbe, RenderOptions, RenderResult } from '../../shared/ports';
 import { timed, type Timing } from './stats';
 
@@ -163,29 +163,8 @@ function firebaseResize(p: Sharp, v: VariantSpec, source: Size): Sharp {
     .extract({ left: Math.floor((scaled.width - width) / 2), top: Math.floor((scaled.height - height) / 2), width, height });
 }
 
-/** The filters of `shared/config.ts`, applied the way the processor applies them. */
-export function applyFilter(p: Sharp, f: Filter): Sharp {
-  switch (f.type) {
-    case 'grayscale':
-      return p.grayscale();
-    case 'sharpen':
-      return p.sharpen();
-    case 'negate':
-      return p.negate({ alpha: false });
-    case 'blur':
-      return p.blur(f.sigma);
-    case 'tint':
-      return p.tint(f.color);
-    case 'modulate':
-      return p.modulate({ brightness: f.brightness, saturation: f.saturation, hue: f.hue });
-    case 'sepia':
-      return p.recomb([
-        [0.393, 0.769, 0.189],
-        [0.349, 0.686, 0.168],
-        [0.272, 0.534, 0.131],
-      ]);
-  }
-}
+/** The filters of `shared/config.ts`, applied exactly the way the processor applies them. */
+export { applyFilter };
 
 // ---------------------------------------------------------------------------------------------------
 // Lower bound: one decode + one encode per output

@@ -261,7 +261,8 @@ async function resize(src: RawImage, v: VariantSpec, scaled: Size): Promise<RawI
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
-function applyFilter(p: Sharp, f: Filter | undefined): Sharp {
+/** Applies a variant's filter (shared with the benchmark's baseline so both filter identically). */
+export function applyFilter(p: Sharp, f: Filter | undefined): Sharp {
   if (!f) return p;
   switch (f.type) {
     case 'grayscale':

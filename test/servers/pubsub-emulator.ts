@@ -8,8 +8,7 @@
  * (a developer machine without the SDK can still run the other tests), except with `CI=true`, where a
  * missing emulator is an error: CI must not silently skip the integration tier.
  */
-import { connect } from 'node:net';
-import { pubsubEmulatorUnavailable, startEmulatorProcess, type EmulatorProcess } from '../../functions/local/pubsub-emulator-process';
+import { canConnect, pubsubEmulatorUnavailable, startEmulatorProcess, type EmulatorProcess } from '../../functions/local/pubsub-emulator-process';
 import { freePort } from '../../functions/local/ports';
 
 export { freePort };
@@ -70,7 +69,7 @@ export async function startPubsubEmulator(options: StartOptions = {}): Promise<P
   const stop = async (): Promise<void> => {
     await proc?.stop();
     // The port must be free again before a restart binds it.
-    for (let i = 0; i < 50 && (await canConnect(port)); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && (await canConnect('127.0.0.1', port)); i++) await new Promise((r) => setTimeout(r, 100));
   };
   await start();
   return {
@@ -84,20 +83,4 @@ export async function startPubsubEmulator(options: StartOptions = {}): Promise<P
     },
     output: () => proc?.output() ?? '',
   };
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host: '127.0.0.1', port });
-    s.setTimeout(500);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
