@@ -7,6 +7,8 @@
  *   subscription that functions-framework converts into that CloudEvent.
  */
 import { z } from 'zod';
+import { isRetryable } from '../../shared/errors';
+import type { Logger } from '../../shared/ports';
 
 export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
 export const PUBSUB_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
@@ -110,4 +112,36 @@ function summarize(err: z.ZodError): string {
     .slice(0, 3)
     .map((i) => `${i.path.join('.') || 'data'}: ${i.message}`)
     .join('; ');
+}
+
+/**
+ * The one shape both GCP event handlers have: validate at the edge, run the use case, log the outcome,
+ * acknowledge everything permanent and rethrow what is retryable (the platform then redelivers).
+ */
+export function eventHandler<R extends { status: string }>(
+  logger: Logger,
+  what: string,
+  parse: (event: IncomingCloudEvent) => Parsed<ObjectRef>,
+  run: (ref: ObjectRef) => Promise<R>,
+): (event: IncomingCloudEvent) => Promise<void> {
+  return async (event) => {
+    const log = logger.child({ eventId: event.id, eventType: event.type });
+    const parsed = parse(event);
+    if (!parsed.ok) {
+      // Acknowledged: redelivering a malformed or foreign event cannot make it valid.
+      (parsed.ignored ? log.info : log.error)(`${what}: event not handled`, { reason: parsed.reason });
+      return;
+    }
+    const key = parsed.value.key;
+    try {
+      const outcome = await run(parsed.value);
+      log.info(`${what} outcome: ${outcome.status}`, { status: outcome.status, key, ...('reason' in outcome ? { reason: outcome.reason } : {}) });
+    } catch (err) {
+      if (isRetryable(err)) {
+        log.warn(`${what} failed transiently; asking the platform to retry`, { err, key });
+        throw err;
+      }
+      log.error(`${what} failed permanently; event acknowledged`, { err, key });
+    }
+  };
 }
