@@ -84,10 +84,7 @@ export async function backfill(deps: ProcessDeps, opts: BackfillOptions): Promis
   const inFlight = new Set<Promise<void>>();
   const run = async (obj: ObjectInfo): Promise<void> => {
     try {
-      const out: ProcessOutcome = await processImage(deps, { bucket, key: obj.key, generation: obj.generation, force: opts.force });
-      if (out.status === 'processed') p.processed++;
-      else if (out.status === 'failed') p.failed++;
-      else p.skipped++;
+      tally(p, await processImage(deps, { bucket, key: obj.key, generation: obj.generation, force: opts.force }));
     } catch (err) {
       // A transient fault on one image must not abort the run; the next run picks it up again.
       p.errors++;
@@ -175,10 +172,7 @@ export async function reprocess(deps: ProcessDeps, ids: string[] | 'failed', opt
           continue;
         }
         await store.delete(config.buckets.variants, attemptsKey(config.layout, m.id, current.generation));
-        const out = await processImage(deps, { bucket: m.source.bucket, key: m.source.key, generation: current.generation, force: true });
-        if (out.status === 'processed') p.processed++;
-        else if (out.status === 'failed') p.failed++;
-        else p.skipped++;
+        tally(p, await processImage(deps, { bucket: m.source.bucket, key: m.source.key, generation: current.generation, force: true }));
       } catch (err) {
         p.errors++;
         deps.logger.error('reprocess: image failed transiently', { imageId: m.id, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
@@ -189,4 +183,11 @@ export async function reprocess(deps: ProcessDeps, ids: string[] | 'failed', opt
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, targets.length)) }, worker));
   return { ...p, stoppedBy, keys };
+}
+
+/** Counts one outcome: ignored and duplicate ones count as skipped. */
+function tally(p: BackfillProgress, out: ProcessOutcome): void {
+  if (out.status === 'processed') p.processed++;
+  else if (out.status === 'failed') p.failed++;
+  else p.skipped++;
 }
