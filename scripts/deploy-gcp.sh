@@ -407,6 +407,8 @@ fi
 # HTML page that includes a stack trace (test/faults/upload-framework.int.test.ts).
 common_env=(
   "NODE_ENV=production"
+  # The notifier addresses its topic as projects/<project>/topics/<name> without asking the metadata server.
+  "GOOGLE_CLOUD_PROJECT=$PROJECT"
   "PIXELPIPE_ORIGINALS_BUCKET=$ORIGINALS_BUCKET"
   "PIXELPIPE_VARIANTS_BUCKET=$VARIANTS_BUCKET"
   "PIXELPIPE_ORIGINALS_PREFIX=$ORIGINALS_PREFIX"

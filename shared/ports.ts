@@ -36,8 +36,11 @@ export interface ListPage {
   nextPageToken?: string;
 }
 
-/** Object storage (GCS, S3, in-memory). */
-export interface ObjectStore {
+/**
+ * The reading half of {@link ObjectStore}, for functions that only read (the notifier): an adapter
+ * for it can be much lighter to load than a full storage client.
+ */
+export interface ObjectReader {
   /**
    * Reads a whole object. Reading stops with `ImageRejectedError('too_many_bytes')` as soon as more than
    * `maxBytes` arrived, so an upload that bypassed the signed size bound cannot exhaust memory.
@@ -46,6 +49,10 @@ export interface ObjectStore {
   get(bucket: string, key: string, options?: { maxBytes?: number }): Promise<StoredObject>;
   /** Metadata only; `null` when the object does not exist. */
   head(bucket: string, key: string): Promise<ObjectInfo | null>;
+}
+
+/** Object storage (GCS, S3, in-memory). */
+export interface ObjectStore extends ObjectReader {
   /** Writes (overwrites) an object and returns its new metadata. */
   put(bucket: string, key: string, body: Buffer, options: PutOptions): Promise<ObjectInfo>;
   /** Lists objects under a prefix, one page at a time, in key order. */

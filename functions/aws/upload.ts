@@ -1,13 +1,13 @@
 /**
  * Lambda entry: `POST /uploads` (API Gateway HTTP API). Dependencies are built once per cold start.
- * Pulls in S3 (for signing) only: no SNS, no sharp.
+ * Loads no AWS SDK at all: signing an upload is local SigV4 over `node:crypto`, so the cold start pays
+ * for config, JWT verification and the handler only (no S3 client, no SNS, no sharp).
  */
-import { S3Client } from '@aws-sdk/client-s3';
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
-import { S3UrlSigner } from './s3-url-signer';
+import { S3UrlSigner, s3SigningTargetFromEnv } from './s3-url-signer';
 import { createUploadHandler } from './upload-handler';
 
 const config = loadConfig(process.env);
@@ -15,8 +15,9 @@ const logger = createLogger({ level: config.logLevel, fields: { fn: 'upload' } }
 
 /** API Gateway HTTP API v2 handler. */
 export const handler = createUploadHandler({
-  // Signing is local (no request to S3); the client only supplies credentials, region and endpoint.
-  signer: new S3UrlSigner(new S3Client({ maxAttempts: 1 })),
+  // Region and the execution role's credentials come from the variables Lambda sets; a missing one
+  // fails the cold start with a ConfigError naming it, instead of every request failing later.
+  signer: new S3UrlSigner(s3SigningTargetFromEnv(process.env), { clock: systemClock }),
   ids: uuidIds,
   clock: systemClock,
   config,

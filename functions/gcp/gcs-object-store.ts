@@ -11,8 +11,8 @@ import type { ListPage, ObjectInfo, ObjectStore, PutOptions, StoredObject } from
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import { httpStatusOf, mapStorageError } from './gcs-errors';
 
-/** The JSON API object resource fields this adapter reads. */
-interface GcsMetadata {
+/** The JSON API object resource fields the GCS adapters read. */
+export interface GcsMetadata {
   name?: string;
   bucket?: string;
   generation?: string | number;

@@ -1,50 +1,69 @@
 /**
- * {@link UrlSigner} on GCS V4 signed URLs.
+ * {@link UrlSigner} on GCS V4 signed URLs, computed here (Google's "V4 signing process") rather than by
+ * `@google-cloud/storage`: loading that SDK cost the upload function about 150 ms of cold start, and
+ * signing is a few string operations plus one RSA signature.
  *
  * An upload URL pins one object key, one content type, a byte range (`x-goog-content-length-range`,
  * enforced by GCS) and the object metadata (`x-goog-meta-*`): all are signed headers, so a holder of
  * the URL cannot change any of them. The browser must send exactly `UploadTarget.headers`.
  *
- * Who signs: whatever credentials the injected `Storage` client has.
- * - With a service-account key (local development, tests) the library signs locally.
- * - Without a key (Cloud Functions / Cloud Run) the library calls IAM `signBlob` for the runtime
- *   service account, which therefore needs `roles/iam.serviceAccountTokenCreator` on itself. To sign
- *   as a different, dedicated account, set `PIXELPIPE_SIGNER_SERVICE_ACCOUNT` (see `createSigningStorage`).
+ * Who signs (see `google-auth.ts` for where the credentials come from):
+ * - with a service-account key (local development, tests) the signature is computed locally;
+ * - without a key (Cloud Functions / Cloud Run) it comes from IAM `signBlob` for the runtime service
+ *   account, which therefore needs `roles/iam.serviceAccountTokenCreator` on itself;
+ * - with `signerEmail` (`PIXELPIPE_SIGNER_SERVICE_ACCOUNT`) always IAM `signBlob` as that account.
  */
-import type { Storage } from '@google-cloud/storage';
-import { PixelpipeError, TransientError } from '../../shared/errors';
+import { createHash } from 'node:crypto';
+import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
 import type { Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
-import { isNetworkError } from './gcs-errors';
+import { httpStatusOf, isNetworkError } from './gcs-errors';
+import type { GoogleCredentials } from './google-auth';
 
 /** Longest upload URL lifetime we hand out: a leaked URL is only useful briefly. */
 export const MAX_UPLOAD_EXPIRY_SECONDS = 15 * 60;
 /** V4 limit. */
 const MAX_READ_EXPIRY_SECONDS = 7 * 24 * 3600;
+const DEFAULT_HOST = 'https://storage.googleapis.com';
+const ALGORITHM = 'GOOG4-RSA-SHA256';
 
+/** Options of {@link GcsUrlSigner}. */
 export interface GcsUrlSignerOptions {
   clock?: Clock;
   policy?: ResiliencePolicy;
-  /** Public host for URLs (e.g. `https://storage.googleapis.com` or a local server); defaults to the client's endpoint. */
+  /**
+   * Public base URL of the URLs, `scheme://host[:port]` (default `https://storage.googleapis.com`). A
+   * host without a scheme gets `https://`, as `STORAGE_EMULATOR_HOST` does in Google's SDK.
+   */
   host?: string;
+  /**
+   * Sign as this service account (`PIXELPIPE_SIGNER_SERVICE_ACCOUNT`, through IAM `signBlob`) instead of
+   * the one the credentials are.
+   */
+  signerEmail?: string;
 }
 
 const META_KEY = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 // Header values must survive a browser's fetch(): printable ASCII only (request-upload URI-encodes names).
 const META_VALUE = /^[\x20-\x7e]{0,2048}$/;
+const CONTENT_TYPE = /^[\x21-\x7e][\x20-\x7e]{0,255}$/;
 
 /** Signs GCS V4 upload (PUT) and read (GET) URLs. */
 export class GcsUrlSigner implements UrlSigner {
   private readonly clock: Clock;
   private readonly policy: ResiliencePolicy;
+  private readonly origin: string;
+  private readonly hostHeader: string;
 
   constructor(
-    private readonly storage: Storage,
+    private readonly credentials: GoogleCredentials,
     private readonly options: GcsUrlSignerOptions = {},
   ) {
     this.clock = options.clock ?? { now: () => new Date() };
-    // Signing with a key is local; with IAM signBlob it is a network call worth retrying.
+    // Signing with a key is local; with IAM signBlob (and a token from the metadata server) it is a
+    // network call worth retrying.
     this.policy = options.policy ?? defaultPolicy('gcs-signer', { timeoutMs: 10_000 });
+    ({ origin: this.origin, host: this.hostHeader } = parseHost(options.host ?? DEFAULT_HOST));
   }
 
   async signUpload(r: SignUploadRequest): Promise<UploadTarget> {
@@ -54,6 +73,8 @@ export class GcsUrlSigner implements UrlSigner {
     if (!Number.isInteger(r.minBytes) || !Number.isInteger(r.maxBytes) || r.minBytes < 0 || r.maxBytes < r.minBytes) {
       throw new RangeError(`invalid byte range ${r.minBytes},${r.maxBytes}`);
     }
+    // A signed header value must be exactly what the browser sends; a line break could smuggle headers.
+    if (!CONTENT_TYPE.test(r.contentType)) throw new RangeError('the content type must be printable ASCII');
     const headers: Record<string, string> = {
       'content-type': r.contentType,
       'x-goog-content-length-range': `${r.minBytes},${r.maxBytes}`,
@@ -64,9 +85,7 @@ export class GcsUrlSigner implements UrlSigner {
       if (!META_VALUE.test(v)) throw new RangeError(`metadata value of "${k}" must be printable ASCII (URI-encode it)`);
       headers[`x-goog-meta-${key}`] = v;
     }
-    const { 'content-type': contentType, ...extensionHeaders } = headers;
-    const now = this.clock.now();
-    const url = await this.sign(r.bucket, r.key, 'write', now, r.expiresInSeconds, { contentType, extensionHeaders });
+    const url = await this.sign('PUT', r.bucket, r.key, this.clock.now(), r.expiresInSeconds, headers);
     return { method: 'PUT', url, headers };
   }
 
@@ -74,48 +93,125 @@ export class GcsUrlSigner implements UrlSigner {
     if (!Number.isInteger(expiresInSeconds) || expiresInSeconds < 1 || expiresInSeconds > MAX_READ_EXPIRY_SECONDS) {
       throw new RangeError(`read URLs expire after 1..${MAX_READ_EXPIRY_SECONDS} s, got ${expiresInSeconds}`);
     }
-    return this.sign(bucket, key, 'read', this.clock.now(), expiresInSeconds, {});
+    return this.sign('GET', bucket, key, this.clock.now(), expiresInSeconds, {});
   }
 
-  private sign(
-    bucket: string,
-    key: string,
-    action: 'read' | 'write',
-    now: Date,
-    seconds: number,
-    extra: { contentType?: string; extensionHeaders?: Record<string, string> },
-  ): Promise<string> {
-    return resilient(this.policy, `sign ${action} ${bucket}/${key}`, async () => {
+  private sign(method: 'GET' | 'PUT', bucket: string, key: string, now: Date, seconds: number, headers: Record<string, string>): Promise<string> {
+    if (!bucket || !key) throw new RangeError('a signed URL needs a bucket and an object key');
+    return resilient(this.policy, `sign ${method} ${bucket}/${key}`, async () => {
       try {
-        const [url] = await this.storage
-          .bucket(bucket)
-          .file(key)
-          .getSignedUrl({
-            version: 'v4',
-            action,
-            accessibleAt: now,
-            expires: now.getTime() + seconds * 1000,
-            ...(this.options.host ? { host: this.options.host } : {}),
-            ...extra,
-          });
-        return url;
+        const email = await this.signerEmail();
+        const stamp = goog4Date(now);
+        const scope = `${stamp.slice(0, 8)}/auto/storage/goog4_request`;
+        const signed: Record<string, string> = { host: this.hostHeader };
+        for (const [name, value] of Object.entries(headers)) signed[name.toLowerCase()] = value;
+        const names = Object.keys(signed).sort();
+        const path = `/${rfc3986(bucket)}/${key.split('/').map(rfc3986).join('/')}`;
+        // All five parameter names are ASCII and already in byte order; values are encoded like the path.
+        const query = [
+          ['X-Goog-Algorithm', ALGORITHM],
+          ['X-Goog-Credential', `${email}/${scope}`],
+          ['X-Goog-Date', stamp],
+          ['X-Goog-Expires', String(seconds)],
+          ['X-Goog-SignedHeaders', names.join(';')],
+        ]
+          .map(([k, v]) => `${k}=${rfc3986(v)}`)
+          .join('&');
+        const canonicalRequest = [
+          method,
+          path,
+          query,
+          names.map((n) => `${n}:${signed[n].trim().replace(/\s+/g, ' ')}\n`).join(''),
+          names.join(';'),
+          // The body is not part of the signature; the range header bounds its size instead.
+          'UNSIGNED-PAYLOAD',
+        ].join('\n');
+        const stringToSign = [ALGORITHM, stamp, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+        const signature = await this.credentials.signBlob(email, Buffer.from(stringToSign, 'utf8'));
+        return `${this.origin}${path}?${query}&X-Goog-Signature=${signature.toString('hex')}`;
       } catch (err) {
-        throw mapSigningError(err);
+        throw mapSigningError(err, this.credentials.source);
       }
     });
   }
+
+  private async signerEmail(): Promise<string> {
+    if (this.options.signerEmail) return this.options.signerEmail;
+    const email = await this.credentials.serviceAccountEmail();
+    if (!email) {
+      throw new ConfigError(
+        'PIXELPIPE_SIGNER_SERVICE_ACCOUNT',
+        `${this.credentials.source} credentials are not a service account and cannot sign URLs: set it to a service account you hold roles/iam.serviceAccountTokenCreator on`,
+      );
+    }
+    return email;
+  }
+}
+
+/** `20260102T030405Z`. */
+function goog4Date(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+}
+
+/** RFC 3986 encoding (everything but `A-Z a-z 0-9 - . _ ~`), which is how GCS canonicalises paths and queries. */
+function rfc3986(s: string): string {
+  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** The URL origin and the `host` header value a client will send to it (with a non-default port). */
+function parseHost(value: string): { origin: string; host: string } {
+  let u: URL;
+  try {
+    u = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `https://${value}`);
+  } catch {
+    throw new RangeError(`GcsUrlSigner: host "${value}" is not a URL`);
+  }
+  if ((u.protocol !== 'https:' && u.protocol !== 'http:') || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash || u.username) {
+    throw new RangeError(`GcsUrlSigner: host "${value}" must be scheme://host[:port] (path-style URLs are built on it)`);
+  }
+  return { origin: u.origin, host: u.host };
 }
 
 /**
- * The library wraps signing failures in a `SigningError` that keeps only the message, so the class of
- * failure is read from it: IAM unreachable or 5xx → transient; missing permission or no credentials →
- * permanent (a deployment problem that retries cannot fix).
+ * Failures of the token request or of IAM `signBlob`: the IAM service unreachable, timing out, 429 or
+ * 5xx → transient; an HTTP 4xx (permission denied, unknown account) or a credentials problem →
+ * permanent, a deployment problem that retries cannot fix.
  */
-function mapSigningError(err: unknown): PixelpipeError {
+function mapSigningError(err: unknown, source: GoogleCredentials['source']): PixelpipeError {
   if (err instanceof PixelpipeError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  if (isNetworkError(err) || /ECONN|ETIMEDOUT|EAI_AGAIN|socket hang up|timed? ?out|\b(429|500|502|503|504)\b|unavailable/i.test(message)) {
-    return new TransientError('storage_unavailable', `signing failed: ${message}`, err);
+  const detail = errorText(err);
+  const status = httpStatusOf(err);
+  if (status !== undefined) {
+    if (status === 408 || status === 429 || status >= 500) return new TransientError('storage_unavailable', `signing failed with HTTP ${status}: ${detail}`, err);
+    return new PixelpipeError('internal', `signing failed with HTTP ${status}: ${detail}`, { retryable: false, cause: err });
   }
-  return new PixelpipeError('internal', `signing failed: ${message}`, { retryable: false, cause: err });
+  // Outside Google Cloud the metadata server's name does not resolve: there are no credentials at all.
+  if (source === 'metadata_server' && errorCodes(err).includes('ENOTFOUND')) {
+    return new PixelpipeError('internal', `signing failed: no Google credentials (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file, no metadata server): ${detail}`, {
+      retryable: false,
+      cause: err,
+    });
+  }
+  const name = (err as { name?: unknown } | null)?.name;
+  if (isNetworkError(err) || name === 'TimeoutError' || name === 'AbortError') {
+    return new TransientError('storage_unavailable', `signing failed: ${detail}`, err);
+  }
+  return new PixelpipeError('internal', `signing failed: ${detail}`, { retryable: false, cause: err });
+}
+
+/** `fetch` reports "fetch failed" and hides the socket error in `cause`: keep both for the logs. */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(': ').slice(0, 500);
+}
+
+function errorCodes(err: unknown): string[] {
+  const codes: string[] = [];
+  for (let e = err as { code?: unknown; cause?: unknown } | null, depth = 0; e && typeof e === 'object' && depth < 4; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string') codes.push(e.code);
+  }
+  return codes;
 }

@@ -1,7 +1,8 @@
 /**
  * GCP entry: `notify` CloudEvent function. Wired either to a GCS Pub/Sub notification on the
  * `manifests/` prefix (`messagePublished`) or directly to a storage `finalized` trigger; publishes
- * the completion event. Imports the Storage and Pub/Sub SDKs only (no sharp).
+ * the completion event. No Google client library: the manifest read and the publish are one REST
+ * request each, which keeps the cold start inside its budget (see google-http.ts).
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { loadConfig } from '../../shared/config';
@@ -9,10 +10,9 @@ import { createLogger } from '../../shared/logger';
 import { notifyCompletion, type NotifyDeps } from '../../shared/usecases/notify-completion';
 import { eventHandler, parseFinalizeNotification, type IncomingCloudEvent } from './cloud-events';
 import { loadGcpSettings } from './gcp-settings';
-import { GcsObjectStore } from './gcs-object-store';
-import { PubSubEventPublisher } from './pubsub-event-publisher';
-import { createPubSub } from './pubsub-client';
-import { createStorage } from './storage-client';
+import { googleCredentialsFromEnv, NO_AUTH } from './google-auth';
+import { GcsObjectReader } from './gcs-object-reader';
+import { PubSubEventPublisher, pubsubTopicPath } from './pubsub-event-publisher';
 
 /** Validates the event, publishes the completion event; rethrows only retryable errors. */
 export function createNotifyHandler(deps: NotifyDeps): (event: IncomingCloudEvent) => Promise<void> {
@@ -22,11 +22,14 @@ export function createNotifyHandler(deps: NotifyDeps): (event: IncomingCloudEven
 const config = loadConfig(process.env);
 const gcp = loadGcpSettings(process.env);
 const logger = createLogger({ level: config.logLevel, fields: { fn: 'notify', ...(gcp.projectId ? { gcpProject: gcp.projectId } : {}) } });
+// Emulators take no credentials; in production tokens come from the metadata server on first use.
+const { STORAGE_EMULATOR_HOST: storageEmulator, PUBSUB_EMULATOR_HOST: pubsubEmulator } = process.env;
+const credentials = googleCredentialsFromEnv(process.env);
 
 /** The deployed handler (also exported for tests). */
 export const notifyHandler = createNotifyHandler({
-  store: new GcsObjectStore(createStorage(gcp)),
-  publisher: new PubSubEventPublisher(createPubSub(gcp), config.topic),
+  store: new GcsObjectReader(storageEmulator ? NO_AUTH : credentials, storageEmulator ? { endpoint: storageEmulator } : {}),
+  publisher: new PubSubEventPublisher(pubsubEmulator ? NO_AUTH : credentials, pubsubTopicPath(config.topic, gcp.projectId), pubsubEmulator ? { endpoint: `http://${pubsubEmulator}` } : {}),
   logger,
   config,
 });

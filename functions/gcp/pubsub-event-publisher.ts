@@ -1,57 +1,82 @@
 /**
- * {@link EventPublisher} on Cloud Pub/Sub (`@google-cloud/pubsub` v5).
+ * {@link EventPublisher} on Cloud Pub/Sub's REST API (`projects.topics.publish`).
  *
- * The topic object is created once per process (it owns the batching queue and the gRPC channel) and
- * tuned for a function: one message per batch, flushed after a few milliseconds, because an
- * invocation publishes one event and must not sit waiting for a batch to fill. The library's own
- * retries are bounded so that `resilient()` — retries with jitter, timeout, circuit breaker — stays
- * the one place that decides how long a publish may take.
+ * Why REST and not `@google-cloud/pubsub`: the notifier publishes one small message per invocation,
+ * and the client library (gRPC, protobufs, batching) costs ~165–310 ms to load — more than the
+ * notifier's whole cold-start budget. One HTTPS request per event also means nothing is left in a
+ * batching queue when the platform freezes the instance after the handler returns.
+ *
+ * Retries, the per-attempt timeout and the circuit breaker come from `resilient()`, the one place
+ * that decides how long a publish may take.
  */
-import type { PubSub, Topic } from '@google-cloud/pubsub';
-import { PixelpipeError, TransientError } from '../../shared/errors';
+import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
 import type { EventAttributes, EventPublisher } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
+import type { RequestAuthorizer } from './google-auth';
+import { googleJson } from './google-http';
+import { httpStatusOf } from './gcs-errors';
 
+/** Options for {@link PubSubEventPublisher}. */
 export interface PubSubEventPublisherOptions {
+  /** API base URL: `https://pubsub.googleapis.com`, or `http://<PUBSUB_EMULATOR_HOST>`. */
+  endpoint?: string;
   policy?: ResiliencePolicy;
-  /** Per-RPC timeout given to the client library, ms. */
-  rpcTimeoutMs?: number;
 }
 
-// gRPC status codes that say nothing about the message itself and may succeed later.
-const GRPC_PERMANENT = new Set([3 /* INVALID_ARGUMENT */, 5 /* NOT_FOUND */, 7 /* PERMISSION_DENIED */, 16 /* UNAUTHENTICATED */]);
+// Statuses that describe the request or the deployment (missing topic, permission, bad message):
+// retrying cannot fix them. 401 is included because tokens are refreshed minutes before they expire.
+const PERMANENT_STATUS = new Set([400, 401, 403, 404]);
+
+const TOPIC_PATH = /^projects\/[^/]+\/topics\/[^/]+$/;
+
+/**
+ * The topic's full resource name from `PIXELPIPE_TOPIC`, which may be a bare name (then the project
+ * is needed) or `projects/<project>/topics/<name>`.
+ */
+export function pubsubTopicPath(topic: string, projectId: string | undefined): string {
+  if (TOPIC_PATH.test(topic)) return topic;
+  if (!/^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$/.test(topic)) throw new ConfigError('PIXELPIPE_TOPIC', 'not a Pub/Sub topic name or projects/<project>/topics/<name>');
+  if (!projectId) throw new ConfigError('GOOGLE_CLOUD_PROJECT', `needed to address the topic "${topic}" (or set PIXELPIPE_TOPIC to projects/<project>/topics/${topic})`);
+  return `projects/${projectId}/topics/${topic}`;
+}
 
 /** Publishes completion events to one Pub/Sub topic. */
 export class PubSubEventPublisher implements EventPublisher {
-  readonly topic: Topic;
+  private readonly url: string;
   private readonly policy: ResiliencePolicy;
 
-  constructor(pubsub: PubSub, topicName: string, options: PubSubEventPublisherOptions = {}) {
-    this.policy = options.policy ?? defaultPolicy('pubsub', { timeoutMs: 15_000 });
-    this.topic = pubsub.topic(topicName, {
-      batching: { maxMessages: 1, maxMilliseconds: 5 },
-      gaxOpts: { timeout: options.rpcTimeoutMs ?? 10_000, maxRetries: 1 },
-    });
+  constructor(
+    private readonly auth: RequestAuthorizer,
+    /** `projects/<project>/topics/<name>` (see {@link pubsubTopicPath}). */
+    readonly topic: string,
+    options: PubSubEventPublisherOptions = {},
+  ) {
+    if (!TOPIC_PATH.test(topic)) throw new RangeError(`expected projects/<project>/topics/<name>, got "${topic}"`);
+    this.url = `${(options.endpoint ?? 'https://pubsub.googleapis.com').replace(/\/$/, '')}/v1/${topic}:publish`;
+    this.policy = options.policy ?? defaultPolicy('pubsub', { timeoutMs: 10_000 });
   }
 
   async publish(body: string, attributes: EventAttributes): Promise<string> {
-    return resilient(this.policy, `publish to ${this.topic.name}`, async () => {
+    const payload = JSON.stringify({ messages: [{ data: Buffer.from(body, 'utf8').toString('base64'), attributes: { ...attributes } }] });
+    return resilient(this.policy, `publish to ${this.topic}`, async () => {
       try {
-        return await this.topic.publishMessage({ data: Buffer.from(body, 'utf8'), attributes: { ...attributes } });
+        const r = await googleJson<{ messageIds?: unknown }>(this.url, {
+          method: 'POST',
+          headers: { ...(await this.auth.headers()), 'content-type': 'application/json' },
+          body: payload,
+          timeoutMs: this.policy.timeoutMs,
+        });
+        const id = Array.isArray(r.messageIds) ? r.messageIds[0] : undefined;
+        if (typeof id !== 'string' || !id) throw new Error('the publish response has no message id');
+        return id;
       } catch (err) {
-        const code = (err as { code?: unknown }).code;
         const message = err instanceof Error ? err.message : String(err);
-        // A missing topic or permission is a deployment error: retrying cannot fix it.
-        if (typeof code === 'number' && GRPC_PERMANENT.has(code)) {
-          throw new PixelpipeError('internal', `publish to ${this.topic.name} failed: ${message}`, { retryable: false, cause: err });
+        const status = httpStatusOf(err);
+        if (status !== undefined && PERMANENT_STATUS.has(status)) {
+          throw new PixelpipeError('internal', `publish to ${this.topic} failed: ${message}`, { retryable: false, cause: err });
         }
-        throw new TransientError('publish_failed', `publish to ${this.topic.name} failed: ${message}`, err);
+        throw new TransientError('publish_failed', `publish to ${this.topic} failed: ${message}`, err);
       }
     });
-  }
-
-  /** Flushes pending messages and closes the channel (tests, graceful shutdown). */
-  async close(): Promise<void> {
-    await this.topic.flush().catch(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Builds `@google-cloud/storage` clients. Kept apart from the Pub/Sub client so each function bundle
- * pulls in only the SDKs its own path needs.
+ * Builds the `@google-cloud/storage` client of the process function. Kept apart from the other
+ * clients so each function bundle pulls in only the SDKs its own path needs (upload signs URLs
+ * without this SDK: see `gcs-url-signer.ts`).
  *
  * `STORAGE_EMULATOR_HOST` (read by the library itself) points the client at a local server, e.g. the
  * test fake in `test/servers/gcs-fake.ts`; requests to it carry no credentials.
@@ -17,21 +18,4 @@ export function createStorage(settings: GcpSettings): Storage {
     ...(settings.projectId ? { projectId: settings.projectId } : {}),
     retryOptions: { autoRetry: false },
   });
-}
-
-/**
- * A client for signing URLs. With `signerServiceAccount` set, the signing identity is pinned to that
- * account: the library then asks IAM `signBlob` to sign as it (authenticated as the runtime account)
- * instead of looking up the runtime account's own email on the metadata server. API calls made with
- * this client keep the runtime identity.
- */
-export function createSigningStorage(settings: GcpSettings): Storage {
-  const storage = createStorage(settings);
-  const email = settings.signerServiceAccount;
-  if (email) {
-    // The only hook the library offers: the signer reads `client_email` from `getCredentials()`.
-    const auth = storage.authClient as unknown as { getCredentials: () => Promise<{ client_email?: string }> };
-    auth.getCredentials = async () => ({ client_email: email });
-  }
-  return storage;
 }

@@ -1,6 +1,7 @@
 /**
  * GCP entry: `upload` HTTP function. Translates the Express request/response of functions-framework
- * to the platform-neutral `handleUploadRequest`. Imports the Storage SDK only (for URL signing).
+ * to the platform-neutral `handleUploadRequest`. Loads no Google client library: the URL signer and
+ * its credentials are plain `node:crypto` and `fetch`, which keeps the cold start within budget.
  */
 import { http, type Request, type Response } from '@google-cloud/functions-framework';
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
@@ -10,7 +11,7 @@ import { handleUploadRequest, type UploadHttpDeps } from '../../shared/http/uplo
 import { createLogger } from '../../shared/logger';
 import { loadGcpSettings } from './gcp-settings';
 import { GcsUrlSigner } from './gcs-url-signer';
-import { createSigningStorage } from './storage-client';
+import { googleCredentialsFromEnv } from './google-auth';
 
 /** Builds the HTTP handler around its dependencies (tests inject fakes). */
 export function createUploadHandler(deps: UploadHttpDeps): (req: Request, res: Response) => Promise<void> {
@@ -28,9 +29,18 @@ const config = loadConfig(process.env);
 const gcp = loadGcpSettings(process.env);
 const logger = createLogger({ level: config.logLevel, fields: { fn: 'upload', ...(gcp.projectId ? { gcpProject: gcp.projectId } : {}) } });
 
+// Reads a key file if one is configured (a broken one fails the deployment, not a request); the
+// metadata server is only asked on the first signing, so loading does no network I/O.
+const credentials = googleCredentialsFromEnv(process.env);
+const signer = new GcsUrlSigner(credentials, {
+  signerEmail: gcp.signerServiceAccount,
+  // As Google's SDK does: with an emulator configured, URLs point at it (the tests' fake GCS).
+  host: process.env.STORAGE_EMULATOR_HOST || undefined,
+});
+
 /** The deployed handler (also exported for tests). */
 export const upload = createUploadHandler({
-  signer: new GcsUrlSigner(createSigningStorage(gcp)),
+  signer,
   ids: uuidIds,
   clock: systemClock,
   authenticator: createAuthenticator(config, logger),

@@ -143,7 +143,7 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
     const uploadLogger = root.child({ fn: 'upload' });
     const authenticator = createAuthenticator(config, uploadLogger);
     const uploadHandler = createUploadHandler({
-      signer: new S3UrlSigner(s3.client()),
+      signer: S3UrlSigner.fromClient(s3.client()),
       ids: uuidIds,
       clock: systemClock,
       config,

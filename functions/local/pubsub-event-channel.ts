@@ -6,6 +6,7 @@
  */
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import type { Logger } from '../../shared/ports';
+import { NO_AUTH } from '../gcp/google-auth';
 import { PubSubEventPublisher } from '../gcp/pubsub-event-publisher';
 import type { ChannelMessage, EventChannel } from './event-channel';
 
@@ -34,7 +35,7 @@ export async function openPubSubChannel(options: PubSubChannelOptions): Promise<
       if (err?.code !== ALREADY_EXISTS) throw err;
     });
     [subscription] = await pubsub.topic(options.topic).createSubscription(options.subscription, { ackDeadlineSeconds: 10 });
-    publisher = new PubSubEventPublisher(pubsub, options.topic);
+    publisher = new PubSubEventPublisher(NO_AUTH, `projects/${options.projectId}/topics/${options.topic}`, { endpoint: `http://${options.emulatorHost}` });
   } catch (err) {
     await pubsub.close().catch(() => undefined);
     throw new Error(`could not set up Pub/Sub topic ${options.topic} on the emulator at ${options.emulatorHost}: ${(err as Error).message}`, { cause: err });
@@ -75,7 +76,6 @@ export async function openPubSubChannel(options: PubSubChannelOptions): Promise<
         (async () => {
           await sub.close().catch(() => undefined);
           await sub.delete().catch(() => undefined);
-          await pub.close();
           await pubsub.close().catch(() => undefined);
         })(),
         3000,

@@ -6,10 +6,11 @@ import { ObjectNotFoundError, PixelpipeError, TransientError } from '../errors';
 import { buildCompletionEvent } from '../events';
 import { parseManifestKey } from '../keys';
 import { parseManifest, type Manifest } from '../manifest';
-import type { EventPublisher, Logger, ObjectStore } from '../ports';
+import type { EventPublisher, Logger, ObjectReader } from '../ports';
 
 export interface NotifyDeps {
-  store: ObjectStore;
+  /** Only reads: the manifest named by the notification. */
+  store: ObjectReader;
   publisher: EventPublisher;
   logger: Logger;
   config: PixelpipeConfig;

@@ -77,7 +77,7 @@ describe('AWS pipeline end to end (s3rver + local SNS)', () => {
     const logger = createLogger({ level: 'warn' });
 
     // 1. The upload function signs a POST target.
-    const upload = createUploadHandler({ signer: new S3UrlSigner(s3.client()), ids: uuidIds, clock: systemClock, config, authenticator: new AnonymousAuthenticator(), logger });
+    const upload = createUploadHandler({ signer: S3UrlSigner.fromClient(s3.client()), ids: uuidIds, clock: systemClock, config, authenticator: new AnonymousAuthenticator(), logger });
     const apiEvent = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'apigw-v2-post.json'), 'utf8')) as { headers: Record<string, string>; body: string };
     delete apiEvent.headers.authorization;
     apiEvent.body = JSON.stringify({ contentType: 'image/jpeg', size: SAMPLE.length, filename: 'landscape 1.jpg' });
@@ -113,7 +113,7 @@ describe('AWS pipeline end to end (s3rver + local SNS)', () => {
     const small = await sharp((await store.get(VAR, `variants/${ticket.id}/small.jpg`)).body).metadata();
     expect([small.format, small.width, small.height]).toEqual(['jpeg', 480, Math.round((1065 * 480) / 1600)]);
     // A signed read URL for a variant works against the same endpoint.
-    const read = await fetch(await new S3UrlSigner(s3.client()).signRead(VAR, `variants/${ticket.id}/small.webp`, 300));
+    const read = await fetch(await S3UrlSigner.fromClient(s3.client()).signRead(VAR, `variants/${ticket.id}/small.webp`, 300));
     expect(read.status).toBe(200);
     expect((await sharp(Buffer.from(await read.arrayBuffer())).metadata()).width).toBe(480);
 

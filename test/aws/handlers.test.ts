@@ -5,7 +5,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
 import { JwtAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { loadConfig, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
@@ -283,8 +282,8 @@ describe('upload handler (API Gateway HTTP API v2)', () => {
       .sign(privateKey);
     const { logger } = capturingLogger();
     handler = createUploadHandler({
-      // Presigning is local: a client with static credentials never calls AWS here.
-      signer: new S3UrlSigner(new S3Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' } })),
+      // Presigning is local: static credentials, no request to AWS.
+      signer: new S3UrlSigner({ region: 'us-east-1', credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' }) }),
       ids: new SequentialIds(),
       clock: new FixedClock(),
       config: cfg,

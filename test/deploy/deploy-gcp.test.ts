@@ -144,6 +144,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       const e = env(fn);
       expect(e).toMatchObject({
         NODE_ENV: 'production',
+        GOOGLE_CLOUD_PROJECT: PROJECT,
         PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
         PIXELPIPE_VARIANTS_BUCKET: VARIANTS,
         PIXELPIPE_TOPIC: 'pixelpipe-events',

@@ -12,7 +12,6 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { Storage } from '@google-cloud/storage';
 import YAML from 'yaml';
 import { AnonymousAuthenticator, createAuthenticator, JwtAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
@@ -29,7 +28,8 @@ import { getImageStatus } from '../../shared/usecases/get-image-status';
 import { processImage } from '../../shared/usecases/process-image';
 import { defaultPolicy } from '../../shared/resilience';
 import { GcsUrlSigner } from '../../functions/gcp/gcs-url-signer';
-import { S3UrlSigner } from '../../functions/aws/s3-url-signer';
+import { credentialsFromJson } from '../../functions/gcp/google-auth';
+import { S3UrlSigner, s3SigningTargetFromEnv } from '../../functions/aws/s3-url-signer';
 import { createUploadHandler as createAwsUploadHandler } from '../../functions/aws/upload-handler';
 import { applyEnv } from '../gcp/gcp-test-kit';
 import { verifyV4, type V4Request } from '../gcp/v4-verify';
@@ -47,15 +47,15 @@ const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12
 
 const GCS_EMAIL = 'pixelpipe-upload@pixelpipe-test.iam.gserviceaccount.com';
 const gcsKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const gcsStorage = new Storage({
-  projectId: 'pixelpipe-test',
-  credentials: { client_email: GCS_EMAIL, private_key: gcsKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
-});
+const gcsCredentials = credentialsFromJson(
+  { type: 'service_account', client_email: GCS_EMAIL, private_key: gcsKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
+  'test key',
+);
 const AWS_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
-const s3Client = new S3Client({ region: 'eu-west-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: AWS_SECRET } });
 
-const gcsSigner = () => new GcsUrlSigner(gcsStorage, { policy: defaultPolicy('sign', { attempts: 1 }) });
-const s3Signer = () => new S3UrlSigner(s3Client);
+const gcsSigner = () => new GcsUrlSigner(gcsCredentials, { policy: defaultPolicy('sign', { attempts: 1 }) });
+// Built the way the upload Lambda builds it: from the variables Lambda sets for the execution role.
+const s3Signer = () => new S3UrlSigner(s3SigningTargetFromEnv({ AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: AWS_SECRET }));
 
 /** What both handlers answer, in one shape. */
 interface Answer {
@@ -140,7 +140,6 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await idp.close();
-  s3Client.destroy();
 });
 
 function config(env: Record<string, string> = {}): PixelpipeConfig {
@@ -411,10 +410,12 @@ describe.each(platforms)('$name', (platform) => {
       const good = { contentType: 'image/jpeg', size: 1000 };
       const auth = await bearer();
       const internals = `at Object.sign (/work/main/node_modules/@google-cloud/storage/build/cjs/src/signer.js:120:19) bucket ${ORIGINALS}`;
-      const badKeyGcs = new GcsUrlSigner(new Storage({ projectId: 'pixelpipe-test', credentials: { client_email: GCS_EMAIL, private_key: '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n' } }), {
-        policy: defaultPolicy('bad-key', { attempts: 1 }),
+      // gcloud user credentials without PIXELPIPE_SIGNER_SERVICE_ACCOUNT: the real signer refuses, no network involved.
+      const userCredsGcs = new GcsUrlSigner(credentialsFromJson({ type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r' }, 'adc'), {
+        policy: defaultPolicy('user-creds', { attempts: 1 }),
       });
-      const noCredsS3 = new S3UrlSigner(
+      // An SDK client whose credential provider fails (the local stack and tools sign through one).
+      const noCredsS3 = S3UrlSigner.fromClient(
         new S3Client({
           region: 'eu-west-1',
           credentials: async () => {
@@ -452,7 +453,7 @@ describe.each(platforms)('$name', (platform) => {
         },
         { what: 'unexpected exception', status: 500, code: 'internal', req: post(good, auth), signer: failing(() => new TypeError(`Cannot read properties of undefined (reading 'sign') ${internals}`)) },
         platform.cloud === 'gcp'
-          ? { what: 'real SDK failure: unusable signing key', status: 500, code: 'internal', req: post(good, auth), signer: badKeyGcs }
+          ? { what: 'real signer failure: credentials that cannot sign', status: 500, code: 'internal', req: post(good, auth), signer: userCredsGcs }
           : { what: 'real SDK failure: no credentials', status: 503, code: 'internal', req: post(good, auth), signer: noCredsS3 },
       ];
       for (const c of cases) {
@@ -467,6 +468,21 @@ describe.each(platforms)('$name', (platform) => {
         expect(res.headers['cache-control']).toBe('no-store');
       }
     });
+
+    if (platform.cloud === 'gcp') {
+      test('an unusable signing key fails the cold start with a ConfigError naming where it came from, not a request', () => {
+        const badKey = '-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n';
+        let err: unknown;
+        try {
+          credentialsFromJson({ type: 'service_account', client_email: GCS_EMAIL, private_key: badKey }, 'GOOGLE_APPLICATION_CREDENTIALS');
+        } catch (e) {
+          err = e;
+        }
+        expect(err).toBeInstanceOf(ConfigError);
+        expect(err).toMatchObject({ variable: 'GOOGLE_APPLICATION_CREDENTIALS', retryable: false, message: expect.stringContaining('private_key does not parse') });
+        expect((err as Error).message).not.toContain('not a key');
+      });
+    }
 
     if (platform.cloud === 'aws') {
       test('a malformed API Gateway event gets a generic 400', async () => {

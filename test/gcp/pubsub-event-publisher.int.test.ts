@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { NO_AUTH } from '../../functions/gcp/google-auth';
 import { PubSubEventPublisher } from '../../functions/gcp/pubsub-event-publisher';
 import { buildCompletionEvent, EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
 import type { Manifest } from '../../shared/manifest';
@@ -37,6 +38,9 @@ afterAll(async () => {
 });
 
 const client = () => new PubSub({ projectId: emulator!.projectId });
+/** The production adapter, pointed at the emulator (which takes no credentials). */
+const restPublisher = (topic: string) =>
+  new PubSubEventPublisher(NO_AUTH, `projects/${emulator!.projectId}/topics/${topic}`, { endpoint: `http://${emulator!.host}`, policy: fastPolicy() });
 const fastPolicy = () => defaultPolicy('pubsub-test', { attempts: 3, baseDelayMs: 10, maxDelayMs: 100, timeoutMs: 10_000 });
 
 /** Buffers everything a subscription delivers (acking it), and hands out messages in arrival order. */
@@ -102,7 +106,7 @@ describeIf('Pub/Sub emulator', () => {
     const [topic] = await ps.createTopic(unique('contract'));
     const [sub] = await topic.createSubscription(unique('contract-sub'));
     const c = collector(sub);
-    const publisher = new PubSubEventPublisher(ps, topic.name.split('/').pop()!, { policy: fastPolicy() });
+    const publisher = restPublisher(topic.name.split('/').pop()!);
     return {
       publisher,
       async receive(count, timeoutMs) {
@@ -125,7 +129,7 @@ describeIf('Pub/Sub emulator', () => {
       ps = client();
       topicName = unique('events');
       await ps.createTopic(topicName);
-      publisher = new PubSubEventPublisher(ps, topicName, { policy: fastPolicy() });
+      publisher = restPublisher(topicName);
     });
     afterAll(async () => {
       pushServer?.closeAllConnections();
@@ -210,7 +214,7 @@ describeIf('Pub/Sub emulator', () => {
     });
 
     test('publishing to a topic that does not exist is a permanent error', async () => {
-      const p = new PubSubEventPublisher(ps, unique('no-such-topic'), { policy: fastPolicy() });
+      const p = restPublisher(unique('no-such-topic'));
       await expect(p.publish('{}', { type: 't', imageId: 'i', owner: 'o', status: 'processed' })).rejects.toMatchObject({ retryable: false });
     });
   });

@@ -1,28 +1,25 @@
 /**
- * Independent check of the GCS V4 signed URLs that GcsUrlSigner produces: a test service account key,
- * the real SDK signing locally (no network), and our own implementation of Google's documented V4
- * algorithm (test/gcp/v4-verify.ts) recomputing the canonical request and verifying the RSA signature.
+ * Independent check of the GCS V4 signed URLs that GcsUrlSigner produces: a generated service account
+ * key signing locally (no network), and our own implementation of Google's documented V4 algorithm
+ * (test/gcp/v4-verify.ts, which shares no code with the signer) recomputing the canonical request and
+ * verifying the RSA signature. Signing as another account goes through a local fake of IAM `signBlob`.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import { Storage } from '@google-cloud/storage';
+import { generateKeyPairSync, sign as rsaSign } from 'node:crypto';
 import { GcsUrlSigner } from '../../functions/gcp/gcs-url-signer';
-import { createSigningStorage } from '../../functions/gcp/storage-client';
+import { credentialsFromJson, metadataServerCredentials, type GoogleCredentials } from '../../functions/gcp/google-auth';
+import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
 import type { SignUploadRequest } from '../../shared/ports';
 import { defaultPolicy } from '../../shared/resilience';
+import { fakeServiceAccount, startGoogleFake, type GoogleFake } from '../support/google-fake';
 import { canonicalRequestOf, verifyV4, type V4Request } from './v4-verify';
 
-process.env.METADATA_SERVER_DETECTION = 'none';
-
 const EMAIL = 'uploader@pixelpipe-test.iam.gserviceaccount.com';
-const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const sa = fakeServiceAccount(EMAIL);
 const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const keys = { [EMAIL]: publicKey };
-const storage = new Storage({
-  projectId: 'pixelpipe-test',
-  credentials: { client_email: EMAIL, private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() },
-});
-const policy = () => defaultPolicy('sign', { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 });
-const signer = new GcsUrlSigner(storage, { policy: policy() });
+const keys = { [EMAIL]: sa.publicKey };
+const credentials = credentialsFromJson(sa.keyJson, 'test key');
+const policy = (attempts = 1) => defaultPolicy('sign', { attempts, baseDelayMs: 1, maxDelayMs: 1 });
+const signer = new GcsUrlSigner(credentials, { policy: policy() });
 
 const request: SignUploadRequest = {
   bucket: 'pixelpipe-originals',
@@ -133,26 +130,194 @@ describe('GCS V4 signed upload URL (independent verification)', () => {
   });
 });
 
-describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOUNT)', () => {
-  test('the URL names that account and carries its IAM signBlob signature', async () => {
-    const SIGNER = 'signer@pixelpipe-test.iam.gserviceaccount.com';
-    const s = createSigningStorage({ projectId: 'pixelpipe-test', signerServiceAccount: SIGNER });
-    // Stand in for a keyless runtime: a client without a key, and IAM signBlob signing with the signer's key.
-    const auth = s.authClient as unknown as {
-      getClient: () => Promise<unknown>;
-      signBlob: (crypto: unknown, email: string, data: string, endpoint: string) => Promise<string>;
-    };
-    const calls: string[] = [];
-    auth.getClient = async () => ({});
-    auth.signBlob = async (_c, email, data) => {
-      calls.push(email);
-      const { sign } = await import('node:crypto');
-      return sign('RSA-SHA256', Buffer.from(data), other.privateKey).toString('base64');
-    };
-    const target = await new GcsUrlSigner(s, { policy: policy() }).signUpload(request);
+
+describe('URL shape', () => {
+  const fixed = new Date('2026-03-04T05:06:07.890Z');
+
+  test('the clock sets X-Goog-Date and the credential scope; the URL is path-style on the default host', async () => {
+    const s = new GcsUrlSigner(credentials, { policy: policy(), clock: { now: () => fixed } });
+    const url = new URL(await s.signRead('pixelpipe-variants', 'variants/a b/thumb.webp', 60));
+    expect(url.origin).toBe('https://storage.googleapis.com');
+    expect(url.pathname).toBe('/pixelpipe-variants/variants/a%20b/thumb.webp');
+    expect(url.searchParams.get('X-Goog-Date')).toBe('20260304T050607Z');
+    expect(url.searchParams.get('X-Goog-Credential')).toBe(`${EMAIL}/20260304/auto/storage/goog4_request`);
+    expect([...url.searchParams.keys()]).toEqual(['X-Goog-Algorithm', 'X-Goog-Credential', 'X-Goog-Date', 'X-Goog-Expires', 'X-Goog-SignedHeaders', 'X-Goog-Signature']);
+    expect(url.searchParams.get('X-Goog-Signature')).toMatch(/^[0-9a-f]{512}$/);
+    expect(verifyV4(asSent(url.href, {}, 'GET'), { keys, now: new Date(fixed.getTime() + 59_000) }).ok).toBe(true);
+  });
+
+  test('a local host (an emulator) gets URLs for itself, its port part of the signed host header', async () => {
+    const s = new GcsUrlSigner(credentials, { policy: policy(), host: 'http://127.0.0.1:4443/' });
+    const target = await s.signUpload(request);
     if (target.method !== 'PUT') throw new Error('expected PUT');
-    expect(calls).toEqual([SIGNER]);
+    expect(target.url.startsWith(`http://127.0.0.1:4443/${request.bucket}/${request.key}?`)).toBe(true);
+    const sent = asSent(target.url, target.headers);
+    expect(sent.headers.host).toBe('127.0.0.1:4443');
+    expect(verifyV4(sent, { keys, now: new Date() }).ok).toBe(true);
+    expect(verifyV4({ ...sent, headers: { ...sent.headers, host: '127.0.0.1:4444' } }, { keys, now: new Date() })).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
+    // Without a scheme, https is assumed (as STORAGE_EMULATOR_HOST in Google's SDK).
+    expect(new URL(await new GcsUrlSigner(credentials, { host: 'gcs.example.test' }).signRead('b', 'o', 60)).origin).toBe('https://gcs.example.test');
+    for (const bad of ['http://127.0.0.1:4443/base', 'ftp://x', 'http://h?x=1', '::']) {
+      expect(() => new GcsUrlSigner(credentials, { host: bad })).toThrow(/host/);
+    }
+  });
+
+  test('an empty bucket or key, or a content type with a line break, is refused', async () => {
+    await expect(signer.signRead('b', '', 60)).rejects.toThrow(RangeError);
+    await expect(signer.signRead('', 'o', 60)).rejects.toThrow(RangeError);
+    await expect(signer.signUpload({ ...request, contentType: 'image/jpeg\r\nx-goog-acl: public-read' })).rejects.toThrow(/ASCII/);
+  });
+});
+
+describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOUNT)', () => {
+  const SIGNER = 'signer@pixelpipe-test.iam.gserviceaccount.com';
+  const RUNTIME = 'runtime@pixelpipe-test.iam.gserviceaccount.com';
+  const IAM_PATH = `/v1/projects/-/serviceAccounts/${encodeURIComponent(SIGNER)}:signBlob`;
+  let google: GoogleFake;
+
+  beforeAll(async () => {
+    // A keyless runtime: its token and email from the metadata server, signatures from IAM, which
+    // signs with the signer account's key (held by Google, here by the fake).
+    google = await startGoogleFake({
+      'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({ json: { access_token: 'runtime-token', expires_in: 3599, token_type: 'Bearer' } }),
+      'GET /computeMetadata/v1/instance/service-accounts/default/email': () => ({ text: RUNTIME }),
+      [`POST ${IAM_PATH}`]: (req) => {
+        const { payload } = JSON.parse(req.body) as { payload: string };
+        return { json: { keyId: 'k1', signedBlob: rsaSign('RSA-SHA256', Buffer.from(payload, 'base64'), other.privateKey).toString('base64') } };
+      },
+    });
+  });
+  afterAll(() => google.close());
+  beforeEach(() => google.requests.splice(0));
+
+  const runtime = () => metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url });
+
+  test('the URL names that account and carries its IAM signBlob signature', async () => {
+    const target = await new GcsUrlSigner(runtime(), { policy: policy(), signerEmail: SIGNER }).signUpload(request);
+    if (target.method !== 'PUT') throw new Error('expected PUT');
     expect(new URL(target.url).searchParams.get('X-Goog-Credential')).toMatch(/^signer@pixelpipe-test\.iam\.gserviceaccount\.com\//);
-    expect(verifyV4(asSent(target.url, target.headers), { keys: { [SIGNER]: other.publicKey }, now: new Date() }).ok).toBe(true);
+    const r = verifyV4(asSent(target.url, target.headers), { keys: { [SIGNER]: other.publicKey }, now: new Date() });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    // The runtime's email is never asked; the token is fetched with the metadata header; IAM gets
+    // the bearer token and, as payload, exactly the string to sign.
+    expect(google.requests.map((q) => `${q.method} ${q.path}`)).toEqual(['GET /computeMetadata/v1/instance/service-accounts/default/token', `POST ${IAM_PATH}`]);
+    const [token, iam] = google.requests;
+    expect(token.headers['metadata-flavor']).toBe('Google');
+    expect(iam.headers.authorization).toBe('Bearer runtime-token');
+    expect(iam.headers['content-type']).toMatch(/^application\/json/);
+    expect(Buffer.from((JSON.parse(iam.body) as { payload: string }).payload, 'base64').toString('utf8')).toBe(r.stringToSign);
+  });
+
+  test('a key for another account also signs through IAM, with a token from its own token endpoint', async () => {
+    const runtimeSa = fakeServiceAccount(RUNTIME, `${google.url}/token`);
+    google.route('POST /token', () => ({ json: { access_token: 'key-token', expires_in: 3600 } }));
+    const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'runtime key', { iamEndpoint: google.url }), { policy: policy(), signerEmail: SIGNER });
+    const url = await s.signRead('pixelpipe-variants', 'variants/x.webp', 60);
+    expect(verifyV4(asSent(url, {}, 'GET'), { keys: { [SIGNER]: other.publicKey }, now: new Date() }).ok).toBe(true);
+    expect(google.requests.map((q) => q.path)).toEqual(['/token', IAM_PATH]);
+    expect(google.requests[1].headers.authorization).toBe('Bearer key-token');
+  });
+
+  test('without it, a keyless runtime signs as itself (email from the metadata server, asked once)', async () => {
+    const own = `/v1/projects/-/serviceAccounts/${encodeURIComponent(RUNTIME)}:signBlob`;
+    google.route(`POST ${own}`, (req) => ({
+      json: { signedBlob: rsaSign('RSA-SHA256', Buffer.from((JSON.parse(req.body) as { payload: string }).payload, 'base64'), sa.privateKey).toString('base64') },
+    }));
+    const s = new GcsUrlSigner(runtime(), { policy: policy() });
+    for (let i = 0; i < 2; i++) {
+      const url = await s.signRead('b', 'o', 60);
+      expect(verifyV4(asSent(url, {}, 'GET'), { keys: { [RUNTIME]: sa.publicKey }, now: new Date() }).ok).toBe(true);
+    }
+    expect(google.requests.map((q) => q.path.split('/').at(-1))).toEqual(['email', 'token', `${encodeURIComponent(RUNTIME)}:signBlob`, `${encodeURIComponent(RUNTIME)}:signBlob`]);
+  });
+
+  test('user credentials without a signer account fail permanently, naming the variable, before any request', async () => {
+    const user = credentialsFromJson({ type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r' }, 'adc', { tokenEndpoint: `${google.url}/token` });
+    const err = await new GcsUrlSigner(user, { policy: policy(3) }).signRead('b', 'o', 60).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toMatchObject({ retryable: false, variable: 'PIXELPIPE_SIGNER_SERVICE_ACCOUNT' });
+    expect(google.requests).toEqual([]);
+  });
+});
+
+describe('signing failures: transient (retried) or permanent', () => {
+  const SIGNER = 'signer@pixelpipe-test.iam.gserviceaccount.com';
+  const IAM_PATH = `/v1/projects/-/serviceAccounts/${encodeURIComponent(SIGNER)}:signBlob`;
+  let google: GoogleFake;
+  beforeAll(async () => {
+    google = await startGoogleFake({ 'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({ json: { access_token: 't', expires_in: 3600 } }) });
+  });
+  afterAll(() => google.close());
+  beforeEach(() => google.requests.splice(0));
+
+  const signerWith = (attempts: number, timeoutMs?: number) =>
+    new GcsUrlSigner(metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url, timeoutMs }), { policy: policy(attempts), signerEmail: SIGNER });
+  const iamCalls = () => google.requests.filter((q) => q.path === IAM_PATH).length;
+
+  test.each([429, 500, 503])('IAM HTTP %i → TransientError storage_unavailable, retried', async (status) => {
+    google.route(`POST ${IAM_PATH}`, () => ({ status, json: { error: { code: status, message: 'try later', status: 'UNAVAILABLE' } } }));
+    const err = await signerWith(3).signRead('b', 'o', 60).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransientError);
+    expect(err).toMatchObject({ code: 'storage_unavailable', retryable: true });
+    expect((err as Error).message).toContain(`HTTP ${status}`);
+    expect(iamCalls()).toBe(3);
+  });
+
+  test.each([400, 403, 404])('IAM HTTP %i (e.g. signBlob permission denied) → permanent, not retried', async (status) => {
+    google.route(`POST ${IAM_PATH}`, () => ({
+      status,
+      json: { error: { code: status, message: "Permission 'iam.serviceAccounts.signBlob' denied", status: 'PERMISSION_DENIED' } },
+    }));
+    const err = await signerWith(3).signRead('b', 'o', 60).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PixelpipeError);
+    expect(err).not.toBeInstanceOf(TransientError);
+    expect(err).toMatchObject({ code: 'internal', retryable: false });
+    expect((err as Error).message).toContain('iam.serviceAccounts.signBlob');
+    expect((err as Error).message).not.toMatch(/X-Goog-Signature|payload/);
+    expect(iamCalls()).toBe(1);
+  });
+
+  test('a token endpoint that refuses the grant → permanent', async () => {
+    const runtimeSa = fakeServiceAccount('rt@pixelpipe-test.iam.gserviceaccount.com', `${google.url}/token`);
+    google.route('POST /token', () => ({ status: 400, json: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } }));
+    const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'key', { iamEndpoint: google.url }), { policy: policy(3), signerEmail: SIGNER });
+    await expect(s.signRead('b', 'o', 60)).rejects.toMatchObject({ code: 'internal', retryable: false, message: expect.stringContaining('Invalid JWT Signature') });
+    expect(google.requests.map((q) => q.path)).toEqual(['/token']);
+  });
+
+  test('IAM too slow (request timeout) → transient', async () => {
+    google.route(`POST ${IAM_PATH}`, () => ({ delayMs: 2000, json: { signedBlob: 'AA==' } }));
+    await expect(signerWith(1, 100).signRead('b', 'o', 60)).rejects.toMatchObject({ code: 'storage_unavailable', retryable: true });
+  });
+
+  test('IAM unreachable (connection refused) → transient', async () => {
+    const gone = await startGoogleFake();
+    const closedUrl = gone.url;
+    await gone.close();
+    const s = new GcsUrlSigner(metadataServerCredentials({ metadataHost: google.host, iamEndpoint: closedUrl }), { policy: policy(2), signerEmail: SIGNER });
+    const err = await s.signRead('b', 'o', 60).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'storage_unavailable', retryable: true });
+    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+  });
+
+  test('no metadata server (not on Google Cloud, no key) → permanent "no Google credentials"', async () => {
+    const notFound = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND metadata.google.internal'), { code: 'ENOTFOUND' }) });
+    let calls = 0;
+    const creds: GoogleCredentials = {
+      source: 'metadata_server',
+      headers: async () => ({}),
+      accessToken: async () => {
+        throw notFound;
+      },
+      serviceAccountEmail: async () => {
+        calls++;
+        throw notFound;
+      },
+      signBlob: async () => Buffer.alloc(0),
+    };
+    const err = await new GcsUrlSigner(creds, { policy: policy(3) }).signRead('b', 'o', 60).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'internal', retryable: false, message: expect.stringContaining('no Google credentials') });
+    expect(calls).toBe(1);
   });
 });

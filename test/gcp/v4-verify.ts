@@ -23,8 +23,8 @@ export interface V4VerifyOptions {
   keys: Record<string, string | KeyObject>;
   now: Date;
   /**
-   * The host the signer had in mind. The Node SDK signs the URL's hostname without the port, and real
-   * GCS listens on the default port; a local server on a random port passes its hostname here.
+   * The host the signer had in mind, when it differs from the request's Host header (e.g. a proxy in
+   * between). Defaults to the Host header as sent, port included.
    */
   host?: string;
   /** Clock skew tolerated for `X-Goog-Date` in the future, seconds (GCS allows a little). */

@@ -381,10 +381,8 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
     }
     if (method !== 'PUT' && method !== 'GET' && method !== 'HEAD') throw new XmlError(405, 'MethodNotAllowed', `${method} is not allowed`);
     const now = (options.now ?? (() => new Date()))();
-    const hostHeader = header(req, 'host') ?? '';
-    // The Node SDK signs the hostname without the port (GCS is on the default port).
-    const host = hostHeader.replace(/:\d+$/, '');
-    const result = verifyV4({ method, url: req.url ?? '/', headers: req.headers }, { keys: options.signers ?? {}, now, host });
+    // The signed host is the Host header as sent, port included (the signer targets this server's URL).
+    const result = verifyV4({ method, url: req.url ?? '/', headers: req.headers }, { keys: options.signers ?? {}, now });
     if (!result.ok) {
       await drain(req);
       throw new XmlError(result.status, result.code, result.message);

@@ -54,3 +54,19 @@ function code(source: string): string {
 test.each(shared.map((f) => [relative(root, f)]))('%s never reads process.env', (file) => {
   expect(code(readFileSync(join(root, file), 'utf8'))).not.toMatch(/process\.env/);
 });
+
+/**
+ * The cold-start budget of the upload (150 ms) and notify (250 ms) functions has no room for a cloud
+ * SDK: each costs 95–310 ms to load. What an entry's bundle pulls in is read from esbuild's metafile.
+ */
+describe('slim function bundles', () => {
+  const HEAVY = /node_modules\/(@google-cloud\/(storage|pubsub)|google-auth-library|google-gax|gaxios|@grpc|@aws-sdk|@smithy|sharp)\//;
+  test.each([['functions/gcp/upload.ts'], ['functions/gcp/notify.ts'], ['functions/aws/upload.ts']])('%s bundles no cloud SDK and no sharp', async (entry) => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { build } = require('esbuild') as typeof import('esbuild');
+    const r = await build({ entryPoints: [join(root, entry)], bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, logLevel: 'silent', outdir: '/tmp' });
+    const inputs = Object.keys(r.metafile.inputs);
+    expect(inputs.length).toBeGreaterThan(10);
+    expect(inputs.filter((i) => HEAVY.test(i))).toEqual([]);
+  });
+});
