@@ -276,7 +276,7 @@ export function metadataServerCredentials(options: GoogleAuthOptions = {}): Goog
  * key file is read now, at cold start, so a broken one fails the deployment instead of a request.
  */
 export function googleCredentialsFromEnv(env: Record<string, string | undefined>, options: GoogleAuthOptions = {}): GoogleCredentials {
-  const opts: GoogleAuthOptions = { ...(env.GCE_METADATA_HOST ? { metadataHost: env.GCE_METADATA_HOST } : {}), ...options };
+  const opts: GoogleAuthOptions = { ...options, metadataHost: options.metadataHost ?? (env.GCE_METADATA_HOST || undefined) };
   const explicit = env.GOOGLE_APPLICATION_CREDENTIALS;
   if (explicit) return credentialsFromJson(readJson(explicit, 'GOOGLE_APPLICATION_CREDENTIALS'), 'GOOGLE_APPLICATION_CREDENTIALS', opts);
   const home = env.HOME || homedir();
