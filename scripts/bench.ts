@@ -73,8 +73,8 @@ async function measureHuge(o: BenchOptions): Promise<BenchReport['huge']> {
 
 async function measureThroughput(o: BenchOptions, img: BenchImage): Promise<ThroughputReport> {
   const inflight = 4;
-  const renders = o.quick ? 8 : 16;
-  const rounds = o.quick ? 1 : 3;
+  const renders = o.quick ? 8 : 24;
+  const rounds = o.quick ? 1 : 5;
   const task = (cpus: string): WorkerTask => ({ kind: 'throughput', files: [img.file], inflight, renders, cpus });
   const oneVcpu: ThroughputResult[] = [];
   const twoVcpu: ThroughputResult[] = [];
@@ -87,12 +87,16 @@ async function measureThroughput(o: BenchOptions, img: BenchImage): Promise<Thro
     if (!o.quick) pairs.push(await Promise.all(['0', '1'].map((cpu) => runWorker<ThroughputResult>(task(cpu), { ...ONE_VCPU, cpus: cpu }))));
   }
   const ips = (v: ThroughputResult[]) => v.map((t) => t.imagesPerSecond);
-  const ratio = round(median(ips(twoVcpu)) / median(ips(oneVcpu)), 2);
+  // Paired per round (the 1- and 2-vCPU runs of a round are back to back): this VM's speed drifts by
+  // 10–15 % over minutes, which a ratio of medians taken at different moments would carry along.
+  const paired = (idx: number[]) => round(median(idx.map((i) => twoVcpu[i].imagesPerSecond / oneVcpu[i].imagesPerSecond)), 2);
+  const all = oneVcpu.map((_, i) => i);
+  const ratio = paired(all);
   const bestRatio = round(Math.max(...ips(twoVcpu)) / Math.max(...ips(oneVcpu)), 2);
-  const pairRatio = pairs.length ? round(median(pairs.map((p) => p[0].imagesPerSecond + p[1].imagesPerSecond)) / median(ips(oneVcpu)), 2) : undefined;
+  const pairRatio = pairs.length ? round(median(pairs.map((p, i) => (p[0].imagesPerSecond + p[1].imagesPerSecond) / oneVcpu[i].imagesPerSecond)), 2) : undefined;
   // Rounds in which neither run lost more than a tenth of a core to other processes.
-  const quiet = oneVcpu.map((_, i) => i).filter((i) => (oneVcpu[i].othersCores ?? 0) < QUIET && (twoVcpu[i].othersCores ?? 0) < QUIET);
-  const quietRatio = quiet.length ? round(median(quiet.map((i) => twoVcpu[i].imagesPerSecond)) / median(quiet.map((i) => oneVcpu[i].imagesPerSecond)), 2) : undefined;
+  const quiet = all.filter((i) => (oneVcpu[i].othersCores ?? 0) < QUIET && (twoVcpu[i].othersCores ?? 0) < QUIET);
+  const quietRatio = quiet.length ? paired(quiet) : undefined;
   return { image: img.id, inflight, renders, oneVcpu, twoVcpu, pairs, ratio, bestRatio, pairRatio, quietRatio, quietRounds: quiet.length };
 }
 
