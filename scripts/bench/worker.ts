@@ -3,6 +3,7 @@
  * under `taskset` with the thread-pool size it simulates, so CPU pinning, peak RSS and libuv settings
  * belong to that measurement alone. The result is one JSON line on stdout.
  */
+import { performance as perfHooks, type EventLoopUtilization } from 'node:perf_hooks';
 import { readFileSync } from 'node:fs';
 import type { ImageProbe } from '../../shared/ports';
 import { ImageRejectedError } from '../../shared/errors';
@@ -123,6 +124,8 @@ export interface ThroughputResult {
   coresBusy: number;
   /** Cores' worth of time that other processes ran on the same CPUs meanwhile (from /proc/stat). */
   othersCores?: number;
+  /** Event-loop utilization of the main thread: near 1, JavaScript (or GC) holds back the encoders. */
+  mainThreadBusy?: number;
   maxRssBytes: number;
 }
 
@@ -332,9 +335,9 @@ async function throughput(task: Extract<WorkerTask, { kind: 'throughput' }>): Pr
   const windowEnd = task.inflight + task.renders;
   let started = 0;
   let done = 0;
-  let mark: { wall: number; cpu: NodeJS.CpuUsage; ticks: ReturnType<typeof cpuTicks> } | undefined;
-  let result: { wallMs: number; cpuMs: number; ticks: ReturnType<typeof cpuTicks> } | undefined;
-  const snapshot = () => ({ wall: performance.now(), cpu: process.cpuUsage(), ticks: task.cpus ? cpuTicks(task.cpus) : null });
+  let mark: { wall: number; cpu: NodeJS.CpuUsage; ticks: ReturnType<typeof cpuTicks>; elu: EventLoopUtilization } | undefined;
+  let result: { wallMs: number; cpuMs: number; ticks: ReturnType<typeof cpuTicks>; mainThreadBusy: number } | undefined;
+  const snapshot = () => ({ wall: performance.now(), cpu: process.cpuUsage(), ticks: task.cpus ? cpuTicks(task.cpus) : null, elu: perfHooks.eventLoopUtilization() });
   const lane = async (): Promise<void> => {
     while (started < total) {
       const input = inputs[started++ % inputs.length];
@@ -344,7 +347,7 @@ async function throughput(task: Extract<WorkerTask, { kind: 'throughput' }>): Pr
       if (done === windowEnd && mark) {
         const end = snapshot();
         const c = process.cpuUsage(mark.cpu);
-        result = { wallMs: end.wall - mark.wall, cpuMs: (c.user + c.system) / 1000, ticks: end.ticks };
+        result = { wallMs: end.wall - mark.wall, cpuMs: (c.user + c.system) / 1000, ticks: end.ticks, mainThreadBusy: perfHooks.eventLoopUtilization(end.elu, mark.elu).utilization };
       }
     }
   };
@@ -359,6 +362,7 @@ async function throughput(task: Extract<WorkerTask, { kind: 'throughput' }>): Pr
     cpuMs: round(t.cpuMs),
     imagesPerSecond: round((task.renders * 1000) / t.wallMs, 2),
     coresBusy: round(t.cpuMs / t.wallMs, 2),
+    mainThreadBusy: round(result.mainThreadBusy, 2),
     maxRssBytes: peakRssBytes(),
   };
 }
