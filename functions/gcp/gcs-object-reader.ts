@@ -12,7 +12,7 @@ import type { RequestAuthorizer } from './google-auth';
 import { googleFetch, googleJson } from './google-http';
 import { crc32c } from './crc32c';
 import { mapStorageError } from './gcs-errors';
-import { toObjectInfo, type GcsMetadata } from './gcs-object-store';
+import { readConsistently, tooManyBytes, toObjectInfo, type GcsMetadata } from './gcs-object-store';
 
 /** Options for {@link GcsObjectReader}. */
 export interface GcsObjectReaderOptions {
@@ -35,26 +35,15 @@ export class GcsObjectReader implements ObjectReader {
     this.policy = options.policy ?? defaultPolicy('gcs-reader', { timeoutMs: 10_000 });
   }
 
-  /**
-   * Metadata first (an oversized object is refused without downloading it), then the body of exactly
-   * that generation, counted while it streams and checked against the stored hash. If the key was
-   * overwritten in between, it starts over once, as `GcsObjectStore.get` does.
-   */
+  /** See `readConsistently`; the body is also checked against the stored hash. */
   async get(bucket: string, key: string, options: { maxBytes?: number } = {}): Promise<StoredObject> {
-    return resilient(this.policy, `gcs get ${bucket}/${key}`, async () => {
-      for (let round = 0; ; round++) {
-        const info = await this.metadata(bucket, key);
-        if (options.maxBytes !== undefined && info.size > options.maxBytes) throw tooManyBytes(info.size, options.maxBytes);
-        try {
-          const body = await this.download(bucket, key, info.generation, options.maxBytes);
-          return { ...info, size: body.length, body };
-        } catch (err) {
-          // A 404 for the generation just seen means it was replaced (or deleted) meanwhile.
-          if (err instanceof ObjectNotFoundError && round === 0) continue;
-          throw err;
-        }
-      }
-    });
+    return resilient(this.policy, `gcs get ${bucket}/${key}`, () =>
+      readConsistently(
+        () => this.metadata(bucket, key),
+        (generation) => this.download(bucket, key, generation, options.maxBytes),
+        options.maxBytes,
+      ),
+    );
   }
 
   async head(bucket: string, key: string): Promise<ObjectInfo | null> {
@@ -140,8 +129,4 @@ function verifyHash(body: Buffer, header: string | null, what: string): void {
   if (expected !== undefined && expected !== actual) {
     throw new TransientError('storage_unavailable', `download of ${what} does not match its stored hash (${expected} ≠ ${actual})`);
   }
-}
-
-function tooManyBytes(size: number, max: number): ImageRejectedError {
-  return new ImageRejectedError('too_many_bytes', `object has at least ${size} bytes; the limit is ${max}`);
 }

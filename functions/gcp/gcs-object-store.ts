@@ -59,26 +59,15 @@ export class GcsObjectStore implements ObjectStore {
     this.simpleUploadMaxBytes = options.simpleUploadMaxBytes ?? 8 * 1024 * 1024;
   }
 
-  /**
-   * Reads metadata first (refusing an oversized object without downloading it), then streams the body
-   * of exactly that generation, so body and metadata always describe the same write, counting bytes
-   * and aborting past `maxBytes`. If the key was overwritten in between, it starts over once.
-   */
+  /** See {@link readConsistently}: metadata, then the body of exactly that generation, byte-capped. */
   async get(bucket: string, key: string, options: { maxBytes?: number } = {}): Promise<StoredObject> {
-    return resilient(this.policy, `gcs get ${bucket}/${key}`, async () => {
-      for (let round = 0; ; round++) {
-        const info = await this.headOrThrow(bucket, key);
-        if (options.maxBytes !== undefined && info.size > options.maxBytes) throw tooManyBytes(info.size, options.maxBytes);
-        try {
-          const body = await this.download(bucket, key, info.generation, options.maxBytes);
-          return { ...info, size: body.length, body };
-        } catch (err) {
-          // A 404 for the generation we just saw means it was replaced (or deleted) meanwhile.
-          if (err instanceof ObjectNotFoundError && round === 0) continue;
-          throw err;
-        }
-      }
-    });
+    return resilient(this.policy, `gcs get ${bucket}/${key}`, () =>
+      readConsistently(
+        () => this.headOrThrow(bucket, key),
+        (generation) => this.download(bucket, key, generation, options.maxBytes),
+        options.maxBytes,
+      ),
+    );
   }
 
   async head(bucket: string, key: string): Promise<ObjectInfo | null> {
@@ -177,6 +166,30 @@ export class GcsObjectStore implements ObjectStore {
   }
 }
 
-function tooManyBytes(size: number, max: number): ImageRejectedError {
+/**
+ * One GCS read, shared by both GCS adapters: metadata first (refusing an oversized object without
+ * downloading it), then the body of exactly that generation, so body and metadata always describe the
+ * same write. If the key was overwritten in between (404 for that generation), it starts over once.
+ */
+export async function readConsistently(
+  metadata: () => Promise<ObjectInfo>,
+  download: (generation: string) => Promise<Buffer>,
+  maxBytes: number | undefined,
+): Promise<StoredObject> {
+  for (let round = 0; ; round++) {
+    const info = await metadata();
+    if (maxBytes !== undefined && info.size > maxBytes) throw tooManyBytes(info.size, maxBytes);
+    try {
+      const body = await download(info.generation);
+      return { ...info, size: body.length, body };
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError && round === 0) continue;
+      throw err;
+    }
+  }
+}
+
+/** The error for a body past the caller's byte cap (counted while streaming, or from the metadata). */
+export function tooManyBytes(size: number, max: number): ImageRejectedError {
   return new ImageRejectedError('too_many_bytes', `object has at least ${size} bytes; the limit is ${max}`);
 }

@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { serve } from '../gcp/gcp-test-kit';
 
 /** A request as the fake received it. */
 export interface RecordedRequest {
@@ -75,22 +75,16 @@ export async function startGoogleFake(routes: Record<string, Route> = {}): Promi
   });
   // Bounded: a test that forgets to answer must not hang on a socket.
   server.requestTimeout = 10_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const served = await serve(server);
   return {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
+    url: served.url,
+    host: new URL(served.url).host,
     requests,
     route: (key, handler) => table.set(key, handler),
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const t of timers) clearTimeout(t);
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => {
+      for (const t of timers) clearTimeout(t);
+      return served.close();
+    },
   };
 }
 
