@@ -3,12 +3,12 @@
  * the function entries read at module load, serving a registered function with functions-framework
  * on 127.0.0.1, and sending CloudEvents over HTTP in structured or binary mode.
  */
-import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { randomUUID, type KeyObject } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fakeServiceAccount } from '../support/google-fake';
 
 export interface TestServiceAccount {
   email: string;
@@ -19,23 +19,10 @@ export interface TestServiceAccount {
 
 /** Creates an RSA key pair and writes it as a service-account key file in a temp directory. */
 export function makeServiceAccount(email = 'pixelpipe-fn@pixelpipe-test.iam.gserviceaccount.com'): TestServiceAccount {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const dir = mkdtempSync(join(tmpdir(), 'pixelpipe-sa-'));
-  const keyFile = join(dir, 'key.json');
-  writeFileSync(
-    keyFile,
-    JSON.stringify({
-      type: 'service_account',
-      project_id: 'pixelpipe-test',
-      private_key_id: randomUUID(),
-      private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-      client_email: email,
-      client_id: '1',
-      token_uri: 'http://127.0.0.1:9/token',
-    }),
-    { mode: 0o600 },
-  );
-  return { email, publicKey, keyFile };
+  const sa = fakeServiceAccount(email);
+  const keyFile = join(mkdtempSync(join(tmpdir(), 'pixelpipe-sa-')), 'key.json');
+  writeFileSync(keyFile, JSON.stringify(sa.keyJson), { mode: 0o600 });
+  return { email, publicKey: sa.publicKey, keyFile };
 }
 
 /**
@@ -61,27 +48,7 @@ export function functionEnv(opts: { storageUrl: string; pubsubHost?: string; key
   };
 }
 
-export interface ServedFunction {
-  url: string;
-  close(): Promise<void>;
-}
-
-/** Serves a function registered with functions-framework (by `getTestServer`) on 127.0.0.1. */
-export async function serve(server: Server): Promise<ServedFunction> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
+export { serve, type ServedFunction } from '../support/serve';
 
 /**
  * Sets environment variables for the rest of a test file and returns the function that restores

@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { serve } from '../gcp/gcp-test-kit';
+import { serve } from './serve';
 
 /** A request as the fake received it. */
 export interface RecordedRequest {
