@@ -126,58 +126,50 @@ NOTIFY_TIMEOUT=${DEPLOY_NOTIFY_TIMEOUT:-30s}
 NOTIFY_CONCURRENCY=${DEPLOY_NOTIFY_CONCURRENCY:-}
 NOTIFY_MAX_INSTANCES=${DEPLOY_NOTIFY_MAX_INSTANCES:-10}
 
-need_value() {
-  [[ $# -ge 2 && -n $2 && $2 != --* ]] || pp_die "$1 needs a value"
+pp_option_flag() {
+  case $1 in
+    --dry-run) PP_DRY_RUN=1 ;;
+    --skip-build) SKIP_BUILD=1 ;;
+    --verbose) PP_VERBOSE=1 ;;
+    *) return 1 ;;
+  esac
 }
 
-while [[ $# -gt 0 ]]; do
-  arg=$1
-  if [[ $arg == --*=* ]]; then
-    set -- "${arg%%=*}" "${arg#*=}" "${@:2}"
-    arg=$1
-  fi
-  case $arg in
-    --help | -h) usage; exit 0 ;;
-    --dry-run) PP_DRY_RUN=1; shift; continue ;;
-    --skip-build) SKIP_BUILD=1; shift; continue ;;
-    --verbose) PP_VERBOSE=1; shift; continue ;;
+pp_option_var() {
+  case $1 in
+    --project) echo PROJECT ;;
+    --region) echo REGION ;;
+    --name) echo NAME ;;
+    --cors-origins) echo CORS_ORIGINS ;;
+    --jwks-url) echo JWKS_URL ;;
+    --jwt-issuer) echo JWT_ISSUER ;;
+    --jwt-audience) echo JWT_AUDIENCE ;;
+    --originals-bucket) echo ORIGINALS_BUCKET ;;
+    --variants-bucket) echo VARIANTS_BUCKET ;;
+    --bucket-location) echo BUCKET_LOCATION ;;
+    --source-dir) echo SOURCE_DIR ;;
+    --log-level) echo LOG_LEVEL ;;
+    --max-delivery-attempts) echo MAX_DELIVERY_ATTEMPTS ;;
+    --build-service-account) echo BUILD_SERVICE_ACCOUNT ;;
+    --process-memory) echo PROCESS_MEMORY ;;
+    --process-cpu) echo PROCESS_CPU ;;
+    --process-timeout) echo PROCESS_TIMEOUT ;;
+    --process-concurrency) echo PROCESS_CONCURRENCY ;;
+    --process-max-instances) echo PROCESS_MAX_INSTANCES ;;
+    --upload-memory) echo UPLOAD_MEMORY ;;
+    --upload-cpu) echo UPLOAD_CPU ;;
+    --upload-timeout) echo UPLOAD_TIMEOUT ;;
+    --upload-concurrency) echo UPLOAD_CONCURRENCY ;;
+    --upload-max-instances) echo UPLOAD_MAX_INSTANCES ;;
+    --notify-memory) echo NOTIFY_MEMORY ;;
+    --notify-cpu) echo NOTIFY_CPU ;;
+    --notify-timeout) echo NOTIFY_TIMEOUT ;;
+    --notify-concurrency) echo NOTIFY_CONCURRENCY ;;
+    --notify-max-instances) echo NOTIFY_MAX_INSTANCES ;;
   esac
-  case $arg in
-    --project) var=PROJECT ;;
-    --region) var=REGION ;;
-    --name) var=NAME ;;
-    --cors-origins) var=CORS_ORIGINS ;;
-    --jwks-url) var=JWKS_URL ;;
-    --jwt-issuer) var=JWT_ISSUER ;;
-    --jwt-audience) var=JWT_AUDIENCE ;;
-    --originals-bucket) var=ORIGINALS_BUCKET ;;
-    --variants-bucket) var=VARIANTS_BUCKET ;;
-    --bucket-location) var=BUCKET_LOCATION ;;
-    --source-dir) var=SOURCE_DIR ;;
-    --log-level) var=LOG_LEVEL ;;
-    --max-delivery-attempts) var=MAX_DELIVERY_ATTEMPTS ;;
-    --build-service-account) var=BUILD_SERVICE_ACCOUNT ;;
-    --process-memory) var=PROCESS_MEMORY ;;
-    --process-cpu) var=PROCESS_CPU ;;
-    --process-timeout) var=PROCESS_TIMEOUT ;;
-    --process-concurrency) var=PROCESS_CONCURRENCY ;;
-    --process-max-instances) var=PROCESS_MAX_INSTANCES ;;
-    --upload-memory) var=UPLOAD_MEMORY ;;
-    --upload-cpu) var=UPLOAD_CPU ;;
-    --upload-timeout) var=UPLOAD_TIMEOUT ;;
-    --upload-concurrency) var=UPLOAD_CONCURRENCY ;;
-    --upload-max-instances) var=UPLOAD_MAX_INSTANCES ;;
-    --notify-memory) var=NOTIFY_MEMORY ;;
-    --notify-cpu) var=NOTIFY_CPU ;;
-    --notify-timeout) var=NOTIFY_TIMEOUT ;;
-    --notify-concurrency) var=NOTIFY_CONCURRENCY ;;
-    --notify-max-instances) var=NOTIFY_MAX_INSTANCES ;;
-    *) pp_die "unknown option '$arg' (see --help)" ;;
-  esac
-  need_value "$@"
-  printf -v "$var" '%s' "$2"
-  shift 2
-done
+}
+
+pp_parse_options "$@"
 
 [[ -n $PROJECT ]] || pp_die "--project is required"
 [[ -n $REGION ]] || pp_die "--region is required"

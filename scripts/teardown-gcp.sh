@@ -33,30 +33,26 @@ ORIGINALS_BUCKET=""
 VARIANTS_BUCKET=""
 DELETE_BUCKETS=0
 
-while [[ $# -gt 0 ]]; do
-  arg=$1
-  if [[ $arg == --*=* ]]; then
-    set -- "${arg%%=*}" "${arg#*=}" "${@:2}"
-    arg=$1
-  fi
-  case $arg in
-    --help | -h) usage; exit 0 ;;
-    --dry-run) PP_DRY_RUN=1; shift; continue ;;
-    --verbose) PP_VERBOSE=1; shift; continue ;;
-    --delete-buckets) DELETE_BUCKETS=1; shift; continue ;;
+pp_option_flag() {
+  case $1 in
+    --dry-run) PP_DRY_RUN=1 ;;
+    --verbose) PP_VERBOSE=1 ;;
+    --delete-buckets) DELETE_BUCKETS=1 ;;
+    *) return 1 ;;
   esac
-  case $arg in
-    --project) var=PROJECT ;;
-    --region) var=REGION ;;
-    --name) var=NAME ;;
-    --originals-bucket) var=ORIGINALS_BUCKET ;;
-    --variants-bucket) var=VARIANTS_BUCKET ;;
-    *) pp_die "unknown option '$arg' (see --help)" ;;
+}
+
+pp_option_var() {
+  case $1 in
+    --project) echo PROJECT ;;
+    --region) echo REGION ;;
+    --name) echo NAME ;;
+    --originals-bucket) echo ORIGINALS_BUCKET ;;
+    --variants-bucket) echo VARIANTS_BUCKET ;;
   esac
-  [[ $# -ge 2 && -n $2 && $2 != --* ]] || pp_die "$arg needs a value"
-  printf -v "$var" '%s' "$2"
-  shift 2
-done
+}
+
+pp_parse_options "$@"
 
 [[ -n $PROJECT ]] || pp_die "--project is required"
 [[ -n $REGION ]] || pp_die "--region is required"

@@ -38,6 +38,33 @@ pp_die() {
   exit 1
 }
 
+# The option loop both scripts share: `--opt value` and `--opt=value`, `--help`/`-h` (calls the
+# script's `usage`). The script defines two lookups, kept as functions so this stays bash 3.2 (no
+# associative arrays): `pp_option_flag OPT` sets the flag's variable and returns 0, or returns 1;
+# `pp_option_var OPT` prints the variable a value option sets, or nothing for an unknown option.
+pp_parse_options() {
+  local arg var
+  while [[ $# -gt 0 ]]; do
+    arg=$1
+    if [[ $arg == --*=* ]]; then
+      set -- "${arg%%=*}" "${arg#*=}" "${@:2}"
+      arg=$1
+    fi
+    case $arg in
+      --help | -h) usage; exit 0 ;;
+    esac
+    if pp_option_flag "$arg"; then
+      shift
+      continue
+    fi
+    var=$(pp_option_var "$arg")
+    [[ -n $var ]] || pp_die "unknown option '$arg' (see --help)"
+    [[ $# -ge 2 && -n $2 && $2 != --* ]] || pp_die "$arg needs a value"
+    printf -v "$var" '%s' "$2"
+    shift 2
+  done
+}
+
 pp_note() {
   if [[ $PP_DRY_RUN == 1 ]]; then
     printf '# %s\n' "$*" >&3
