@@ -13,6 +13,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../../shared/errors';
+import { compactUtcTimestamp, encodeRfc3986 } from '../../shared/http/signing';
 import type { Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
 import { mapAwsError } from './sdk-errors';
 
@@ -46,12 +47,12 @@ export const MAX_UPLOAD_EXPIRY_SECONDS = 15 * 60;
 /** Signs S3 uploads (presigned POST) and reads (presigned GET) locally, with SigV4 on `node:crypto`. */
 export class S3UrlSigner implements UrlSigner {
   private readonly clock: Clock;
-  /** The target as of now: a fixed one as given, a client's from its config providers (see {@link fromClient}). */
-  private resolveTarget: () => Promise<S3SigningTarget>;
+  private readonly resolveTarget: () => Promise<S3SigningTarget>;
 
-  constructor(target: S3SigningTarget, options: S3UrlSignerOptions = {}) {
+  /** `target` is fixed, or asked before every signature (see {@link fromClient}). */
+  constructor(target: S3SigningTarget | (() => Promise<S3SigningTarget>), options: S3UrlSignerOptions = {}) {
     this.clock = options.clock ?? { now: () => new Date() };
-    this.resolveTarget = async () => target;
+    this.resolveTarget = typeof target === 'function' ? target : async () => target;
   }
 
   /**
@@ -60,16 +61,13 @@ export class S3UrlSigner implements UrlSigner {
    */
   static fromClient(client: S3Client, options: S3UrlSignerOptions = {}): S3UrlSigner {
     const cfg = client.config;
-    // The constructor's fixed target is replaced at once: region and endpoint are async providers. The
-    // SDK memoizes them, so asking on every signature is cheap, and a provider that failed once (no
-    // region configured yet) is asked again next time instead of failing forever.
-    const signer = new S3UrlSigner({ region: '', credentials: () => cfg.credentials() }, options);
-    signer.resolveTarget = async () => {
+    // Region and endpoint are async providers. The SDK memoizes them, so asking on every signature is
+    // cheap, and a provider that failed once (no region configured yet) is asked again next time.
+    return new S3UrlSigner(async () => {
       const [region, ep] = await Promise.all([cfg.region(), cfg.endpoint?.()]);
       const endpoint = ep ? `${ep.protocol}//${ep.hostname}${ep.port ? `:${ep.port}` : ''}${ep.path ?? ''}` : undefined;
       return { region, credentials: () => cfg.credentials(), endpoint, forcePathStyle: cfg.forcePathStyle };
-    };
-    return signer;
+    }, options);
   }
 
   async signUpload(r: SignUploadRequest): Promise<UploadTarget> {
@@ -159,7 +157,7 @@ function bucketUrl(target: S3SigningTarget, bucket: string): { post: string; obj
  * form carrying any field the policy does not mention, and so the holder cannot change any of them.
  */
 function presignPost(url: string, r: SignUploadRequest, creds: SigV4Credentials, now: Date): UploadTarget {
-  const amzDate = toAmzDate(now);
+  const amzDate = compactUtcTimestamp(now);
   const day = amzDate.slice(0, 8);
   const credential = `${creds.accessKeyId}/${day}/${creds.region}/s3/aws4_request`;
   // Field names and order as the SDK's createPresignedPost produced them: browsers, web/upload.js and
@@ -199,7 +197,7 @@ export interface SigV4Credentials {
  * `url` must already carry its path in canonical (RFC 3986) encoding.
  */
 export function presignGet(url: URL, creds: SigV4Credentials, now: Date, expiresInSeconds: number): string {
-  const amzDate = toAmzDate(now);
+  const amzDate = compactUtcTimestamp(now);
   const day = amzDate.slice(0, 8);
   const scope = `${day}/${creds.region}/s3/aws4_request`;
   const query: Array<[string, string]> = [
@@ -226,11 +224,6 @@ function sigV4(target: S3SigningTarget, creds: S3SigningCredentials): SigV4Crede
   return { region: target.region, accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey, sessionToken: creds.sessionToken };
 }
 
-/** `YYYYMMDDTHHMMSSZ`, the SigV4 timestamp format. */
-function toAmzDate(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-}
-
 /** kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request"). */
 function signingKey(secret: string, day: string, region: string, service: string): Buffer {
   const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
@@ -239,9 +232,4 @@ function signingKey(secret: string, day: string, region: string, service: string
 
 function sha256Hex(s: string): string {
   return createHash('sha256').update(s, 'utf8').digest('hex');
-}
-
-/** URI-encodes everything but the RFC 3986 unreserved characters, as SigV4 requires. */
-function encodeRfc3986(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }

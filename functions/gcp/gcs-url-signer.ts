@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
+import { compactUtcTimestamp, encodeRfc3986 } from '../../shared/http/signing';
 import type { Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import { httpStatusOf, isNetworkError } from './gcs-errors';
@@ -101,12 +102,12 @@ export class GcsUrlSigner implements UrlSigner {
     return resilient(this.policy, `sign ${method} ${bucket}/${key}`, async () => {
       try {
         const email = await this.signerEmail();
-        const stamp = goog4Date(now);
+        const stamp = compactUtcTimestamp(now);
         const scope = `${stamp.slice(0, 8)}/auto/storage/goog4_request`;
         const signed: Record<string, string> = { host: this.hostHeader };
         for (const [name, value] of Object.entries(headers)) signed[name.toLowerCase()] = value;
         const names = Object.keys(signed).sort();
-        const path = `/${rfc3986(bucket)}/${key.split('/').map(rfc3986).join('/')}`;
+        const path = `/${encodeRfc3986(bucket)}/${key.split('/').map(encodeRfc3986).join('/')}`;
         // All five parameter names are ASCII and already in byte order; values are encoded like the path.
         const query = [
           ['X-Goog-Algorithm', ALGORITHM],
@@ -115,7 +116,7 @@ export class GcsUrlSigner implements UrlSigner {
           ['X-Goog-Expires', String(seconds)],
           ['X-Goog-SignedHeaders', names.join(';')],
         ]
-          .map(([k, v]) => `${k}=${rfc3986(v)}`)
+          .map(([k, v]) => `${k}=${encodeRfc3986(v)}`)
           .join('&');
         const canonicalRequest = [
           method,
@@ -146,16 +147,6 @@ export class GcsUrlSigner implements UrlSigner {
     }
     return email;
   }
-}
-
-/** `20260102T030405Z`. */
-function goog4Date(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
-}
-
-/** RFC 3986 encoding (everything but `A-Z a-z 0-9 - . _ ~`), which is how GCS canonicalises paths and queries. */
-function rfc3986(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 /** The URL origin and the `host` header value a client will send to it (with a non-default port). */
