@@ -46,14 +46,23 @@ async function measureImages(o: BenchOptions, images: BenchImage[]): Promise<Ima
       if (!o.skip.has('compare')) {
         log(`${img.id}: pixelpipe vs baseline vs lower bound, ${o.iterations} rounds (1 vCPU)`);
         rep.compare = await runWorker<CompareResult>(
-          { kind: 'compare', file: img.file, iterations: o.iterations, warmup: o.warmup, methods: ['pixelpipe', 'baseline', 'lowerBound'], cpus: ONE_VCPU.cpus },
+          {
+            kind: 'compare',
+            file: img.file,
+            iterations: o.iterations,
+            warmup: o.warmup,
+            methods: ['pixelpipe', 'baseline', 'lowerBound'],
+            cpus: ONE_VCPU.cpus,
+          },
           ONE_VCPU,
         );
       }
       if (!o.skip.has('memory')) {
         log(`${img.id}: peak RSS`);
         const pixelpipe = await runWorker<RssResult>({ kind: 'rss', file: img.file, method: 'pixelpipe', repeat: o.quick ? 1 : 2 }, ONE_VCPU);
-        const baseline = rep.compare?.skipped.baseline ? undefined : await runWorker<RssResult>({ kind: 'rss', file: img.file, method: 'baseline', repeat: 1 }, ONE_VCPU);
+        const baseline = rep.compare?.skipped.baseline
+          ? undefined
+          : await runWorker<RssResult>({ kind: 'rss', file: img.file, method: 'baseline', repeat: 1 }, ONE_VCPU);
         rep.rss = { pixelpipe, baseline };
       }
     } catch (err) {
@@ -69,7 +78,13 @@ async function measureHuge(o: BenchOptions): Promise<BenchReport['huge']> {
   log(`${img.id}: default pixel limit, then limit raised to ${HUGE_LIMIT}`);
   const refused = await runWorker<RssResult>({ kind: 'rss', file: img.file, method: 'pixelpipe', repeat: 1 }, ONE_VCPU);
   const processed = await runWorker<RssResult>(
-    { kind: 'rss', file: img.file, method: 'pixelpipe', repeat: 1, env: { PIXELPIPE_MAX_INPUT_PIXELS: String(HUGE_LIMIT), PIXELPIPE_MAX_INPUT_BYTES: String(64 * 1024 * 1024) } },
+    {
+      kind: 'rss',
+      file: img.file,
+      method: 'pixelpipe',
+      repeat: 1,
+      env: { PIXELPIPE_MAX_INPUT_PIXELS: String(HUGE_LIMIT), PIXELPIPE_MAX_INPUT_BYTES: String(64 * 1024 * 1024) },
+    },
     ONE_VCPU,
   );
   return { image: img.id, width: img.width, height: img.height, bytes: img.bytes, refused, processed, processedLimit: HUGE_LIMIT };
@@ -111,7 +126,21 @@ async function measureThroughput(o: BenchOptions, img: BenchImage): Promise<Thro
   // Rounds in which neither run lost more than a tenth of a core to other processes.
   const quiet = all.filter((i) => (oneVcpu[i].othersCores ?? 0) < QUIET && (twoVcpu[i].othersCores ?? 0) < QUIET);
   const quietRatio = quiet.length ? paired(quiet) : undefined;
-  return { image: img.id, inflight, renders, oneVcpu, twoVcpu, pairs, unpinnedPairs, ratio, bestRatio, pairRatio, unpinnedPairRatio, quietRatio, quietRounds: quiet.length };
+  return {
+    image: img.id,
+    inflight,
+    renders,
+    oneVcpu,
+    twoVcpu,
+    pairs,
+    unpinnedPairs,
+    ratio,
+    bestRatio,
+    pairRatio,
+    unpinnedPairRatio,
+    quietRatio,
+    quietRounds: quiet.length,
+  };
 }
 
 async function measureKnobs(o: BenchOptions, images: BenchImage[]): Promise<KnobRow[]> {
@@ -129,11 +158,27 @@ async function measureKnobs(o: BenchOptions, images: BenchImage[]): Promise<Knob
     { knob: 'PIXELPIPE_PLACEHOLDER', value: 'false', env: { PIXELPIPE_PLACEHOLDER: 'false' } },
   ];
   const v = await runWorker<VariantsResult>(
-    { kind: 'variants', file: photo.file, iterations: Math.max(5, o.iterations), warmup: 1, quality: true, variants: settings.map((x) => ({ label: `${x.knob}=${x.value}`, env: x.env })) },
+    {
+      kind: 'variants',
+      file: photo.file,
+      iterations: Math.max(5, o.iterations),
+      warmup: 1,
+      quality: true,
+      variants: settings.map((x) => ({ label: `${x.knob}=${x.value}`, env: x.env })),
+    },
     ONE_VCPU,
   );
   v.variants.forEach((r, i) =>
-    rows.push({ knob: settings[i].knob, value: settings[i].value, scenario: `${photo.id}, one render, 1 vCPU`, wallMs: r.wall.median, cpuMs: r.cpu.median, webpBytes: r.bytes.webp, jpegBytes: r.bytes.jpeg, webpSsim: r.webpSsim }),
+    rows.push({
+      knob: settings[i].knob,
+      value: settings[i].value,
+      scenario: `${photo.id}, one render, 1 vCPU`,
+      wallMs: r.wall.median,
+      cpuMs: r.cpu.median,
+      webpBytes: r.bytes.webp,
+      jpegBytes: r.bytes.jpeg,
+      webpSsim: r.webpSsim,
+    }),
   );
 
   // Settings of the process itself: one child each, alternated over rounds so drift hits all alike.
@@ -148,7 +193,12 @@ async function measureKnobs(o: BenchOptions, images: BenchImage[]): Promise<Knob
   for (let r = 0; r < rounds; r++) {
     for (const [i, c] of latencyConfigs.entries()) {
       log(`knob ${c.knob}=${c.value}, round ${r + 1}/${rounds}`);
-      latency[i].push(await runWorker<CompareResult>({ kind: 'compare', file: photo.file, iterations: 3, warmup: 1, methods: ['pixelpipe'], concurrency: c.concurrency }, c.instance));
+      latency[i].push(
+        await runWorker<CompareResult>(
+          { kind: 'compare', file: photo.file, iterations: 3, warmup: 1, methods: ['pixelpipe'], concurrency: c.concurrency },
+          c.instance,
+        ),
+      );
     }
   }
   latencyConfigs.forEach((c, i) =>
@@ -175,7 +225,9 @@ async function measureKnobs(o: BenchOptions, images: BenchImage[]): Promise<Knob
   for (let r = 0; r < rounds; r++) {
     for (const [i, c] of throughputConfigs.entries()) {
       log(`knob ${c.knob}=${c.value} (${c.img.id}, ${c.inflight} in flight), round ${r + 1}/${rounds}`);
-      tput[i].push(await runWorker<ThroughputResult>({ kind: 'throughput', files: [c.img.file], inflight: c.inflight, renders: 12, cpus: c.instance.cpus }, c.instance));
+      tput[i].push(
+        await runWorker<ThroughputResult>({ kind: 'throughput', files: [c.img.file], inflight: c.inflight, renders: 12, cpus: c.instance.cpus }, c.instance),
+      );
     }
   }
   throughputConfigs.forEach((c, i) =>
@@ -306,7 +358,9 @@ async function main(): Promise<void> {
   if (o.compare) {
     const before = JSON.parse(readFileSync(o.compare, 'utf8')) as BenchReport;
     const { regressions, compared } = compareReports(before, report, o.threshold);
-    human.write(`\ncompared ${compared} medians with ${o.compare} (threshold +${Math.round(o.threshold * 100)}%): ${regressions.length ? 'REGRESSIONS' : 'no regression'}\n`);
+    human.write(
+      `\ncompared ${compared} medians with ${o.compare} (threshold +${Math.round(o.threshold * 100)}%): ${regressions.length ? 'REGRESSIONS' : 'no regression'}\n`,
+    );
     for (const r of regressions) human.write(`  ${r.what}: ${r.before} → ${r.after} (+${Math.round(r.change * 100)}%)\n`);
     if (regressions.length) process.exitCode = 1;
   }

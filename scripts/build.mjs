@@ -51,16 +51,23 @@ for (const [name, [entry, external, deps]] of Object.entries(FUNCTIONS)) {
     external: [...external, 'heic-decode'],
     logLevel: 'warning',
   });
-  const runtimeDeps = Object.fromEntries(
-    [...deps, ...(external.includes('sharp') ? ['heic-decode'] : [])].map((d) => [d, pkg.dependencies[d]]),
-  );
+  const runtimeDeps = Object.fromEntries([...deps, ...(external.includes('sharp') ? ['heic-decode'] : [])].map((d) => [d, pkg.dependencies[d]]));
   if (!external.includes('sharp')) delete runtimeDeps['heic-decode'];
   await writeFile(
     join(outdir, 'package.json'),
-    JSON.stringify({ name: `pixelpipe-${name.replace('/', '-')}`, private: true, main: 'index.js', engines: { node: '>=20' }, dependencies: runtimeDeps }, null, 2),
+    JSON.stringify(
+      { name: `pixelpipe-${name.replace('/', '-')}`, private: true, main: 'index.js', engines: { node: '>=20' }, dependencies: runtimeDeps },
+      null,
+      2,
+    ),
   );
   const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + (o.bytes ?? 0), 0);
   const js = (await stat(join(outdir, 'index.js'))).size;
-  rows.push({ bundle: name, 'index.js KiB': (js / 1024).toFixed(1), 'with map KiB': (bytes / 1024).toFixed(1), externals: [...external, 'heic-decode'].join(' ') });
+  rows.push({
+    bundle: name,
+    'index.js KiB': (js / 1024).toFixed(1),
+    'with map KiB': (bytes / 1024).toFixed(1),
+    externals: [...external, 'heic-decode'].join(' '),
+  });
 }
 if (!quiet) console.table(rows);

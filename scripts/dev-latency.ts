@@ -98,7 +98,11 @@ async function main(): Promise<void> {
     const form = new FormData();
     for (const [k, v] of Object.entries(ticket.upload.fields ?? {})) form.append(k, v);
     form.append('file', new Blob([photo], { type: 'image/jpeg' }), 'photo.jpg');
-    const put = await fetch(ticket.upload.url, { method: ticket.upload.method, body: ticket.upload.method === 'POST' ? form : photo, headers: ticket.upload.headers });
+    const put = await fetch(ticket.upload.url, {
+      method: ticket.upload.method,
+      body: ticket.upload.method === 'POST' ? form : photo,
+      headers: ticket.upload.headers,
+    });
     if (put.status >= 300) throw new Error(`storage upload: HTTP ${put.status} ${await put.text()}`);
     const t2 = performance.now();
     const e = await event;

@@ -23,8 +23,7 @@ import sharp, { type Sharp } from 'sharp';
 // ---------------------------------------------------------------------------
 
 /** Absolute path of the repository's `samples/` directory. */
-export const SAMPLES_DIR: string =
-  process.env.PIXELPIPE_SAMPLES_DIR ?? path.resolve(__dirname, '..', 'samples');
+export const SAMPLES_DIR: string = process.env.PIXELPIPE_SAMPLES_DIR ?? path.resolve(__dirname, '..', 'samples');
 
 /** Real photographs committed in samples/ (all decodable by sharp). */
 export const PHOTO_SAMPLES = [
@@ -137,13 +136,7 @@ function fromRaw(img: RawImage): Sharp {
 
 /** Auto-oriented sample, cover-cropped to `width`x`height`, as 8-bit sRGB raw (3 channels). */
 async function photoRaw(width: number, height: number, source: PhotoSample = 'landscape.jpg'): Promise<RawImage> {
-  return toRaw(
-    sharp(readSample(source))
-      .autoOrient()
-      .resize(width, height, { fit: 'cover', position: 'centre' })
-      .removeAlpha()
-      .toColourspace('srgb'),
-  );
+  return toRaw(sharp(readSample(source)).autoOrient().resize(width, height, { fit: 'cover', position: 'centre' }).removeAlpha().toColourspace('srgb'));
 }
 
 /**
@@ -228,11 +221,7 @@ export async function photoJpeg(megapixels: number, opts: PhotoJpegOptions = {})
   const srcW = meta.autoOrient?.width ?? meta.width;
   const srcH = meta.autoOrient?.height ?? meta.height;
   const scale = Math.min(1, srcW / dispW, srcH / dispH) || 1;
-  const small = await photoRaw(
-    Math.max(1, Math.round(dispW * scale)),
-    Math.max(1, Math.round(dispH * scale)),
-    source,
-  );
+  const small = await photoRaw(Math.max(1, Math.round(dispW * scale)), Math.max(1, Math.round(dispH * scale)), source);
   const stored = orientation ? await inverseOrientation(small, orientation) : small;
 
   let img = fromRaw(stored).resize(width, height, { fit: 'fill', kernel: 'lanczos3' });
@@ -248,7 +237,9 @@ export async function photoJpeg(megapixels: number, opts: PhotoJpegOptions = {})
 /** Baseline sRGB JPEG of the sample at `width`x`height` (no metadata). */
 export async function smallJpeg(width = 640, height = 480, source: PhotoSample = 'landscape.jpg'): Promise<Buffer> {
   assertDims('smallJpeg', width, height);
-  return fromRaw(await photoRaw(width, height, source)).jpeg({ quality: 85 }).toBuffer();
+  return fromRaw(await photoRaw(width, height, source))
+    .jpeg({ quality: 85 })
+    .toBuffer();
 }
 
 /** 8-bit greyscale (1 channel, colourspace 'b-w') JPEG. */
@@ -365,7 +356,12 @@ export const ORIENTATION_QUADRANTS: { tl: Rgb; tr: Rgb; bl: Rgb; br: Rgb } = {
  */
 export const ORIENTATION_EXPECTED_CORNERS: Record<
   ExifOrientation,
-  { tl: keyof typeof ORIENTATION_QUADRANTS; tr: keyof typeof ORIENTATION_QUADRANTS; bl: keyof typeof ORIENTATION_QUADRANTS; br: keyof typeof ORIENTATION_QUADRANTS }
+  {
+    tl: keyof typeof ORIENTATION_QUADRANTS;
+    tr: keyof typeof ORIENTATION_QUADRANTS;
+    bl: keyof typeof ORIENTATION_QUADRANTS;
+    br: keyof typeof ORIENTATION_QUADRANTS;
+  }
 > = {
   1: { tl: 'tl', tr: 'tr', bl: 'bl', br: 'br' },
   2: { tl: 'tr', tr: 'tl', bl: 'br', br: 'bl' },
@@ -452,16 +448,12 @@ async function panningStrip(width: number, height: number, frames: number): Prom
 
 /** Animated GIF: `frames` frames of `width`x`height`, 100 ms each, looping forever. */
 export async function animatedGif(width: number, height: number, frames: number): Promise<Buffer> {
-  return (await panningStrip(width, height, frames))
-    .gif({ delay: Array.from({ length: frames }, () => 100), loop: 0, effort: 1 })
-    .toBuffer();
+  return (await panningStrip(width, height, frames)).gif({ delay: Array.from({ length: frames }, () => 100), loop: 0, effort: 1 }).toBuffer();
 }
 
 /** Animated lossy WebP: `frames` frames of `width`x`height`, 100 ms each, looping forever. */
 export async function animatedWebp(width: number, height: number, frames: number): Promise<Buffer> {
-  return (await panningStrip(width, height, frames))
-    .webp({ quality: 75, delay: Array.from({ length: frames }, () => 100), loop: 0 })
-    .toBuffer();
+  return (await panningStrip(width, height, frames)).webp({ quality: 75, delay: Array.from({ length: frames }, () => 100), loop: 0 }).toBuffer();
 }
 
 // ---------------------------------------------------------------------------

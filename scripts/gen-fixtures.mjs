@@ -52,9 +52,7 @@ const TARGETS = {
   'bomb-30000x30000.png': (f) => f.decompressionBombPng(30000, 30000),
   'truncated.jpg': (f) => f.truncatedJpeg(),
   'random-1mb.bin': (f) => f.randomBytes(1 << 20),
-  ...Object.fromEntries(
-    [1, 2, 3, 4, 5, 6, 7, 8].map((o) => [`orientation-${o}.jpg`, async (f) => (await f.exifOrientationSet())[o - 1]]),
-  ),
+  ...Object.fromEntries([1, 2, 3, 4, 5, 6, 7, 8].map((o) => [`orientation-${o}.jpg`, async (f) => (await f.exifOrientationSet())[o - 1]])),
 };
 
 async function main() {

@@ -30,7 +30,17 @@ interface Cli extends Omit<LoadOptions, 'root' | 'progress'> {
 
 /** Parses the command line; throws with a message naming the bad flag. */
 export function parseArgs(argv: string[]): Cli {
-  const cli: Cli = { uploads: 200, concurrency: 16, processConcurrency: 2, events: 'embedded', timeoutMs: 600_000, rssLimitMb: 1024, width: 640, height: 480, json: false };
+  const cli: Cli = {
+    uploads: 200,
+    concurrency: 16,
+    processConcurrency: 2,
+    events: 'embedded',
+    timeoutMs: 600_000,
+    rssLimitMb: 1024,
+    width: 640,
+    height: 480,
+    json: false,
+  };
   const int = (flag: string, v: string | undefined, lo: number, hi: number): number => {
     const n = Number(v);
     if (v === undefined || !Number.isInteger(n) || n < lo || n > hi) throw new Error(`${flag} must be an integer in [${lo}, ${hi}]`);

@@ -21,7 +21,17 @@ if (!entry) {
 const outfile = join(root, 'node_modules', '.cache', 'pixelpipe', relative(root, resolve(entry)).replace(/\.ts$/, '.js'));
 // Build to a private file and rename it into place: concurrent runs (parallel tests) never read a half-written bundle.
 const tmp = `${outfile}.${process.pid}.tmp`;
-await build({ entryPoints: [resolve(entry)], outfile: tmp, bundle: true, platform: 'node', target: 'node20', format: 'cjs', packages: 'external', sourcemap: 'inline', logLevel: 'warning' });
+await build({
+  entryPoints: [resolve(entry)],
+  outfile: tmp,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  packages: 'external',
+  sourcemap: 'inline',
+  logLevel: 'warning',
+});
 await rename(tmp, outfile);
 child = spawn(process.execPath, ['--enable-source-maps', outfile, ...args], { stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -39,7 +39,13 @@ export function parseFilter(text: string): Filter {
   const m = /^\s*([a-z]+)\s*(?:\(([^)]*)\))?\s*$/.exec(text);
   if (!m) throw new Error(`unrecognised filter "${text}"`);
   const name = m[1];
-  const args = m[2] === undefined ? [] : m[2].split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const args =
+    m[2] === undefined
+      ? []
+      : m[2]
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
   const num = (s: string | undefined, lo: number, hi: number, what: string): number => {
     const n = Number(s);
     if (s === undefined || !Number.isFinite(n) || n < lo || n > hi) throw new Error(`${name}: ${what} must be a number in [${lo}, ${hi}]`);
@@ -127,16 +133,24 @@ const prefix = z
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, 'a bucket name (lower-case letters, digits, ".", "-", "_")');
 const intFrom = (lo: number, hi: number) => z.coerce.number().int().min(lo).max(hi);
 const bool = z.enum(['true', 'false', '1', '0']).transform((s) => s === 'true' || s === '1');
-const csv = z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+const csv = z.string().transform((s) =>
+  s
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean),
+);
 const json = <T extends z.ZodTypeAny>(schema: T) =>
-  z.string().transform((s, ctx) => {
-    try {
-      return JSON.parse(s) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
-      return z.NEVER;
-    }
-  }).pipe(schema);
+  z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'is not valid JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
 
 /**
  * Every environment variable the functions read, with its schema and default.
@@ -157,15 +171,9 @@ const ENV = {
   PIXELPIPE_ANIMATED: bool.default(true),
   PIXELPIPE_MAX_ANIMATED_PIXELS: intFrom(1, 1_000_000_000).default(25_000_000),
   PIXELPIPE_FAIL_ON: z.enum(['truncated', 'error', 'warning']).default('warning'),
-  PIXELPIPE_ALLOWED_TYPES: csv.pipe(z.array(z.enum(KNOWN_INPUT_TYPES)).min(1)).default([
-    'image/jpeg',
-    'image/png',
-    'image/webp',
-    'image/gif',
-    'image/avif',
-    'image/heic',
-    'image/heif',
-  ]),
+  PIXELPIPE_ALLOWED_TYPES: csv
+    .pipe(z.array(z.enum(KNOWN_INPUT_TYPES)).min(1))
+    .default(['image/jpeg', 'image/png', 'image/webp', 'image/gif', 'image/avif', 'image/heic', 'image/heif']),
   PIXELPIPE_UPLOAD_EXPIRY_SECONDS: intFrom(30, 900).default(600),
   PIXELPIPE_CORS_ORIGINS: csv
     .pipe(z.array(z.string().regex(/^https?:\/\/[^/*\s]+$/, 'each origin like https://app.example.com (no "*", no path)')))
@@ -224,9 +232,7 @@ export interface PixelpipeConfig {
     publicBaseUrl?: string;
   };
   retry: { maxAttempts: number; maxEventAgeSeconds: number };
-  auth:
-    | { mode: 'anonymous' }
-    | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string };
+  auth: { mode: 'anonymous' } | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string };
   eventSource: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -243,16 +249,15 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
     const result = (ENV[name] as z.ZodTypeAny).safeParse(raw === '' ? undefined : raw);
     if (result.success) values[name] = result.data;
     else {
-      const msg = result.error.issues
-        .map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message)
-        .join('; ');
+      const msg = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; ');
       problems.push({ variable: name, message: `${msg} (got ${raw === undefined ? 'nothing' : JSON.stringify(truncate(raw))})` });
     }
   }
   const v = values as { [K in EnvName]: z.output<(typeof ENV)[K]> };
   if (!problems.length && v.PIXELPIPE_AUTH_MODE === 'jwt') {
     for (const name of ['PIXELPIPE_JWKS_URL', 'PIXELPIPE_JWT_ISSUER', 'PIXELPIPE_JWT_AUDIENCE'] as const) {
-      if (!v[name]) problems.push({ variable: name, message: 'required when PIXELPIPE_AUTH_MODE=jwt (set PIXELPIPE_AUTH_MODE=anonymous only for local development)' });
+      if (!v[name])
+        problems.push({ variable: name, message: 'required when PIXELPIPE_AUTH_MODE=jwt (set PIXELPIPE_AUTH_MODE=anonymous only for local development)' });
     }
   }
   if (!problems.length) {

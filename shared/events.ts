@@ -35,10 +35,7 @@ export type CompletionEvent = z.infer<typeof completionEventSchema>;
 
 /** Deterministic event id: same source generation and outcome ⇒ same id. */
 export function completionEventId(m: Pick<Manifest, 'source' | 'status'>): string {
-  return createHash('sha256')
-    .update(`${m.source.bucket}\n${m.source.key}\n${m.source.generation}\n${m.status}`)
-    .digest('hex')
-    .slice(0, 32);
+  return createHash('sha256').update(`${m.source.bucket}\n${m.source.key}\n${m.source.generation}\n${m.status}`).digest('hex').slice(0, 32);
 }
 
 /** Builds the event and the attributes subscribers filter on. */

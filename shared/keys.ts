@@ -26,7 +26,11 @@ const ID = /^[a-z0-9][a-z0-9-]{7,63}$/;
  */
 export function ownerSegment(subject: string): string {
   if (OWNER.test(subject) && subject !== '.' && subject !== '..' && !subject.startsWith('u_')) return subject;
-  return `u_${createHash('sha256').update(subject, 'utf8').digest('base64url').slice(0, 32).replace(/[^A-Za-z0-9]/g, 'x')}`;
+  return `u_${createHash('sha256')
+    .update(subject, 'utf8')
+    .digest('base64url')
+    .slice(0, 32)
+    .replace(/[^A-Za-z0-9]/g, 'x')}`;
 }
 
 export function originalKey(layout: Layout, owner: string, id: string): string {

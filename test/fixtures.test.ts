@@ -144,26 +144,23 @@ describe('photoJpeg', () => {
     expect(lo.length).toBeLessThan(hi.length);
   });
 
-  it.each([1, 2, 3, 4, 5, 6, 7, 8] as ExifOrientation[])(
-    'orientation %i: tag set, and the picture is upright once auto-oriented',
-    async (o) => {
-      const buf = await photoJpeg(0.05, { orientation: o, grain: 0 });
-      const m = await sharp(buf).metadata();
-      const { width, height } = photoDimensions(0.05);
-      expect([m.width, m.height, m.orientation]).toEqual([width, height, o]);
-      const disp = o >= 5 ? { width: height, height: width } : { width, height };
-      expect(m.autoOrient).toEqual(disp);
-      // Compare with the sample cropped straight to the displayed size.
-      const reference = await sharp(readSample('landscape.jpg')).resize(disp.width, disp.height, { fit: 'cover' }).toBuffer();
-      const upright = await sharp(buf).autoOrient().toBuffer();
-      expect(await meanAbsDiff(upright, reference)).toBeLessThan(6);
-      // ...and the check does discriminate: the un-oriented pixels differ a lot (except 1).
-      if (o !== 1) {
-        const raw = await sharp(buf).resize(disp.width, disp.height, { fit: 'fill' }).toBuffer();
-        expect(await meanAbsDiff(raw, reference)).toBeGreaterThan(12);
-      }
-    },
-  );
+  it.each([1, 2, 3, 4, 5, 6, 7, 8] as ExifOrientation[])('orientation %i: tag set, and the picture is upright once auto-oriented', async (o) => {
+    const buf = await photoJpeg(0.05, { orientation: o, grain: 0 });
+    const m = await sharp(buf).metadata();
+    const { width, height } = photoDimensions(0.05);
+    expect([m.width, m.height, m.orientation]).toEqual([width, height, o]);
+    const disp = o >= 5 ? { width: height, height: width } : { width, height };
+    expect(m.autoOrient).toEqual(disp);
+    // Compare with the sample cropped straight to the displayed size.
+    const reference = await sharp(readSample('landscape.jpg')).resize(disp.width, disp.height, { fit: 'cover' }).toBuffer();
+    const upright = await sharp(buf).autoOrient().toBuffer();
+    expect(await meanAbsDiff(upright, reference)).toBeLessThan(6);
+    // ...and the check does discriminate: the un-oriented pixels differ a lot (except 1).
+    if (o !== 1) {
+      const raw = await sharp(buf).resize(disp.width, disp.height, { fit: 'fill' }).toBuffer();
+      expect(await meanAbsDiff(raw, reference)).toBeGreaterThan(12);
+    }
+  });
 });
 
 describe('format fixtures', () => {
@@ -179,9 +176,7 @@ describe('format fixtures', () => {
 
   it('png16bitAlpha: 16-bit RGBA PNG', async () => {
     const m = await sharp(await png16bitAlpha(300, 200)).metadata();
-    expect([m.format, m.width, m.height, m.channels, m.depth, m.bitsPerSample, m.space, m.hasAlpha]).toEqual([
-      'png', 300, 200, 4, 'ushort', 16, 'rgb16', true,
-    ]);
+    expect([m.format, m.width, m.height, m.channels, m.depth, m.bitsPerSample, m.space, m.hasAlpha]).toEqual(['png', 300, 200, 4, 'ushort', 16, 'rgb16', true]);
   });
 
   it('palettePng: indexed PNG', async () => {
@@ -206,7 +201,11 @@ describe('format fixtures', () => {
     expect([m.format, m.width, m.height, m.hasProfile]).toEqual(['jpeg', 320, 240, true]);
     expect(iccProfileDescription(m.icc!)).toMatch(/P3/);
     // sanity: sharp's own sRGB output is described differently
-    const srgb = await sharp(await greyscaleJpeg(8, 8)).toColourspace('srgb').withIccProfile('srgb').jpeg().toBuffer();
+    const srgb = await sharp(await greyscaleJpeg(8, 8))
+      .toColourspace('srgb')
+      .withIccProfile('srgb')
+      .jpeg()
+      .toBuffer();
     expect(iccProfileDescription((await sharp(srgb).metadata()).icc!)).toMatch(/sRGB/i);
   });
 
@@ -280,7 +279,9 @@ describe('privacy and hostile-input fixtures', () => {
   });
 
   it('decompressionBombPng: smaller declared sizes are valid, fully decodable PNGs', async () => {
-    const { data, info } = await sharp(await decompressionBombPng(100, 50)).raw().toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(await decompressionBombPng(100, 50))
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     expect([info.width, info.height]).toEqual([100, 50]);
     expect(data.every((v) => v === 0)).toBe(true);
   });

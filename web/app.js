@@ -14,8 +14,13 @@ const MAX_CONCURRENT = 4;
 const FALLBACK_POLL_MS = 4000;
 
 const STATUS_LABELS = /** @type {Record<string, string>} */ ({
-  queued: 'Queued', uploading: 'Uploading', processing: 'Processing…', processed: 'Processed',
-  failed: 'Failed', cancelled: 'Cancelled', error: 'Upload failed',
+  queued: 'Queued',
+  uploading: 'Uploading',
+  processing: 'Processing…',
+  processed: 'Processed',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  error: 'Upload failed',
 });
 const TERMINAL = new Set(['processed', 'failed', 'cancelled', 'error']);
 
@@ -55,7 +60,10 @@ function formatBytes(n) {
   const units = ['kB', 'MB', 'GB', 'TB'];
   let value = n / 1000;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++; }
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
   return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
@@ -74,7 +82,9 @@ function shortId(id) {
 function announce(message) {
   announcer.textContent = '';
   // A fresh text node after clearing makes screen readers repeat identical messages too.
-  requestAnimationFrame(() => { announcer.textContent = message; });
+  requestAnimationFrame(() => {
+    announcer.textContent = message;
+  });
 }
 
 /* ---------- completions: SSE first, polling only while the stream is down ---------- */
@@ -98,7 +108,11 @@ function deliver(imageId, manifest) {
 /** @param {string} raw */
 function onEventData(raw) {
   let event;
-  try { event = JSON.parse(raw); } catch { return; }
+  try {
+    event = JSON.parse(raw);
+  } catch {
+    return;
+  }
   if (!event || typeof event !== 'object' || typeof event.type !== 'string' || !event.type.startsWith('pixelpipe.image.')) return;
   // Delivery is at-least-once: the same CloudEvent id can arrive twice (redelivery, reconnect).
   if (event.id && seenEventIds.has(event.id)) return;
@@ -145,12 +159,16 @@ function setConnection(state, text) {
 
 async function pollPending() {
   const pending = cards.filter((c) => c.id && c.status === 'processing');
-  await Promise.all(pending.map(async (card) => {
-    try {
-      const res = await fetch(`${IMAGES_URL}/${encodeURIComponent(/** @type {string} */ (card.id))}`, { cache: 'no-store' });
-      if (res.status === 200) deliver(/** @type {string} */ (card.id), await res.json());
-    } catch { /* still offline; the next tick retries */ }
-  }));
+  await Promise.all(
+    pending.map(async (card) => {
+      try {
+        const res = await fetch(`${IMAGES_URL}/${encodeURIComponent(/** @type {string} */ (card.id))}`, { cache: 'no-store' });
+        if (res.status === 200) deliver(/** @type {string} */ (card.id), await res.json());
+      } catch {
+        /* still offline; the next tick retries */
+      }
+    }),
+  );
 }
 
 setInterval(() => {
@@ -172,14 +190,14 @@ function createCard(file) {
     message: h('div', { class: 'message', hidden: true }),
     result: h('div', { class: 'result', hidden: true }),
   };
-  const el = h('li', { class: 'card', 'data-testid': 'card', 'data-status': 'uploading', 'data-phase': 'queued', 'aria-labelledby': nameId },
-    h('div', { class: 'card-head' },
-      h('span', { class: 'file-name', id: nameId, title: file.name }, file.name || '(unnamed)'),
-      refs.status,
-      refs.cancel),
+  const el = h(
+    'li',
+    { class: 'card', 'data-testid': 'card', 'data-status': 'uploading', 'data-phase': 'queued', 'aria-labelledby': nameId },
+    h('div', { class: 'card-head' }, h('span', { class: 'file-name', id: nameId, title: file.name }, file.name || '(unnamed)'), refs.status, refs.cancel),
     h('div', { class: 'progress-row' }, refs.progress, refs.progressText, refs.bytes),
     refs.message,
-    refs.result);
+    refs.result,
+  );
   /** @type {Card} */
   const card = { el, file, controller: new AbortController(), status: 'queued', refs };
   refs.cancel.addEventListener('click', () => card.controller.abort());
@@ -226,7 +244,11 @@ function onProgress(card, p) {
 function showError(card, code, message, where) {
   card.refs.message.hidden = false;
   card.refs.message.className = 'message message-error';
-  card.refs.message.replaceChildren(h('strong', { 'data-testid': 'error' }, code), h('span', {}, message), ...(where ? [h('span', { class: 'where' }, where)] : []));
+  card.refs.message.replaceChildren(
+    h('strong', { 'data-testid': 'error' }, code),
+    h('span', {}, message),
+    ...(where ? [h('span', { class: 'where' }, where)] : []),
+  );
 }
 
 /** @param {Card} card */
@@ -274,10 +296,15 @@ function renderManifest(card, m) {
   result.replaceChildren();
 
   if (m.status === 'failed') {
-    result.append(h('div', { class: 'failure', role: 'alert' },
-      h('span', { class: 'failure-label' }, 'Processing failed'),
-      h('code', { class: 'reason-code', 'data-testid': 'reason' }, m.reason?.code ?? 'unknown'),
-      h('p', { class: 'reason-message' }, m.reason?.message ?? 'No reason was recorded.')));
+    result.append(
+      h(
+        'div',
+        { class: 'failure', role: 'alert' },
+        h('span', { class: 'failure-label' }, 'Processing failed'),
+        h('code', { class: 'reason-code', 'data-testid': 'reason' }, m.reason?.code ?? 'unknown'),
+        h('p', { class: 'reason-message' }, m.reason?.message ?? 'No reason was recorded.'),
+      ),
+    );
     return;
   }
 
@@ -288,17 +315,30 @@ function renderManifest(card, m) {
   if (ph && typeof ph.dataUrl === 'string' && ph.dataUrl.startsWith('data:image/')) {
     preview.append(h('img', { class: 'placeholder', 'data-testid': 'placeholder', src: ph.dataUrl, alt: '', 'aria-hidden': 'true' }));
   }
-  const meta = h('p', { class: 'muted meta' },
+  const meta = h(
+    'p',
+    { class: 'muted meta' },
     [src.format, src.width && src.height ? `${src.width}×${src.height}` : '', formatBytes(src.bytes), `in ${formatDuration(m.durationMs)}`]
-      .filter(Boolean).join(' · '));
+      .filter(Boolean)
+      .join(' · '),
+  );
 
   const gallery = h('ul', { class: 'gallery', 'aria-label': `Variants of ${card.file.name}` });
   for (const v of m.variants ?? []) {
-    const img = /** @type {HTMLImageElement} */ (h('img', {
-      'data-testid': 'variant', 'data-variant': v.name, 'data-format': v.format, 'data-width': v.width, 'data-height': v.height,
-      width: v.width, height: v.height, loading: 'lazy', decoding: 'async',
-      alt: `${card.file.name}: ${v.name} variant, ${v.format}, ${v.width}×${v.height}`,
-    }));
+    const img = /** @type {HTMLImageElement} */ (
+      h('img', {
+        'data-testid': 'variant',
+        'data-variant': v.name,
+        'data-format': v.format,
+        'data-width': v.width,
+        'data-height': v.height,
+        width: v.width,
+        height: v.height,
+        loading: 'lazy',
+        decoding: 'async',
+        alt: `${card.file.name}: ${v.name} variant, ${v.format}, ${v.width}×${v.height}`,
+      })
+    );
     // The thumbhash sits behind each variant until its real pixels arrive.
     if (ph?.dataUrl) img.style.backgroundImage = `url("${ph.dataUrl}")`;
     img.addEventListener('load', () => img.classList.add('loaded'), { once: true });
@@ -322,7 +362,10 @@ function pump() {
     const card = /** @type {Card} */ (queue.shift());
     if (card.controller.signal.aborted) continue;
     active++;
-    runUpload(card).finally(() => { active--; pump(); });
+    runUpload(card).finally(() => {
+      active--;
+      pump();
+    });
   }
 }
 
@@ -333,12 +376,16 @@ function addFiles(files) {
   for (const file of list) {
     const card = createCard(file);
     // A card cancelled while still queued never reaches runUpload, so settle it here.
-    card.controller.signal.addEventListener('abort', () => {
-      if (card.status === 'queued') {
-        setStatus(card, 'cancelled');
-        card.refs.progressText.textContent = 'Cancelled';
-      }
-    }, { once: true });
+    card.controller.signal.addEventListener(
+      'abort',
+      () => {
+        if (card.status === 'queued') {
+          setStatus(card, 'cancelled');
+          card.refs.progressText.textContent = 'Cancelled';
+        }
+      },
+      { once: true },
+    );
     queue.push(card);
   }
   announce(`${list.length} file${list.length === 1 ? '' : 's'} added`);
@@ -358,7 +405,10 @@ function scheduleRecentRefresh() {
 }
 
 async function refreshRecent() {
-  if (recentInFlight) { recentAgain = true; return; }
+  if (recentInFlight) {
+    recentAgain = true;
+    return;
+  }
   recentInFlight = true;
   const table = /** @type {HTMLElement} */ (document.querySelector('[data-testid="recent-table"]'));
   const body = $('recent-body');
@@ -373,7 +423,10 @@ async function refreshRecent() {
   } finally {
     table.setAttribute('aria-busy', 'false');
     recentInFlight = false;
-    if (recentAgain) { recentAgain = false; refreshRecent(); }
+    if (recentAgain) {
+      recentAgain = false;
+      refreshRecent();
+    }
   }
 }
 
@@ -383,13 +436,16 @@ const emptyRow = (text) => h('tr', { class: 'empty' }, h('td', { colspan: 6 }, t
 /** @param {any} img */
 function recentRow(img) {
   const created = img.createdAt ? new Date(img.createdAt) : null;
-  return h('tr', { 'data-testid': 'recent-row', 'data-status': img.status, 'data-image-id': img.id, class: cardsById.has(img.id) ? 'mine' : undefined },
+  return h(
+    'tr',
+    { 'data-testid': 'recent-row', 'data-status': img.status, 'data-image-id': img.id, class: cardsById.has(img.id) ? 'mine' : undefined },
     h('td', {}, h('code', { title: `${img.id}${created ? ` · ${created.toLocaleString()}` : ''}` }, shortId(String(img.id)))),
     h('td', { class: 'filename', title: img.filename ?? '' }, img.filename ?? '—'),
     h('td', {}, h('span', { class: `badge badge-${img.status}` }, img.status)),
     h('td', { title: img.reason?.message ?? '' }, img.reason?.code ? h('code', { class: 'reason-code small' }, img.reason.code) : '—'),
     h('td', { class: 'num' }, typeof img.variants === 'number' ? String(img.variants) : '—'),
-    h('td', { class: 'num' }, formatDuration(img.durationMs)));
+    h('td', { class: 'num' }, formatDuration(img.durationMs)),
+  );
 }
 
 /* ---------- wiring ---------- */

@@ -86,7 +86,9 @@ async function requestTicket(fetchFn, endpoint, file, auth, signal) {
     headers: { 'content-type': 'application/json', accept: 'application/json', ...auth },
     body: JSON.stringify({ contentType: contentTypeOf(file), size: file.size, filename: file.name }),
     signal,
-  }).catch((err) => { throw failure(err, signal, 'request'); });
+  }).catch((err) => {
+    throw failure(err, signal, 'request');
+  });
   const body = await readJson(res, signal, 'request');
   if (!res.ok) throw errorFromResponse(res, body, 'request');
   const t = body?.upload;
@@ -102,7 +104,10 @@ function sendToStorage(target, file, emit, signal) {
     const xhr = new globalThis.XMLHttpRequest();
     const onAbort = () => xhr.abort();
     /** @param {() => void} settle */
-    const done = (settle) => { signal?.removeEventListener('abort', onAbort); settle(); };
+    const done = (settle) => {
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    };
     xhr.open(target.method, target.url);
     /** @type {Blob | FormData} */
     let body = file;
@@ -123,19 +128,26 @@ function sendToStorage(target, file, emit, signal) {
       // Multipart totals include the form overhead, so report the fraction and scale it onto the file's size.
       if (e.lengthComputable && e.total > 0) emit(e.loaded / e.total);
     };
-    xhr.onload = () => done(() => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        emit(1, true);
-        resolve(undefined);
-        return;
-      }
-      const text = String(xhr.responseText ?? '').trim();
-      const storageCode = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
-      reject(new UploadError(`storage rejected the upload (HTTP ${xhr.status}${storageCode ? ` ${storageCode}` : ''})`, {
-        code: 'storage_rejected', stage: 'upload', status: xhr.status, detail: text.slice(0, 300),
-      }));
-    });
-    xhr.onerror = () => done(() => reject(new UploadError('network error while uploading to storage (offline or CORS?)', { code: 'network_error', stage: 'upload' })));
+    xhr.onload = () =>
+      done(() => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          emit(1, true);
+          resolve(undefined);
+          return;
+        }
+        const text = String(xhr.responseText ?? '').trim();
+        const storageCode = /<Code>([^<]+)<\/Code>/.exec(text)?.[1];
+        reject(
+          new UploadError(`storage rejected the upload (HTTP ${xhr.status}${storageCode ? ` ${storageCode}` : ''})`, {
+            code: 'storage_rejected',
+            stage: 'upload',
+            status: xhr.status,
+            detail: text.slice(0, 300),
+          }),
+        );
+      });
+    xhr.onerror = () =>
+      done(() => reject(new UploadError('network error while uploading to storage (offline or CORS?)', { code: 'network_error', stage: 'upload' })));
     xhr.ontimeout = () => done(() => reject(new UploadError('storage upload timed out', { code: 'timeout', stage: 'upload' })));
     xhr.onabort = () => done(() => reject(abortError(signal)));
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -174,7 +186,13 @@ function progressEmitter(/** @type {((p: UploadProgress) => void) | undefined} *
     if (!onProgress || (fraction <= last && !final)) return;
     last = fraction;
     // A broken UI callback must not wedge the upload; surface it as an uncaught error instead.
-    try { onProgress({ loaded: Math.floor(fraction * size), total: size, fraction, phase: 'upload', id }); } catch (err) { queueMicrotask(() => { throw err; }); }
+    try {
+      onProgress({ loaded: Math.floor(fraction * size), total: size, fraction, phase: 'upload', id });
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
   };
 }
 
@@ -187,12 +205,25 @@ function within(task, signal, ms) {
   const inner = new AbortController();
   return new Promise((resolve, reject) => {
     // setTimeout overflows above 2^31-1 ms and would fire at once; treat such values as "no timeout".
-    const timer = ms < 2 ** 31 - 1 ? setTimeout(() => finish(reject, new UploadError(`no result within ${ms} ms`, { code: 'wait_timeout', stage: 'wait' })), ms) : undefined;
+    const timer =
+      ms < 2 ** 31 - 1
+        ? setTimeout(() => finish(reject, new UploadError(`no result within ${ms} ms`, { code: 'wait_timeout', stage: 'wait' })), ms)
+        : undefined;
     const onAbort = () => finish(reject, abortError(signal));
     /** @param {(v: any) => void} settle @param {unknown} value */
-    function finish(settle, value) { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); inner.abort(); settle(value); }
+    function finish(settle, value) {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      inner.abort();
+      settle(value);
+    }
     signal?.addEventListener('abort', onAbort, { once: true });
-    Promise.resolve().then(() => task(inner.signal)).then((v) => finish(resolve, v), (err) => finish(reject, failure(err, signal, 'wait')));
+    Promise.resolve()
+      .then(() => task(inner.signal))
+      .then(
+        (v) => finish(resolve, v),
+        (err) => finish(reject, failure(err, signal, 'wait')),
+      );
   });
 }
 
@@ -200,16 +231,28 @@ function within(task, signal, ms) {
 function sleep(ms, signal) {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(abortError(signal));
-    const onAbort = () => { clearTimeout(timer); reject(abortError(signal)); };
-    const timer = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve(undefined); }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(abortError(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(undefined);
+    }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
 /** Parses a JSON body; `undefined` when the body is empty or not JSON (error pages, proxies). @param {Response} res @param {AbortSignal | undefined} signal @param {UploadStage} stage */
 async function readJson(res, signal, stage) {
-  const text = await res.text().catch((err) => { throw failure(err, signal, stage); });
-  try { return text ? JSON.parse(text) : undefined; } catch { return undefined; }
+  const text = await res.text().catch((err) => {
+    throw failure(err, signal, stage);
+  });
+  try {
+    return text ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** @param {Response} res @param {any} body @param {UploadStage} stage */
@@ -225,7 +268,11 @@ function failure(err, signal, stage) {
   if (signal?.aborted) return abortError(signal);
   if (err instanceof UploadError || (typeof err === 'object' && err !== null && /** @type {any} */ (err).name === 'AbortError')) return err;
   const msg = err instanceof Error ? err.message : String(err);
-  return new UploadError(stage === 'wait' ? `waiting failed: ${msg}` : `network error: ${msg}`, { code: stage === 'wait' ? 'wait_failed' : 'network_error', stage, cause: err });
+  return new UploadError(stage === 'wait' ? `waiting failed: ${msg}` : `network error: ${msg}`, {
+    code: stage === 'wait' ? 'wait_failed' : 'network_error',
+    stage,
+    cause: err,
+  });
 }
 
 /** Reuses the signal's own reason when it is an AbortError, so callers can compare identities. @param {AbortSignal | undefined} signal */
@@ -240,9 +287,15 @@ function abortError(signal) {
 }
 
 /** @param {AbortSignal | undefined} signal */
-const throwIfAborted = (signal) => { if (signal?.aborted) throw abortError(signal); };
+const throwIfAborted = (signal) => {
+  if (signal?.aborted) throw abortError(signal);
+};
 
 /** The status URL is relative to the upload endpoint, which may itself be relative to the page. @param {string} url @param {string} endpoint */
 function resolveUrl(url, endpoint) {
-  try { return new URL(url, new URL(endpoint, globalThis.location?.href)).href; } catch { return url; }
+  try {
+    return new URL(url, new URL(endpoint, globalThis.location?.href)).href;
+  } catch {
+    return url;
+  }
 }

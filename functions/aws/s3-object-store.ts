@@ -2,14 +2,7 @@
  * {@link ObjectStore} on Amazon S3 (and S3-compatible servers such as s3rver in tests).
  */
 import type { Readable } from 'node:stream';
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ImageRejectedError, ObjectNotFoundError, TransientError } from '../../shared/errors';
 import type { ListPage, ObjectInfo, ObjectStore, PutOptions, StoredObject } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';

@@ -177,9 +177,13 @@ function presignPost(url: string, r: SignUploadRequest, creds: SigV4Credentials,
     ['content-length-range', r.minBytes, r.maxBytes],
     ...Object.entries(fields).map(([k, v]) => ({ [k]: v })),
   ];
-  const policy = Buffer.from(JSON.stringify({ expiration: new Date(now.getTime() + r.expiresInSeconds * 1000).toISOString(), conditions }), 'utf8').toString('base64');
+  const policy = Buffer.from(JSON.stringify({ expiration: new Date(now.getTime() + r.expiresInSeconds * 1000).toISOString(), conditions }), 'utf8').toString(
+    'base64',
+  );
   fields.Policy = policy;
-  fields['X-Amz-Signature'] = createHmac('sha256', signingKey(creds.secretAccessKey, day, creds.region, 's3')).update(policy, 'utf8').digest('hex');
+  fields['X-Amz-Signature'] = createHmac('sha256', signingKey(creds.secretAccessKey, day, creds.region, 's3'))
+    .update(policy, 'utf8')
+    .digest('hex');
   return { method: 'POST', url, fields, headers: {} };
 }
 
@@ -215,7 +219,9 @@ export function presignGet(url: URL, creds: SigV4Credentials, now: Date, expires
     .join('&');
   const canonicalRequest = ['GET', url.pathname, canonicalQuery, `host:${url.host}\n`, 'host', 'UNSIGNED-PAYLOAD'].join('\n');
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  const signature = createHmac('sha256', signingKey(creds.secretAccessKey, day, creds.region, 's3')).update(stringToSign, 'utf8').digest('hex');
+  const signature = createHmac('sha256', signingKey(creds.secretAccessKey, day, creds.region, 's3'))
+    .update(stringToSign, 'utf8')
+    .digest('hex');
   return `${url.origin}${url.pathname}?${canonicalQuery}&X-Amz-Signature=${signature}`;
 }
 

@@ -38,7 +38,10 @@ class PixelpipePrepare {
     const missing = ['PIXELPIPE_JWKS_URL', 'PIXELPIPE_JWT_ISSUER', 'PIXELPIPE_JWT_AUDIENCE'].filter((v) => !env[v]);
     if (env.PIXELPIPE_AUTH_MODE === 'jwt' && missing.length) {
       // loadConfig refuses these at cold start; say so now rather than after a deploy.
-      (this.log.warning || this.log.warn || console.warn).call(this.log, `pixelpipe: ${missing.join(', ')} empty while authMode=jwt: every function will fail to start. Pass --param="jwksUrl=..." --param="jwtIssuer=..." --param="jwtAudience=...".`);
+      (this.log.warning || this.log.warn || console.warn).call(
+        this.log,
+        `pixelpipe: ${missing.join(', ')} empty while authMode=jwt: every function will fail to start. Pass --param="jwksUrl=..." --param="jwtIssuer=..." --param="jwtAudience=...".`,
+      );
     }
     if (process.env.PIXELPIPE_SKIP_BUILD !== '1') {
       execFileSync(process.execPath, [join(root, 'scripts/build.mjs'), '--quiet', ...FUNCTIONS], { cwd: root, stdio: 'inherit' });
@@ -54,14 +57,23 @@ class PixelpipePrepare {
       const stamp = JSON.stringify({ platform, specs });
       const stampFile = join(dir, 'node_modules', '.pixelpipe-platform');
       if (!existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
-        this.log.notice ? this.log.notice(`pixelpipe: installing ${specs.join(' ')} for linux-${arch} into dist/${fn}`) : this.log.log(`installing ${specs.join(' ')}`);
+        this.log.notice
+          ? this.log.notice(`pixelpipe: installing ${specs.join(' ')} for linux-${arch} into dist/${fn}`)
+          : this.log.log(`installing ${specs.join(' ')}`);
         execFileSync(
           process.platform === 'win32' ? 'npm.cmd' : 'npm',
           [
             'install',
-            '--prefix', dir,
-            `--os=${platform.os}`, `--cpu=${platform.cpu}`, `--libc=${platform.libc}`,
-            '--omit=dev', '--no-package-lock', '--no-save', '--no-audit', '--no-fund',
+            '--prefix',
+            dir,
+            `--os=${platform.os}`,
+            `--cpu=${platform.cpu}`,
+            `--libc=${platform.libc}`,
+            '--omit=dev',
+            '--no-package-lock',
+            '--no-save',
+            '--no-audit',
+            '--no-fund',
             // sharp's prebuilt binaries arrive as optional packages; no install script needs to run.
             '--ignore-scripts',
             ...specs,
@@ -91,7 +103,8 @@ function checkSharpBinary(dir, arch) {
     throw new Error(`${addon} is not a linux-${arch} ELF binary`);
   }
   for (const other of Object.keys(ELF_MACHINE).filter((a) => a !== arch)) {
-    if (existsSync(join(dir, 'node_modules', '@img', `sharp-linux-${other}`))) throw new Error(`sharp for linux-${other} must not be packaged for an ${arch} function`);
+    if (existsSync(join(dir, 'node_modules', '@img', `sharp-linux-${other}`)))
+      throw new Error(`sharp for linux-${other} must not be packaged for an ${arch} function`);
   }
 }
 

@@ -24,7 +24,11 @@ export function createUploadHandler(deps: UploadHttpDeps): (event: unknown) => P
     const parsed = apiEventSchema.safeParse(event);
     if (!parsed.success) {
       deps.logger.error('upload: not an API Gateway HTTP API v2 event', { reason: 'invalid_event' });
-      return { statusCode: 400, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ error: { code: 'invalid_request', message: 'unsupported event' } }) };
+      return {
+        statusCode: 400,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: JSON.stringify({ error: { code: 'invalid_request', message: 'unsupported event' } }),
+      };
     }
     const e = parsed.data;
     // HTTP APIs already lower-case header names; normalising again costs nothing and guards other callers.

@@ -89,7 +89,8 @@ export async function runProcess(files: string[], opts: { config?: string; out?:
           `(decode ${m.metrics?.decodeMs} ms, peak RSS ${Math.round((m.metrics?.peakRssBytes ?? 0) / 2 ** 20)} MiB)` +
           `${opts.out ? ` → ${resolve(opts.out, basename(file, extname(file)))}` : ''}\n`,
       );
-      for (const v of m.variants) process.stdout.write(`    ${v.name.padEnd(14)} ${v.format.padEnd(5)} ${`${v.width}x${v.height}`.padStart(10)} ${String(v.bytes).padStart(9)} B\n`);
+      for (const v of m.variants)
+        process.stdout.write(`    ${v.name.padEnd(14)} ${v.format.padEnd(5)} ${`${v.width}x${v.height}`.padStart(10)} ${String(v.bytes).padStart(9)} B\n`);
     }
   }
   return failures ? 1 : 0;
@@ -128,7 +129,9 @@ async function createStore(kind: string | undefined, endpoint: string | undefine
     if (endpoint) process.env.STORAGE_EMULATOR_HOST = endpoint;
     const { Storage } = await import('@google-cloud/storage');
     const { GcsObjectStore } = await import('../gcp/gcs-object-store');
-    return new GcsObjectStore(new Storage({ retryOptions: { autoRetry: false }, ...(process.env.GOOGLE_CLOUD_PROJECT ? { projectId: process.env.GOOGLE_CLOUD_PROJECT } : {}) }));
+    return new GcsObjectStore(
+      new Storage({ retryOptions: { autoRetry: false }, ...(process.env.GOOGLE_CLOUD_PROJECT ? { projectId: process.env.GOOGLE_CLOUD_PROJECT } : {}) }),
+    );
   }
   if (kind === 's3') {
     const { S3Client } = await import('@aws-sdk/client-s3');
@@ -177,7 +180,16 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
   });
   const report =
     command === 'backfill'
-      ? await backfill(deps, { bucket: values.bucket, prefix: values.prefix, concurrency, maxImages, dryRun: values['dry-run'], force: values.force, signal: ac.signal, onProgress: (p) => bar.update(p) })
+      ? await backfill(deps, {
+          bucket: values.bucket,
+          prefix: values.prefix,
+          concurrency,
+          maxImages,
+          dryRun: values['dry-run'],
+          force: values.force,
+          signal: ac.signal,
+          onProgress: (p) => bar.update(p),
+        })
       : await reprocess(deps, values.failed ? 'failed' : positionals, { concurrency, maxImages, signal: ac.signal, onProgress: (p) => bar.update(p) });
   bar.done(report);
   if (values['dry-run']) for (const k of report.keys) process.stdout.write(`${k}\n`);

@@ -30,7 +30,10 @@ const storageObjectData = z.object({
   name: z.string().min(1),
   generation,
   metageneration: generation.optional(),
-  size: z.union([z.string().regex(/^\d+$/), z.number().int().nonnegative()]).transform(Number).optional(),
+  size: z
+    .union([z.string().regex(/^\d+$/), z.number().int().nonnegative()])
+    .transform(Number)
+    .optional(),
   contentType: z.string().optional(),
 });
 

@@ -17,7 +17,10 @@ export interface GcpSettings {
 }
 
 const schema = z.object({
-  GOOGLE_CLOUD_PROJECT: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a project id').optional(),
+  GOOGLE_CLOUD_PROJECT: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a project id')
+    .optional(),
   PIXELPIPE_SIGNER_SERVICE_ACCOUNT: z.email().optional(),
 });
 

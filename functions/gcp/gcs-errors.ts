@@ -34,7 +34,11 @@ function isTimeout(err: unknown): boolean {
   const e = err as { code?: unknown; type?: unknown; name?: unknown; message?: unknown } | null;
   return (
     !!e &&
-    (e.code === 'ETIMEDOUT' || e.code === 'ESOCKETTIMEDOUT' || e.type === 'request-timeout' || e.name === 'AbortError' || /timed? ?out/i.test(String(e.message ?? '')))
+    (e.code === 'ETIMEDOUT' ||
+      e.code === 'ESOCKETTIMEDOUT' ||
+      e.type === 'request-timeout' ||
+      e.name === 'AbortError' ||
+      /timed? ?out/i.test(String(e.message ?? '')))
   );
 }
 

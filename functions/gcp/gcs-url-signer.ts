@@ -173,15 +173,20 @@ function mapSigningError(err: unknown, source: GoogleCredentials['source']): Pix
   const detail = errorText(err);
   const status = httpStatusOf(err);
   if (status !== undefined) {
-    if (status === 408 || status === 429 || status >= 500) return new TransientError('storage_unavailable', `signing failed with HTTP ${status}: ${detail}`, err);
+    if (status === 408 || status === 429 || status >= 500)
+      return new TransientError('storage_unavailable', `signing failed with HTTP ${status}: ${detail}`, err);
     return new PixelpipeError('internal', `signing failed with HTTP ${status}: ${detail}`, { retryable: false, cause: err });
   }
   // Outside Google Cloud the metadata server's name does not resolve: there are no credentials at all.
   if (source === 'metadata_server' && errorCodes(err).includes('ENOTFOUND')) {
-    return new PixelpipeError('internal', `signing failed: no Google credentials (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file, no metadata server): ${detail}`, {
-      retryable: false,
-      cause: err,
-    });
+    return new PixelpipeError(
+      'internal',
+      `signing failed: no Google credentials (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file, no metadata server): ${detail}`,
+      {
+        retryable: false,
+        cause: err,
+      },
+    );
   }
   const name = (err as { name?: unknown } | null)?.name;
   if (isNetworkError(err) || name === 'TimeoutError' || name === 'AbortError') {

@@ -260,10 +260,14 @@ export function credentialsFromJson(json: unknown, origin: string, options: Goog
     }
   }
   if (j.type === 'authorized_user') {
-    if (!str('client_id') || !str('client_secret') || !str('refresh_token')) throw new ConfigError(origin, 'the user credentials lack client_id, client_secret or refresh_token');
+    if (!str('client_id') || !str('client_secret') || !str('refresh_token'))
+      throw new ConfigError(origin, 'the user credentials lack client_id, client_secret or refresh_token');
     return new AuthorizedUserCredentials(j as unknown as AuthorizedUser, options);
   }
-  throw new ConfigError(origin, `credential type "${String(j.type)}" is not supported; use a service account key, gcloud user credentials, or the metadata server`);
+  throw new ConfigError(
+    origin,
+    `credential type "${String(j.type)}" is not supported; use a service account key, gcloud user credentials, or the metadata server`,
+  );
 }
 
 /** The runtime service account through the metadata server. */

@@ -29,7 +29,11 @@ const credentials = googleCredentialsFromEnv(process.env);
 /** The deployed handler (also exported for tests). */
 export const notifyHandler = createNotifyHandler({
   store: new GcsObjectReader(storageEmulator ? NO_AUTH : credentials, storageEmulator ? { endpoint: storageEmulator } : {}),
-  publisher: new PubSubEventPublisher(pubsubEmulator ? NO_AUTH : credentials, pubsubTopicPath(config.topic, gcp.projectId), pubsubEmulator ? { endpoint: `http://${pubsubEmulator}` } : {}),
+  publisher: new PubSubEventPublisher(
+    pubsubEmulator ? NO_AUTH : credentials,
+    pubsubTopicPath(config.topic, gcp.projectId),
+    pubsubEmulator ? { endpoint: `http://${pubsubEmulator}` } : {},
+  ),
   logger,
   config,
 });

@@ -35,8 +35,10 @@ const TOPIC_PATH = /^projects\/[^/]+\/topics\/[^/]+$/;
  */
 export function pubsubTopicPath(topic: string, projectId: string | undefined): string {
   if (TOPIC_PATH.test(topic)) return topic;
-  if (!/^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$/.test(topic)) throw new ConfigError('PIXELPIPE_TOPIC', 'not a Pub/Sub topic name or projects/<project>/topics/<name>');
-  if (!projectId) throw new ConfigError('GOOGLE_CLOUD_PROJECT', `needed to address the topic "${topic}" (or set PIXELPIPE_TOPIC to projects/<project>/topics/${topic})`);
+  if (!/^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$/.test(topic))
+    throw new ConfigError('PIXELPIPE_TOPIC', 'not a Pub/Sub topic name or projects/<project>/topics/<name>');
+  if (!projectId)
+    throw new ConfigError('GOOGLE_CLOUD_PROJECT', `needed to address the topic "${topic}" (or set PIXELPIPE_TOPIC to projects/<project>/topics/${topic})`);
   return `projects/${projectId}/topics/${topic}`;
 }
 

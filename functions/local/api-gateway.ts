@@ -38,7 +38,13 @@ export function toApiGatewayV2Event(req: IncomingMessage, body: Buffer, routeKey
     const name = req.rawHeaders[i].toLowerCase();
     const value = req.rawHeaders[i + 1];
     if (name === 'cookie') {
-      cookies = [...(cookies ?? []), ...value.split(';').map((c) => c.trim()).filter(Boolean)];
+      cookies = [
+        ...(cookies ?? []),
+        ...value
+          .split(';')
+          .map((c) => c.trim())
+          .filter(Boolean),
+      ];
       continue;
     }
     headers[name] = headers[name] === undefined ? value : `${headers[name]},${value}`;

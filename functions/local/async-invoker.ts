@@ -92,7 +92,9 @@ export class AsyncInvoker {
       if (this.closed) return;
       const delay = this.retryDelaysMs[job.attempt - 1];
       if (delay === undefined) {
-        this.options.logger.error(`${this.name}: invocation failed ${job.attempt} times; giving up (on AWS it would go to the on-failure destination)`, { err });
+        this.options.logger.error(`${this.name}: invocation failed ${job.attempt} times; giving up (on AWS it would go to the on-failure destination)`, {
+          err,
+        });
         return;
       }
       this.options.logger.warn(`${this.name}: invocation failed; retrying in ${delay} ms`, { err, attempt: job.attempt });

@@ -57,7 +57,10 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/, 'host:port, e.g. 127.0.0.1:8085')
     .optional(),
-  PUBSUB_PROJECT_ID: z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a project id').optional(),
+  PUBSUB_PROJECT_ID: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'a project id')
+    .optional(),
 });
 
 /**
@@ -114,7 +117,15 @@ export function pageOrigins(port: number): string[] {
 export function devPixelpipeEnv(options: Pick<DevOptions, 'pixelpipeEnv' | 'host'>, ports: { page: number; s3: number }): Record<string, string> {
   const user = options.pixelpipeEnv;
   const variantsBucket = user.PIXELPIPE_VARIANTS_BUCKET ?? 'pixelpipe-variants';
-  const origins = [...new Set([...pageOrigins(ports.page), ...(user.PIXELPIPE_CORS_ORIGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean)])];
+  const origins = [
+    ...new Set([
+      ...pageOrigins(ports.page),
+      ...(user.PIXELPIPE_CORS_ORIGINS ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ]),
+  ];
   return {
     PIXELPIPE_AUTH_MODE: 'anonymous',
     PIXELPIPE_ORIGINALS_BUCKET: 'pixelpipe-originals',

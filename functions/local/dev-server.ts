@@ -163,7 +163,12 @@ export function createDevRequestListener(deps: DevServerDeps): (req: IncomingMes
 
   function corsFor(origin: string | undefined): Record<string, string> {
     if (!origin || !deps.corsOrigins.includes(origin)) return {};
-    return { 'access-control-allow-origin': origin, 'access-control-allow-methods': 'GET, OPTIONS', 'access-control-allow-headers': 'authorization', vary: 'Origin' };
+    return {
+      'access-control-allow-origin': origin,
+      'access-control-allow-methods': 'GET, OPTIONS',
+      'access-control-allow-headers': 'authorization',
+      vary: 'Origin',
+    };
   }
 }
 

@@ -211,7 +211,8 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
       },
       images,
       sse,
-      onUploadSigned: (response, filename) => images.signed(response.id, { filename: filename ? sanitizeFilename(filename) : undefined, expiresAt: response.expiresAt }),
+      onUploadSigned: (response, filename) =>
+        images.signed(response.id, { filename: filename ? sanitizeFilename(filename) : undefined, expiresAt: response.expiresAt }),
       corsOrigins: config.upload.corsOrigins,
       storageOrigin: s3.endpoint,
       logger: log,
@@ -253,7 +254,13 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
   }
 }
 
-async function openChannel(plan: EventsPlan, options: DevOptions, config: PixelpipeConfig, log: Logger, emulator: EmulatorProcess | undefined): Promise<EventChannel> {
+async function openChannel(
+  plan: EventsPlan,
+  options: DevOptions,
+  config: PixelpipeConfig,
+  log: Logger,
+  emulator: EmulatorProcess | undefined,
+): Promise<EventChannel> {
   if (plan.kind === 'embedded') return new EmbeddedEventChannel(log);
   const host = plan.kind === 'external' ? plan.host : emulator!.host;
   return openPubSubChannel({

@@ -57,7 +57,5 @@ export function toS3NotificationEvent(record: S3rverRecord): S3NotificationEvent
 /** The rules a record matches, matched on the raw (decoded) key as S3 does. */
 export function matchRules(record: S3rverRecord, rules: NotificationRule[]): NotificationRule[] {
   const key = record.s3.object.key;
-  return rules.filter(
-    (r) => r.bucket === record.s3.bucket.name && record.eventName.startsWith(r.events) && key.startsWith(r.prefix) && key.endsWith(r.suffix),
-  );
+  return rules.filter((r) => r.bucket === record.s3.bucket.name && record.eventName.startsWith(r.events) && key.startsWith(r.prefix) && key.endsWith(r.suffix));
 }

@@ -112,7 +112,19 @@ function once(file: string, env: Record<string, string>, instance: Instance): Pr
       clearTimeout(timer);
       const line = out.trim().split('\n').pop() ?? '';
       if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line));
-      else reject(new Error((err.trim().split('\n').find((l) => /Error/.test(l)) ?? err.trim().split('\n')[0] ?? `exit ${code}`).slice(0, 200)));
+      else
+        reject(
+          new Error(
+            (
+              err
+                .trim()
+                .split('\n')
+                .find((l) => /Error/.test(l)) ??
+              err.trim().split('\n')[0] ??
+              `exit ${code}`
+            ).slice(0, 200),
+          ),
+        );
     });
   });
 }
@@ -148,7 +160,13 @@ async function measure(files: string[], env: Record<string, string>, runs: numbe
  * resolution, after a first row for Node's own start-up. Functions whose entry or bundle does not exist
  * yet are reported as skipped.
  */
-export async function measureBundles(root: string, runs: number, instance: Instance, withNodeModules = true, log: (msg: string) => void = () => {}): Promise<BundleResult[]> {
+export async function measureBundles(
+  root: string,
+  runs: number,
+  instance: Instance,
+  withNodeModules = true,
+  log: (msg: string) => void = () => {},
+): Promise<BundleResult[]> {
   const unbundledDir = join(root, 'node_modules', '.cache', 'pixelpipe', 'coldstart');
   mkdirSync(unbundledDir, { recursive: true });
   return [await nodeFloor(unbundledDir, runs, instance), ...(await measureFunctions(root, unbundledDir, runs, instance, withNodeModules, log))];
@@ -159,7 +177,9 @@ export async function nodeFloor(dir: string, runs: number, instance: Instance): 
   const empty = join(dir, 'empty.js');
   writeFileSync(empty, 'exports.handler = () => {};\n');
   const [r] = await measure([empty], {}, runs, instance);
-  return r instanceof Error ? { name: 'node (empty module)', role: 'floor', bundleError: r.message } : { name: 'node (empty module)', role: 'floor', bundleBytes: 0, bundle: r };
+  return r instanceof Error
+    ? { name: 'node (empty module)', role: 'floor', bundleError: r.message }
+    : { name: 'node (empty module)', role: 'floor', bundleBytes: 0, bundle: r };
 }
 
 async function measureFunctions(
@@ -191,7 +211,16 @@ async function measureFunctions(
     const files = [bundle];
     if (withNodeModules) {
       try {
-        await build({ entryPoints: [join(root, fn.entry)], outfile: unbundled, bundle: true, packages: 'external', platform: 'node', target: 'node20', format: 'cjs', logLevel: 'silent' });
+        await build({
+          entryPoints: [join(root, fn.entry)],
+          outfile: unbundled,
+          bundle: true,
+          packages: 'external',
+          platform: 'node',
+          target: 'node20',
+          format: 'cjs',
+          logLevel: 'silent',
+        });
         files.push(unbundled);
       } catch (err) {
         result.nodeModulesError = (err as Error).message.split('\n')[0];

@@ -51,7 +51,16 @@ function positiveInt(name: string, value: string | undefined): number {
 /** Parses `argv` (without node and the script). Throws with a readable message on bad input. */
 export function parseArgs(argv: string[]): BenchOptions {
   const quick = argv.includes('--quick');
-  const o: BenchOptions = { quick, iterations: quick ? 2 : 9, warmup: quick ? 0 : 2, coldRuns: quick ? 3 : 10, json: false, skip: new Set(), threshold: 0.15, help: false };
+  const o: BenchOptions = {
+    quick,
+    iterations: quick ? 2 : 9,
+    warmup: quick ? 0 : 2,
+    coldRuns: quick ? 3 : 10,
+    json: false,
+    skip: new Set(),
+    threshold: 0.15,
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];

@@ -218,14 +218,20 @@ export async function planLowerBound(setup: BenchSetup, input: Buffer): Promise<
   }
   // Encode cost depends on content (grain, detail), so the bound encodes exactly the pixels pixelpipe
   // encodes: its own decode and resizes, rendered losslessly (PNG) and unpacked.
-  const lossless = await setup.processor.render(input, config.variants.map((v) => ({ ...v, formats: ['png' as const] })), config.limits, { ...options, placeholder: false });
+  const lossless = await setup.processor.render(
+    input,
+    config.variants.map((v) => ({ ...v, formats: ['png' as const] })),
+    config.limits,
+    { ...options, placeholder: false },
+  );
   const encodes: LowerBoundEncode[] = [];
   for (const v of config.variants) {
     const sized = await toRaw(sharp(lossless.outputs.find((o) => o.variant === v.name)!.body));
     for (const f of v.formats) {
       const format = f === 'original' ? (probe.format === 'png' || probe.format === 'webp' ? probe.format : 'jpeg') : f;
       // JPEG has no alpha: flatten here so the timed encode is only the encode.
-      const raw = format === 'jpeg' && (sized.channels === 2 || sized.channels === 4) ? await toRaw(fromRaw(sized).flatten({ background: v.background })) : sized;
+      const raw =
+        format === 'jpeg' && (sized.channels === 2 || sized.channels === 4) ? await toRaw(fromRaw(sized).flatten({ background: v.background })) : sized;
       encodes.push({ key: `${v.name}.${format}`, raw, format, quality: v.quality });
     }
   }
@@ -234,7 +240,9 @@ export async function planLowerBound(setup: BenchSetup, input: Buffer): Promise<
 
 /** Times the lower bound once: the decode to the largest output, then every encode, one after another. */
 export async function runLowerBound(plan: LowerBoundPlan): Promise<LowerBoundTiming> {
-  const decode = await timed(() => decodeToSize(plan.input, plan.probe, plan.decodeTo, { limitInputPixels: plan.limits.maxInputPixels, failOn: plan.limits.failOn }));
+  const decode = await timed(() =>
+    decodeToSize(plan.input, plan.probe, plan.decodeTo, { limitInputPixels: plan.limits.maxInputPixels, failOn: plan.limits.failOn }),
+  );
   const encodes: Record<string, Timing> = {};
   const total: Timing = { wallMs: decode.wallMs, cpuMs: decode.cpuMs };
   for (const e of plan.encodes) {

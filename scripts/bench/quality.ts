@@ -7,17 +7,7 @@ import sharp from 'sharp';
 import type { VariantSpec } from '../../shared/config';
 import { scaledSize } from '../../shared/image/geometry';
 import type { ImageProbe, RenderOptions } from '../../shared/ports';
-import {
-  applyFilter,
-  decodeFull,
-  fromRaw,
-  pixelpipeOutputs,
-  runFirebaseBaseline,
-  runPixelpipe,
-  type BenchSetup,
-  type OutputInfo,
-  type Raw,
-} from './pipelines';
+import { applyFilter, decodeFull, fromRaw, pixelpipeOutputs, runFirebaseBaseline, runPixelpipe, type BenchSetup, type OutputInfo, type Raw } from './pipelines';
 import { decodeLuma, lumaFromPixels, ssim, type Luma } from './ssim';
 import { round } from './stats';
 
@@ -102,7 +92,14 @@ function encodeLike(pixels: Buffer, v: VariantSpec, format: Lossy, quality: numb
  * Encodes `pixels` at qualities around `start` until two bracket `target` SSIM, and interpolates the
  * byte count there. Starts from the configured quality, steps by 4, stays within 1..100.
  */
-export async function bytesAtSsim(pixels: Buffer, ref: Luma, v: VariantSpec, format: Lossy, options: RenderOptions, target: number): Promise<{ bytes: number; quality: number }> {
+export async function bytesAtSsim(
+  pixels: Buffer,
+  ref: Luma,
+  v: VariantSpec,
+  format: Lossy,
+  options: RenderOptions,
+  target: number,
+): Promise<{ bytes: number; quality: number }> {
   const probeAt = async (q: number) => {
     const body = await encodeLike(pixels, v, format, q, options);
     return { q, bytes: body.length, ssim: ssim(ref, await decodeLuma(body)) };
@@ -133,7 +130,12 @@ export async function compareQuality(setup: BenchSetup, input: Buffer): Promise<
   const pp = pixelpipeOutputs(await runPixelpipe(setup, input));
   const fb = (await runFirebaseBaseline(input, config.variants, options)).outputs;
   // The same decode-once cascade, rendered losslessly: the exact pixels pixelpipe's encoders saw.
-  const lossless = await processor.render(input, config.variants.map((v) => ({ ...v, formats: ['png' as const] })), config.limits, { ...options, placeholder: false });
+  const lossless = await processor.render(
+    input,
+    config.variants.map((v) => ({ ...v, formats: ['png' as const] })),
+    config.limits,
+    { ...options, placeholder: false },
+  );
   const full = await decodeFull(input, probe);
   const rows: QualityRow[] = [];
   for (const v of config.variants) {

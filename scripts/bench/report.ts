@@ -148,7 +148,9 @@ export function checkTargets(r: BenchReport): TargetCheck[] {
     out.push({
       target: '100 MP: refused before decoding (default limit) or processed within 1 GB',
       limit: 'refused fast, or ≤ 1024 MB',
-      measured: `default: ${huge.refused.outcome} in ${ms(huge.refused.ms[0])} ms, peak ${mb(huge.refused.maxRssBytes)} MB` + (huge.processed ? `; limit raised: ${huge.processed.outcome}, peak ${mb(huge.processed.maxRssBytes)} MB, ${ms(huge.processed.ms[0])} ms` : ''),
+      measured:
+        `default: ${huge.refused.outcome} in ${ms(huge.refused.ms[0])} ms, peak ${mb(huge.refused.maxRssBytes)} MB` +
+        (huge.processed ? `; limit raised: ${huge.processed.outcome}, peak ${mb(huge.processed.maxRssBytes)} MB, ${ms(huge.processed.ms[0])} ms` : ''),
       pass: refusedOk || processedOk,
     });
   } else out.push({ target: '100 MP: refused or processed within 1 GB', limit: '', measured: 'not measured', pass: null });
@@ -168,7 +170,9 @@ export function checkTargets(r: BenchReport): TargetCheck[] {
     target: `throughput, 2 vCPUs ÷ 1 vCPU (${t ? `${t.inflight} images in flight, ${t.image}` : 'several images in flight'})`,
     limit: '≥ 1.8×',
     measured: t
-      ? (t.quietRatio !== undefined ? `${x(t.quietRatio)} over the ${t.quietRounds} undisturbed round(s); all rounds: ` : 'no undisturbed round; all rounds: ') +
+      ? (t.quietRatio !== undefined
+          ? `${x(t.quietRatio)} over the ${t.quietRounds} undisturbed round(s); all rounds: `
+          : 'no undisturbed round; all rounds: ') +
         `${x(t.ratio)} (median of per-round ratios; medians ${med(t.twoVcpu.map((v) => v.imagesPerSecond)).toFixed(2)} vs ${med(t.oneVcpu.map((v) => v.imagesPerSecond)).toFixed(2)} images/s), best runs ${x(t.bestRatio)}; ` +
         `machine ceiling (two 1-vCPU processes side by side): ${x(t.pairRatio)}` +
         (t.unpinnedPairRatio !== undefined ? `, or ${x(t.unpinnedPairRatio)} when they are not pinned to a core each` : '')
@@ -200,7 +204,8 @@ export function renderMarkdown(r: BenchReport): string {
     const fb = c?.methods.baseline;
     const lb = c?.methods.lowerBound;
     const q = ratios(c);
-    const cell = (t: { wall: { median: number }; cpu: { median: number } } | undefined, skip?: string) => (t ? `${ms(t.wall.median)} (${ms(t.cpu.median)})` : skip ? 'n/a' : '–');
+    const cell = (t: { wall: { median: number }; cpu: { median: number } } | undefined, skip?: string) =>
+      t ? `${ms(t.wall.median)} (${ms(t.cpu.median)})` : skip ? 'n/a' : '–';
     return [
       img.error ? `${img.label} (error: ${img.error})` : img.label,
       cell(pp),
@@ -218,7 +223,19 @@ export function renderMarkdown(r: BenchReport): string {
   parts.push(
     '### Default config, 1 vCPU\n\n' +
       table(
-        ['image', 'pixelpipe ms', 'Firebase-style ms', 'decode+encode bound ms', 'baseline ÷ pixelpipe', 'pixelpipe ÷ bound', "pixelpipe's first render ms", 'peak RSS MB (pixelpipe / baseline)', 'core taken by others', 'pixelpipe KiB webp / jpeg', 'baseline KiB webp / jpeg'],
+        [
+          'image',
+          'pixelpipe ms',
+          'Firebase-style ms',
+          'decode+encode bound ms',
+          'baseline ÷ pixelpipe',
+          'pixelpipe ÷ bound',
+          "pixelpipe's first render ms",
+          'peak RSS MB (pixelpipe / baseline)',
+          'core taken by others',
+          'pixelpipe KiB webp / jpeg',
+          'baseline KiB webp / jpeg',
+        ],
         rows,
       ) +
       '\n\nms: median wall time, median CPU time in parentheses. Ratios: median of the per-round ratios of CPU time (of wall time in parentheses); ' +
@@ -247,7 +264,7 @@ export function renderMarkdown(r: BenchReport): string {
     parts.push(
       `### Output quality, ${q.image}: SSIM against a lossless direct resize of the original, and bytes\n\n` +
         table(
-          ['output', 'SSIM pixelpipe', 'SSIM baseline', 'bytes pixelpipe', 'bytes baseline', 'pixelpipe bytes at the baseline\'s SSIM', 'ratio to baseline'],
+          ['output', 'SSIM pixelpipe', 'SSIM baseline', 'bytes pixelpipe', 'bytes baseline', "pixelpipe bytes at the baseline's SSIM", 'ratio to baseline'],
           q.rows.map((row) => [
             `${row.variant}.${row.format}`,
             row.pixelpipeSsim.toFixed(4),
@@ -264,9 +281,26 @@ export function renderMarkdown(r: BenchReport): string {
   if (r.huge) {
     const h = r.huge;
     const rowsH: string[][] = [];
-    if (h.refused) rowsH.push(['default (PIXELPIPE_MAX_INPUT_PIXELS=50000000)', h.refused.outcome, ms(h.refused.ms[0]), mb(h.refused.maxRssBytes), mb(h.refused.idleRssBytes)]);
-    if (h.processed) rowsH.push([`PIXELPIPE_MAX_INPUT_PIXELS=${h.processedLimit}`, h.processed.outcome, ms(h.processed.ms[0]), mb(h.processed.maxRssBytes), mb(h.processed.idleRssBytes)]);
-    parts.push(`### ${h.width}×${h.height} (${round((h.width * h.height) / 1e6, 0)} MP, ${round(h.bytes / 1e6)} MB) JPEG, 1 vCPU\n\n` + table(['limit', 'outcome', 'ms', 'peak RSS MB', 'RSS before MB'], rowsH));
+    if (h.refused)
+      rowsH.push([
+        'default (PIXELPIPE_MAX_INPUT_PIXELS=50000000)',
+        h.refused.outcome,
+        ms(h.refused.ms[0]),
+        mb(h.refused.maxRssBytes),
+        mb(h.refused.idleRssBytes),
+      ]);
+    if (h.processed)
+      rowsH.push([
+        `PIXELPIPE_MAX_INPUT_PIXELS=${h.processedLimit}`,
+        h.processed.outcome,
+        ms(h.processed.ms[0]),
+        mb(h.processed.maxRssBytes),
+        mb(h.processed.idleRssBytes),
+      ]);
+    parts.push(
+      `### ${h.width}×${h.height} (${round((h.width * h.height) / 1e6, 0)} MP, ${round(h.bytes / 1e6)} MB) JPEG, 1 vCPU\n\n` +
+        table(['limit', 'outcome', 'ms', 'peak RSS MB', 'RSS before MB'], rowsH),
+    );
   }
 
   if (r.throughput) {
@@ -275,12 +309,30 @@ export function renderMarkdown(r: BenchReport): string {
     const busy = (v: ThroughputResult[]) => med(v.map((y) => y.coresBusy)).toFixed(2);
     const others = (v: ThroughputResult[]) => (v.some((y) => y.othersCores !== undefined) ? med(v.map((y) => y.othersCores ?? 0)).toFixed(2) : '–');
     const rows: string[][] = [
-      [`1 vCPU (taskset -c ${r.settings.oneVcpu.cpus}, UV_THREADPOOL_SIZE=${r.settings.oneVcpu.threadpool})`, cell(t.oneVcpu), busy(t.oneVcpu), others(t.oneVcpu), mb(Math.max(...t.oneVcpu.map((y) => y.maxRssBytes)))],
-      [`2 vCPUs (taskset -c ${r.settings.twoVcpu.cpus}, UV_THREADPOOL_SIZE=${r.settings.twoVcpu.threadpool})`, cell(t.twoVcpu), busy(t.twoVcpu), others(t.twoVcpu), mb(Math.max(...t.twoVcpu.map((y) => y.maxRssBytes)))],
+      [
+        `1 vCPU (taskset -c ${r.settings.oneVcpu.cpus}, UV_THREADPOOL_SIZE=${r.settings.oneVcpu.threadpool})`,
+        cell(t.oneVcpu),
+        busy(t.oneVcpu),
+        others(t.oneVcpu),
+        mb(Math.max(...t.oneVcpu.map((y) => y.maxRssBytes))),
+      ],
+      [
+        `2 vCPUs (taskset -c ${r.settings.twoVcpu.cpus}, UV_THREADPOOL_SIZE=${r.settings.twoVcpu.threadpool})`,
+        cell(t.twoVcpu),
+        busy(t.twoVcpu),
+        others(t.twoVcpu),
+        mb(Math.max(...t.twoVcpu.map((y) => y.maxRssBytes))),
+      ],
     ];
     if (t.pairs.length) {
       const summed = t.pairs.map((p) => ({ ...p[0], imagesPerSecond: round(p[0].imagesPerSecond + p[1].imagesPerSecond, 2) }));
-      rows.push(['ceiling: two 1-vCPU processes at once (taskset -c 0 and -c 1), summed', cell(summed), med(t.pairs.map((p) => p[0].coresBusy + p[1].coresBusy)).toFixed(2), '–', '–']);
+      rows.push([
+        'ceiling: two 1-vCPU processes at once (taskset -c 0 and -c 1), summed',
+        cell(summed),
+        med(t.pairs.map((p) => p[0].coresBusy + p[1].coresBusy)).toFixed(2),
+        '–',
+        '–',
+      ]);
     }
     if (t.unpinnedPairs?.length) {
       const summed = t.unpinnedPairs.map((p) => ({ ...p[0], imagesPerSecond: round(p[0].imagesPerSecond + p[1].imagesPerSecond, 2) }));
@@ -312,19 +364,32 @@ export function renderMarkdown(r: BenchReport): string {
             ['function', 'bundle KiB', 'cold start, bundle', 'require() only', 'files loaded', 'cold start, node_modules', 'files loaded', 'target'],
             r.bundles.results.map((b) =>
               b.role === 'floor'
-                ? [b.name, '–', b.bundle ? ms(b.bundle.readyMs.median) : `failed: ${b.bundleError}`, b.bundle ? ms(b.bundle.requireMs.median) : '', '1', '', '', 'the floor']
-                : b.skipped
-                ? [b.name, '–', `skipped: ${b.skipped}`, '', '', '', '', `≤ ${COLD_START_TARGET_MS[b.role]}`]
-                : [
+                ? [
                     b.name,
-                    kb(b.bundleBytes),
+                    '–',
                     b.bundle ? ms(b.bundle.readyMs.median) : `failed: ${b.bundleError}`,
                     b.bundle ? ms(b.bundle.requireMs.median) : '',
-                    b.bundle ? String(b.bundle.modules) : '',
-                    b.nodeModules ? ms(b.nodeModules.readyMs.median) : b.nodeModulesError?.startsWith('not measured') ? b.nodeModulesError : `failed: ${b.nodeModulesError}`,
-                    b.nodeModules ? String(b.nodeModules.modules) : '',
-                    `≤ ${COLD_START_TARGET_MS[b.role]}`,
-                  ],
+                    '1',
+                    '',
+                    '',
+                    'the floor',
+                  ]
+                : b.skipped
+                  ? [b.name, '–', `skipped: ${b.skipped}`, '', '', '', '', `≤ ${COLD_START_TARGET_MS[b.role]}`]
+                  : [
+                      b.name,
+                      kb(b.bundleBytes),
+                      b.bundle ? ms(b.bundle.readyMs.median) : `failed: ${b.bundleError}`,
+                      b.bundle ? ms(b.bundle.requireMs.median) : '',
+                      b.bundle ? String(b.bundle.modules) : '',
+                      b.nodeModules
+                        ? ms(b.nodeModules.readyMs.median)
+                        : b.nodeModulesError?.startsWith('not measured')
+                          ? b.nodeModulesError
+                          : `failed: ${b.nodeModulesError}`,
+                      b.nodeModules ? String(b.nodeModules.modules) : '',
+                      `≤ ${COLD_START_TARGET_MS[b.role]}`,
+                    ],
             ),
           ),
       );
@@ -380,7 +445,8 @@ export function compareReports(before: BenchReport, after: BenchReport, threshol
     pairs.push([`${img.id} pixelpipe CPU ms`, old?.compare?.methods.pixelpipe?.cpu.median, img.compare?.methods.pixelpipe?.cpu.median]);
     // Relative to the bound measured in the same run: stable across machines of different speed.
     pairs.push([`${img.id} pixelpipe ÷ bound`, ratios(old?.compare).overBoundCpu, ratios(img.compare).overBoundCpu]);
-    for (const f of ['webp', 'jpeg']) pairs.push([`${img.id} pixelpipe ${f} bytes`, old?.compare?.methods.pixelpipe?.bytes[f], img.compare?.methods.pixelpipe?.bytes[f]]);
+    for (const f of ['webp', 'jpeg'])
+      pairs.push([`${img.id} pixelpipe ${f} bytes`, old?.compare?.methods.pixelpipe?.bytes[f], img.compare?.methods.pixelpipe?.bytes[f]]);
     pairs.push([`${img.id} pixelpipe peak RSS`, old?.rss?.pixelpipe?.maxRssBytes, img.rss?.pixelpipe?.maxRssBytes]);
   }
   for (const b of after.bundles?.results ?? []) {

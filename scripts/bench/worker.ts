@@ -224,7 +224,12 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
   const med = (ts: Timing[]) => ({ wallMs: round(summarize(ts.map((t) => t.wallMs)).median), cpuMs: round(summarize(ts.map((t) => t.cpuMs)).median) });
   const quality =
     task.quality && lastOutputs.pixelpipe
-      ? (await scoreOutputs(input, probe, setup.config.variants, lastOutputs.pixelpipe)).map((s) => ({ variant: s.variant, format: s.format, bytes: s.bytes, ssim: round(s.ssim, 4) }))
+      ? (await scoreOutputs(input, probe, setup.config.variants, lastOutputs.pixelpipe)).map((s) => ({
+          variant: s.variant,
+          format: s.format,
+          bytes: s.bytes,
+          ssim: round(s.ssim, 4),
+        }))
       : undefined;
   return {
     kind: 'compare',
@@ -253,10 +258,7 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
 /** Median over rounds of a[i] ÷ b[i] (undefined unless both ran every round). */
 function pairedRatio(a: Timing[], b: Timing[], key: keyof Timing): number | undefined {
   if (!a.length || a.length !== b.length) return undefined;
-  return round(
-    summarize(a.map((t, i) => t[key] / b[i][key])).median,
-    3,
-  );
+  return round(summarize(a.map((t, i) => t[key] / b[i][key])).median, 3);
 }
 
 /** Busy time on our CPUs that was not ours, in cores (0.5 = half a core taken by other processes). */
@@ -337,7 +339,12 @@ async function throughput(task: Extract<WorkerTask, { kind: 'throughput' }>): Pr
   let done = 0;
   let mark: { wall: number; cpu: NodeJS.CpuUsage; ticks: ReturnType<typeof cpuTicks>; elu: EventLoopUtilization } | undefined;
   let result: { wallMs: number; cpuMs: number; ticks: ReturnType<typeof cpuTicks>; mainThreadBusy: number } | undefined;
-  const snapshot = () => ({ wall: performance.now(), cpu: process.cpuUsage(), ticks: task.cpus ? cpuTicks(task.cpus) : null, elu: perfHooks.eventLoopUtilization() });
+  const snapshot = () => ({
+    wall: performance.now(),
+    cpu: process.cpuUsage(),
+    ticks: task.cpus ? cpuTicks(task.cpus) : null,
+    elu: perfHooks.eventLoopUtilization(),
+  });
   const lane = async (): Promise<void> => {
     while (started < total) {
       const input = inputs[started++ % inputs.length];
@@ -347,7 +354,12 @@ async function throughput(task: Extract<WorkerTask, { kind: 'throughput' }>): Pr
       if (done === windowEnd && mark) {
         const end = snapshot();
         const c = process.cpuUsage(mark.cpu);
-        result = { wallMs: end.wall - mark.wall, cpuMs: (c.user + c.system) / 1000, ticks: end.ticks, mainThreadBusy: perfHooks.eventLoopUtilization(end.elu, mark.elu).utilization };
+        result = {
+          wallMs: end.wall - mark.wall,
+          cpuMs: (c.user + c.system) / 1000,
+          ticks: end.ticks,
+          mainThreadBusy: perfHooks.eventLoopUtilization(end.elu, mark.elu).utilization,
+        };
       }
     }
   };

@@ -220,7 +220,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const multiple = tracked.filter((t) => t.eventIds.size > 1);
     const notProcessed = tracked.filter((t) => t.status !== undefined && t.status !== 'processed');
     const incomplete = tracked.filter((t) => t.variants !== undefined && t.variants !== expectedVariants);
-    if (lost.length) failures.push(`${lost.length} upload(s) never got a completion event: ${lost.slice(0, 5).map((t) => t.id).join(', ')}`);
+    if (lost.length)
+      failures.push(
+        `${lost.length} upload(s) never got a completion event: ${lost
+          .slice(0, 5)
+          .map((t) => t.id)
+          .join(', ')}`,
+      );
     if (multiple.length) failures.push(`${multiple.length} upload(s) got more than one distinct completion event id`);
     if (notProcessed.length) failures.push(`${notProcessed.length} upload(s) ended ${notProcessed[0].status}, not processed`);
     if (incomplete.length) failures.push(`${incomplete.length} manifest(s) with ${incomplete[0].variants} variants instead of ${expectedVariants}`);
@@ -255,7 +261,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     },
     harness: 'functions/local startDevStack (s3rver + production AWS handlers + dev server), in this process',
     eventChannel,
-    images: { distinct: pool.length, minBytes: Math.min(...sizes), maxBytes: Math.max(...sizes), meanBytes: Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length) },
+    images: {
+      distinct: pool.length,
+      minBytes: Math.min(...sizes),
+      maxBytes: Math.max(...sizes),
+      meanBytes: Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length),
+    },
     uploads: {
       requested: options.uploads,
       signed: tracked.filter((t) => t.signed).length,
@@ -306,4 +317,3 @@ export function percentile(sorted: number[], q: number): number {
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
-

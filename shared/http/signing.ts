@@ -10,5 +10,8 @@ export function encodeRfc3986(s: string): string {
 
 /** `20260102T030405Z`: the `X-Amz-Date` / `X-Goog-Date` format. */
 export function compactUtcTimestamp(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }

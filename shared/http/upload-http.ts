@@ -49,7 +49,11 @@ export async function handleUploadRequest(deps: UploadHttpDeps, req: HttpRequest
   } catch (err) {
     if (err instanceof ClientError) {
       log.info('upload request refused', { reason: err.code, status: err.status });
-      return json(err.status, { error: { code: err.code, message: err.message } }, { ...cors, ...(err.status === 401 ? { 'www-authenticate': 'Bearer' } : {}) });
+      return json(
+        err.status,
+        { error: { code: err.code, message: err.message } },
+        { ...cors, ...(err.status === 401 ? { 'www-authenticate': 'Bearer' } : {}) },
+      );
     }
     if (err instanceof PixelpipeError && err.retryable) {
       log.error('upload request failed (transient)', { err, reason: err.code });

@@ -10,7 +10,7 @@ interface HeicImage {
   height: number;
   decode(): Promise<{ width: number; height: number; data: Uint8ClampedArray }>;
 }
-type HeicAll = ((opts: { buffer: Buffer }) => Promise<HeicImage[] & { dispose(): void }>) ;
+type HeicAll = (opts: { buffer: Buffer }) => Promise<HeicImage[] & { dispose(): void }>;
 
 let decoder: HeicAll | undefined;
 function load(): HeicAll {

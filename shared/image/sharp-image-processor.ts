@@ -336,11 +336,7 @@ async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options:
 
 /** A ThumbHash (≈25 bytes) from the smallest image already in memory, plus a PNG data URL to show it at once. */
 async function makePlaceholder(img: RawImage): Promise<RenderResult['placeholder']> {
-  const { data, info } = await fromRaw(img)
-    .resize(100, 100, { fit: 'inside' })
-    .ensureAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await fromRaw(img).resize(100, 100, { fit: 'inside' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   const hash = rgbaToThumbHash(info.width, info.height, data);
   return { type: 'thumbhash', value: Buffer.from(hash).toString('base64'), dataUrl: thumbHashToDataURL(hash) };
 }

@@ -10,7 +10,10 @@ export function sniffMimeType(buf: Buffer): string | null {
   if (buf.length >= 6 && (ascii(buf, 0, 6) === 'GIF87a' || ascii(buf, 0, 6) === 'GIF89a')) return 'image/gif';
   if (buf.length >= 12 && ascii(buf, 0, 4) === 'RIFF' && ascii(buf, 8, 12) === 'WEBP') return 'image/webp';
   if (buf.length >= 16 && ascii(buf, 4, 8) === 'ftyp') return isoBmffType(buf);
-  if (buf.length >= 4 && ((buf[0] === 0x49 && buf[1] === 0x49 && buf[2] === 0x2a && buf[3] === 0) || (buf[0] === 0x4d && buf[1] === 0x4d && buf[2] === 0 && buf[3] === 0x2a))) {
+  if (
+    buf.length >= 4 &&
+    ((buf[0] === 0x49 && buf[1] === 0x49 && buf[2] === 0x2a && buf[3] === 0) || (buf[0] === 0x4d && buf[1] === 0x4d && buf[2] === 0 && buf[3] === 0x2a))
+  ) {
     return 'image/tiff';
   }
   if (buf.length >= 5 && ascii(buf, 0, 5) === '%PDF-') return 'application/pdf';
@@ -39,7 +42,10 @@ function isoBmffType(buf: Buffer): string | null {
 }
 
 function sniffText(buf: Buffer): string | null {
-  const head = buf.subarray(0, 4096).toString('utf8').replace(/^\uFEFF/, '');
+  const head = buf
+    .subarray(0, 4096)
+    .toString('utf8')
+    .replace(/^\uFEFF/, '');
   // Binary garbage is not markup.
   if (/[\u0000-\u0008\u000e-\u001f]/.test(head.slice(0, 512))) return null;
   const text = head

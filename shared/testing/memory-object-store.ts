@@ -73,7 +73,10 @@ export class MemoryObjectStore implements ObjectStore {
 
   /** Test helper: every key in a bucket. */
   keys(bucket: string): string[] {
-    return [...this.objects.values()].filter((e) => e.info.bucket === bucket).map((e) => e.info.key).sort();
+    return [...this.objects.values()]
+      .filter((e) => e.info.bucket === bucket)
+      .map((e) => e.info.key)
+      .sort();
   }
 }
 

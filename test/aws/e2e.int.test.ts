@@ -36,7 +36,16 @@ function asDeliveredByS3(e: S3rverEvent): S3rverEvent {
     Records: e.Records.map((r) => ({
       ...r,
       eventVersion: '2.1',
-      s3: { ...r.s3, object: { ...r.s3.object, key: r.s3.object.key.split('/').map((s) => encodeURIComponent(s).replace(/%20/g, '+')).join('/') } },
+      s3: {
+        ...r.s3,
+        object: {
+          ...r.s3.object,
+          key: r.s3.object.key
+            .split('/')
+            .map((s) => encodeURIComponent(s).replace(/%20/g, '+'))
+            .join('/'),
+        },
+      },
     })),
   };
 }
@@ -77,7 +86,14 @@ describe('AWS pipeline end to end (s3rver + local SNS)', () => {
     const logger = createLogger({ level: 'warn' });
 
     // 1. The upload function signs a POST target.
-    const upload = createUploadHandler({ signer: S3UrlSigner.fromClient(s3.client()), ids: uuidIds, clock: systemClock, config, authenticator: new AnonymousAuthenticator(), logger });
+    const upload = createUploadHandler({
+      signer: S3UrlSigner.fromClient(s3.client()),
+      ids: uuidIds,
+      clock: systemClock,
+      config,
+      authenticator: new AnonymousAuthenticator(),
+      logger,
+    });
     const apiEvent = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'apigw-v2-post.json'), 'utf8')) as { headers: Record<string, string>; body: string };
     delete apiEvent.headers.authorization;
     apiEvent.body = JSON.stringify({ contentType: 'image/jpeg', size: SAMPLE.length, filename: 'landscape 1.jpg' });

@@ -348,5 +348,4 @@ describe('upload handler (API Gateway HTTP API v2)', () => {
     expect((await handler(big)).statusCode).toBe(413);
     expect((await handler({ Records: [] })).statusCode).toBe(400);
   });
-
 });

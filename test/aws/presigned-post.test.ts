@@ -24,7 +24,9 @@ function kSigning(secret: string, date: string, region: string): Buffer {
 }
 /** A POST policy's signature is the hex HMAC of the base64 policy document itself. */
 function policySignature(secret: string, date: string, region: string, policyBase64: string): string {
-  return createHmac('sha256', kSigning(secret, date, region)).update(policyBase64, 'utf8').digest('hex');
+  return createHmac('sha256', kSigning(secret, date, region))
+    .update(policyBase64, 'utf8')
+    .digest('hex');
 }
 
 type Condition = Record<string, string> | [string, string, string] | ['content-length-range', number, number];
@@ -53,7 +55,9 @@ async function sign(credentials: { accessKeyId: string; secretAccessKey: string;
 /** True when some condition pins `field` to exactly `value` (`{field: value}` or `["eq", "$field", value]`). */
 function pinsExactly(conditions: Condition[], field: string, value: string): boolean {
   return conditions.some((c) =>
-    Array.isArray(c) ? c[0] === 'eq' && String(c[1]).toLowerCase() === `$${field.toLowerCase()}` && c[2] === value : Object.entries(c).some(([k, v]) => k.toLowerCase() === field.toLowerCase() && v === value),
+    Array.isArray(c)
+      ? c[0] === 'eq' && String(c[1]).toLowerCase() === `$${field.toLowerCase()}` && c[2] === value
+      : Object.entries(c).some(([k, v]) => k.toLowerCase() === field.toLowerCase() && v === value),
   );
 }
 
@@ -102,7 +106,9 @@ describe('S3 presigned POST (independent verification)', () => {
     expect(target.headers).toEqual({});
     const { target: noToken } = await sign({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET });
     expect(noToken.fields).not.toHaveProperty('X-Amz-Security-Token');
-    expect(JSON.parse(Buffer.from(noToken.fields.Policy, 'base64').toString('utf8')).conditions).not.toContainEqual(expect.objectContaining({ 'X-Amz-Security-Token': expect.anything() }));
+    expect(JSON.parse(Buffer.from(noToken.fields.Policy, 'base64').toString('utf8')).conditions).not.toContainEqual(
+      expect.objectContaining({ 'X-Amz-Security-Token': expect.anything() }),
+    );
   });
 
   test('metadata names are lower-cased, as S3 stores them', async () => {
@@ -161,7 +167,9 @@ describe('S3 presigned POST (independent verification)', () => {
     expect(target.fields['X-Amz-Signature']).toBe(policySignature(SECRET, date, region, target.fields.Policy));
 
     const doc = JSON.parse(Buffer.from(target.fields.Policy, 'base64').toString('utf8')) as { conditions: Condition[] };
-    doc.conditions = doc.conditions.map((c) => (Array.isArray(c) && c[0] === 'content-length-range' ? ['content-length-range', 1, 5_000_000_000] : c)) as Condition[];
+    doc.conditions = doc.conditions.map((c) =>
+      Array.isArray(c) && c[0] === 'content-length-range' ? ['content-length-range', 1, 5_000_000_000] : c,
+    ) as Condition[];
     const tampered = Buffer.from(JSON.stringify(doc)).toString('base64');
     expect(policySignature(SECRET, date, region, tampered)).not.toBe(target.fields['X-Amz-Signature']);
     expect(policySignature('another-secret', date, region, target.fields.Policy)).not.toBe(target.fields['X-Amz-Signature']);
@@ -187,9 +195,12 @@ describe('S3 presigned GET (signRead)', () => {
   });
 
   test('keys with spaces, plus signs and unicode are signed in canonical encoding', async () => {
-    const signer = new S3UrlSigner({ region: REGION, credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET }) }, {
-      clock: { now: () => new Date('2026-03-10T12:00:00Z') },
-    });
+    const signer = new S3UrlSigner(
+      { region: REGION, credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET }) },
+      {
+        clock: { now: () => new Date('2026-03-10T12:00:00Z') },
+      },
+    );
     const url = new URL(await signer.signRead('pixelpipe-variants', 'variants/a b+c/фото.webp', 900));
     expect(url.host).toBe('pixelpipe-variants.s3.eu-west-1.amazonaws.com');
     expect(url.pathname).toBe('/variants/a%20b%2Bc/%D1%84%D0%BE%D1%82%D0%BE.webp');
@@ -201,7 +212,11 @@ describe('S3 presigned GET (signRead)', () => {
       .join('&');
     const canonical = ['GET', url.pathname, canonicalQuery, `host:${url.host}`, '', 'host', 'UNSIGNED-PAYLOAD'].join('\n');
     const sts = ['AWS4-HMAC-SHA256', '20260310T120000Z', `20260310/${REGION}/s3/aws4_request`, createHash('sha256').update(canonical).digest('hex')].join('\n');
-    expect(url.searchParams.get('X-Amz-Signature')).toBe(createHmac('sha256', kSigning(SECRET, '20260310', REGION)).update(sts).digest('hex'));
+    expect(url.searchParams.get('X-Amz-Signature')).toBe(
+      createHmac('sha256', kSigning(SECRET, '20260310', REGION))
+        .update(sts)
+        .digest('hex'),
+    );
     expect(url.searchParams.get('X-Amz-Expires')).toBe('900');
   });
 });
@@ -250,9 +265,13 @@ describe('signing target from the Lambda environment', () => {
       return t.url;
     };
     expect(s3SigningTargetFromEnv({ ...lambdaEnv, AWS_ENDPOINT_URL: 'https://s3.example.net' }).endpoint).toBe('https://s3.example.net');
-    expect(s3SigningTargetFromEnv({ ...lambdaEnv, AWS_ENDPOINT_URL: 'https://all.example.net', AWS_ENDPOINT_URL_S3: 'https://s3.example.net' }).endpoint).toBe('https://s3.example.net');
+    expect(s3SigningTargetFromEnv({ ...lambdaEnv, AWS_ENDPOINT_URL: 'https://all.example.net', AWS_ENDPOINT_URL_S3: 'https://s3.example.net' }).endpoint).toBe(
+      'https://s3.example.net',
+    );
     expect(await url({ AWS_ENDPOINT_URL: 'https://storage.example.net' })).toBe('https://originals.storage.example.net/');
-    expect(await url({ AWS_ENDPOINT_URL: 'https://storage.example.net', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:4569' })).toBe('http://127.0.0.1:4569/originals');
+    expect(await url({ AWS_ENDPOINT_URL: 'https://storage.example.net', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:4569' })).toBe(
+      'http://127.0.0.1:4569/originals',
+    );
     expect(await url({}, 'dotted.bucket.name')).toBe('https://s3.eu-west-1.amazonaws.com/dotted.bucket.name');
   });
 
@@ -274,10 +293,13 @@ describe('signing target from an SDK client (local stack, tools)', () => {
   };
   afterAll(() => clients.forEach((c) => c.destroy()));
 
-  test('uses the client\'s region, credentials, endpoint and path style, with the URLs the SDK produced', async () => {
-    const s3rver = S3UrlSigner.fromClient(client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:4569', forcePathStyle: true, credentials: { ...keys, sessionToken: 'T' } }), {
-      clock: new FixedClock(NOW.getTime()),
-    });
+  test("uses the client's region, credentials, endpoint and path style, with the URLs the SDK produced", async () => {
+    const s3rver = S3UrlSigner.fromClient(
+      client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:4569', forcePathStyle: true, credentials: { ...keys, sessionToken: 'T' } }),
+      {
+        clock: new FixedClock(NOW.getTime()),
+      },
+    );
     const form = await s3rver.signUpload(request);
     if (form.method !== 'POST') throw new Error('expected a POST target');
     expect(form.url).toBe(`http://127.0.0.1:4569/${request.bucket}`);

@@ -92,7 +92,9 @@ describe('S3ObjectStore specifics (s3rver)', () => {
   });
 
   test('an honest Content-Length over the cap is refused before reading the body', async () => {
-    await s3.client().send(new PutObjectCommand({ Bucket: 'specific-bucket', Key: 'h/big', Body: Buffer.alloc(3 * 1024 * 1024, 1), ContentType: 'application/octet-stream' }));
+    await s3
+      .client()
+      .send(new PutObjectCommand({ Bucket: 'specific-bucket', Key: 'h/big', Body: Buffer.alloc(3 * 1024 * 1024, 1), ContentType: 'application/octet-stream' }));
     const err = await store.get('specific-bucket', 'h/big', { maxBytes: 3 * 1024 * 1024 - 1 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageRejectedError);
     expect((err as ImageRejectedError).code).toBe('too_many_bytes');
@@ -106,7 +108,13 @@ describe('S3ObjectStore specifics (s3rver)', () => {
   });
 
   test('an unreachable endpoint is transient (retried, then TransientError)', async () => {
-    const dead = new S3Client({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
+    const dead = new S3Client({
+      endpoint: 'http://127.0.0.1:1',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      maxAttempts: 1,
+    });
     const s = new S3ObjectStore(dead, { policy: fastPolicy() });
     const err = await s.get('b', 'k').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);

@@ -58,8 +58,9 @@ function resolve(v: unknown): string {
   if (typeof v === 'string') return v;
   const o = v as Json;
   if (o && typeof o['Fn::Sub'] === 'string') {
-    return (o['Fn::Sub'] as string).replace(/\$\{([^}]+)\}/g, (_m, name: string) =>
-      ({ 'AWS::Partition': 'aws', 'AWS::Region': 'us-east-1', 'AWS::AccountId': '123456789012' })[name] ?? `<${name}>`,
+    return (o['Fn::Sub'] as string).replace(
+      /\$\{([^}]+)\}/g,
+      (_m, name: string) => ({ 'AWS::Partition': 'aws', 'AWS::Region': 'us-east-1', 'AWS::AccountId': '123456789012' })[name] ?? `<${name}>`,
     );
   }
   if (o && typeof o.Ref === 'string') return `ref:${o.Ref}`;
@@ -77,7 +78,8 @@ function dependencies(resource: unknown, names: Set<string>): Set<string> {
     const o = v as Json;
     if (typeof o.Ref === 'string' && names.has(o.Ref)) out.add(o.Ref);
     if (Array.isArray(o['Fn::GetAtt']) && names.has((o['Fn::GetAtt'] as string[])[0])) out.add((o['Fn::GetAtt'] as string[])[0]);
-    if (typeof o['Fn::Sub'] === 'string') for (const m of (o['Fn::Sub'] as string).matchAll(/\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}/g)) if (names.has(m[1])) out.add(m[1]);
+    if (typeof o['Fn::Sub'] === 'string')
+      for (const m of (o['Fn::Sub'] as string).matchAll(/\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}/g)) if (names.has(m[1])) out.add(m[1]);
     Object.values(o).forEach(walk);
   };
   walk((resource as Json).Properties);
@@ -110,10 +112,15 @@ describe('serverless.yml packaged with osls', () => {
     delete env.AWS_SESSION_TOKEN;
     const bin = join(ROOT, 'node_modules', 'osls', 'bin', 'serverless.js');
     await new Promise<void>((resolvePromise, reject) => {
-      execFile(process.execPath, [bin, 'package', '--stage', 'test', '--package', outDir], { cwd: ROOT, env, timeout: PACKAGE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`osls package failed: ${err.message}\n${stdout}\n${stderr}`));
-        else resolvePromise();
-      });
+      execFile(
+        process.execPath,
+        [bin, 'package', '--stage', 'test', '--package', outDir],
+        { cwd: ROOT, env, timeout: PACKAGE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          if (err) reject(new Error(`osls package failed: ${err.message}\n${stdout}\n${stderr}`));
+          else resolvePromise();
+        },
+      );
     });
     const seconds = (performance.now() - started) / 1000;
     template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
@@ -171,11 +178,18 @@ describe('serverless.yml packaged with osls', () => {
 
   test('S3 notifications: originals/ → process, manifests/*.json → notify, each after its permission', () => {
     const notif = (bucket: string) =>
-      (res(bucket).Properties.NotificationConfiguration as { LambdaConfigurations: Array<{ Event: string; Function: unknown; Filter: { S3Key: { Rules: Array<{ Name: string; Value: string }> } } }> })
-        .LambdaConfigurations;
+      (
+        res(bucket).Properties.NotificationConfiguration as {
+          LambdaConfigurations: Array<{ Event: string; Function: unknown; Filter: { S3Key: { Rules: Array<{ Name: string; Value: string }> } } }>;
+        }
+      ).LambdaConfigurations;
     const [o] = notif('OriginalsBucket');
     expect(notif('OriginalsBucket')).toHaveLength(1);
-    expect([o.Event, resolve(o.Function), o.Filter.S3Key.Rules]).toEqual(['s3:ObjectCreated:*', 'getatt:ProcessLambdaFunction.Arn', [{ Name: 'prefix', Value: 'originals/' }]]);
+    expect([o.Event, resolve(o.Function), o.Filter.S3Key.Rules]).toEqual([
+      's3:ObjectCreated:*',
+      'getatt:ProcessLambdaFunction.Arn',
+      [{ Name: 'prefix', Value: 'originals/' }],
+    ]);
     const [v] = notif('VariantsBucket');
     expect(notif('VariantsBucket')).toHaveLength(1);
     expect([v.Event, resolve(v.Function)]).toEqual(['s3:ObjectCreated:*', 'getatt:NotifyLambdaFunction.Arn']);
@@ -250,10 +264,25 @@ describe('serverless.yml packaged with osls', () => {
     test('process: reads originals/*, reads and writes variants/ manifests/ state/, lists for 404s; no SNS', () => {
       const g = grants('ProcessRole').filter(([a]) => !a.startsWith('logs:'));
       expect(g.filter(([a]) => a.startsWith('sns:'))).toEqual([]);
-      expect(g.filter(([a]) => a === 's3:GetObject').map(([, r]) => r).sort()).toEqual([`${ORIG}/originals/*`, `${VAR}/manifests/*`, `${VAR}/state/*`, `${VAR}/variants/*`]);
-      expect(g.filter(([a]) => a === 's3:PutObject').map(([, r]) => r).sort()).toEqual([`${VAR}/manifests/*`, `${VAR}/state/*`, `${VAR}/variants/*`]);
+      expect(
+        g
+          .filter(([a]) => a === 's3:GetObject')
+          .map(([, r]) => r)
+          .sort(),
+      ).toEqual([`${ORIG}/originals/*`, `${VAR}/manifests/*`, `${VAR}/state/*`, `${VAR}/variants/*`]);
+      expect(
+        g
+          .filter(([a]) => a === 's3:PutObject')
+          .map(([, r]) => r)
+          .sort(),
+      ).toEqual([`${VAR}/manifests/*`, `${VAR}/state/*`, `${VAR}/variants/*`]);
       // Bucket-level only (no object access): lets S3 answer 404, not 403, for keys that do not exist yet.
-      expect(g.filter(([a]) => a === 's3:ListBucket').map(([, r]) => r).sort()).toEqual([ORIG, VAR]);
+      expect(
+        g
+          .filter(([a]) => a === 's3:ListBucket')
+          .map(([, r]) => r)
+          .sort(),
+      ).toEqual([ORIG, VAR]);
       expect(g.filter(([a]) => a === 'sqs:SendMessage').map(([, r]) => r)).toEqual(['getatt:FailedEventsQueue.Arn']);
       expect(new Set(g.map(([a]) => a))).toEqual(new Set(['s3:GetObject', 's3:PutObject', 's3:ListBucket', 'sqs:SendMessage']));
     });
@@ -315,8 +344,11 @@ describe('serverless.yml packaged with osls', () => {
     /** Loads a bundle in a fresh Node process (module-level init runs) and reports `typeof handler`. */
     const load = (file: string, env: Record<string, string | undefined>) =>
       new Promise<{ ok: boolean; out: string }>((done) => {
-        execFile(process.execPath, ['-e', `const m = require(${JSON.stringify(file)}); console.log(typeof m.handler)`], { env, timeout: 30_000 }, (err, stdout, stderr) =>
-          done({ ok: !err, out: `${stdout}${stderr}` }),
+        execFile(
+          process.execPath,
+          ['-e', `const m = require(${JSON.stringify(file)}); console.log(typeof m.handler)`],
+          { env, timeout: 30_000 },
+          (err, stdout, stderr) => done({ ok: !err, out: `${stdout}${stderr}` }),
         );
       });
 

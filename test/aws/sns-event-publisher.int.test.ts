@@ -60,7 +60,10 @@ describe('SnsEventPublisher specifics', () => {
     await p.publish('{"a":1}', { type: 'pixelpipe.image.processed.v1', imageId: 'i1', owner: 'alice', status: 'processed' });
     await p.publish('{"a":2}', { type: 'pixelpipe.image.failed.v1', imageId: 'i2', owner: 'alice', status: 'failed' });
     const [only] = await failedOnly.receive(1, 2000);
-    expect(unwrapSqs(only.Body)).toEqual({ body: '{"a":2}', attributes: { type: 'pixelpipe.image.failed.v1', imageId: 'i2', owner: 'alice', status: 'failed' } });
+    expect(unwrapSqs(only.Body)).toEqual({
+      body: '{"a":2}',
+      attributes: { type: 'pixelpipe.image.failed.v1', imageId: 'i2', owner: 'alice', status: 'failed' },
+    });
     expect(failedOnly.messages).toHaveLength(1);
     const last = sns.published[sns.published.length - 1];
     expect(last.attributes.status).toEqual({ DataType: 'String', StringValue: 'failed' });
@@ -84,13 +87,22 @@ describe('SnsEventPublisher specifics', () => {
     expect((err as PixelpipeError).retryable).toBe(false);
     expect(sns.requestCount() - before).toBe(1);
     sns.failNext(403, 'AuthorizationError');
-    const denied = await new SnsEventPublisher(c, topic, { policy: fastPolicy() }).publish('{}', { type: 't', imageId: 'i', owner: 'o', status: 'processed' }).catch((e: unknown) => e);
+    const denied = await new SnsEventPublisher(c, topic, { policy: fastPolicy() })
+      .publish('{}', { type: 't', imageId: 'i', owner: 'o', status: 'processed' })
+      .catch((e: unknown) => e);
     expect((denied as PixelpipeError).retryable).toBe(false);
   });
 
   test('an unreachable endpoint is transient', async () => {
-    const dead = new SNSClient({ endpoint: 'http://127.0.0.1:1', region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' }, maxAttempts: 1 });
-    const err = await new SnsEventPublisher(dead, topic, { policy: fastPolicy() }).publish('{}', { type: 't', imageId: 'i', owner: 'o', status: 'processed' }).catch((e: unknown) => e);
+    const dead = new SNSClient({
+      endpoint: 'http://127.0.0.1:1',
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'a', secretAccessKey: 'b' },
+      maxAttempts: 1,
+    });
+    const err = await new SnsEventPublisher(dead, topic, { policy: fastPolicy() })
+      .publish('{}', { type: 't', imageId: 'i', owner: 'o', status: 'processed' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
     dead.destroy();
   });

@@ -19,7 +19,19 @@ test('--json takes an optional file, in either spelling', () => {
 });
 
 test('lists, numbers and comparisons', () => {
-  const o = parseArgs(['--images', 'jpeg-12mp,heic', '--skip', 'bundles,knobs', '--compare', 'old.json', '--threshold=0.1', '--warmup', '0', '--cold-runs', '4']);
+  const o = parseArgs([
+    '--images',
+    'jpeg-12mp,heic',
+    '--skip',
+    'bundles,knobs',
+    '--compare',
+    'old.json',
+    '--threshold=0.1',
+    '--warmup',
+    '0',
+    '--cold-runs',
+    '4',
+  ]);
   expect(o.images).toEqual(['jpeg-12mp', 'heic']);
   expect([...o.skip]).toEqual(['bundles', 'knobs']);
   expect(o).toMatchObject({ compare: 'old.json', threshold: 0.1, warmup: 0, coldRuns: 4 });

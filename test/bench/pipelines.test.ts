@@ -82,7 +82,14 @@ describe('worker tasks, in-process', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   test('compare interleaves the three pipelines and scores quality', async () => {
-    const r = (await runTask({ kind: 'compare', file, iterations: 2, warmup: 0, methods: ['pixelpipe', 'baseline', 'lowerBound'], quality: true })) as CompareResult;
+    const r = (await runTask({
+      kind: 'compare',
+      file,
+      iterations: 2,
+      warmup: 0,
+      methods: ['pixelpipe', 'baseline', 'lowerBound'],
+      quality: true,
+    })) as CompareResult;
     for (const m of ['pixelpipe', 'baseline', 'lowerBound'] as const) {
       expect(r.methods[m]!.cpu.n).toBe(2);
       expect(r.methods[m]!.outputs).toHaveLength(9);

@@ -30,17 +30,19 @@ function describeRow(r: QualityRow): string {
 describe('output quality: pixelpipe vs the Firebase-style baseline', () => {
   const setup = benchSetup();
 
-  test.each(cases)('%s', async (_name, make) => {
-    const rows = await compareQuality(setup, await make());
-    // Every lossy output of the default config is checked.
-    expect(rows.map((r) => `${r.variant}.${r.format}`).sort()).toEqual(
-      setup.config.variants.flatMap((v) => v.formats.map((f) => `${v.name}.${f}`)).sort(),
-    );
-    const problems: string[] = [];
-    for (const r of rows) {
-      if (r.pixelpipeSsim < r.baselineSsim - SSIM_SLACK) problems.push(`lower quality: ${describeRow(r)}`);
-      if (r.pixelpipeBytesAtBaselineSsim > r.baselineBytes * BYTES_SLACK) problems.push(`more bytes at equal quality: ${describeRow(r)}`);
-    }
-    expect(problems).toEqual([]);
-  }, 120_000);
+  test.each(cases)(
+    '%s',
+    async (_name, make) => {
+      const rows = await compareQuality(setup, await make());
+      // Every lossy output of the default config is checked.
+      expect(rows.map((r) => `${r.variant}.${r.format}`).sort()).toEqual(setup.config.variants.flatMap((v) => v.formats.map((f) => `${v.name}.${f}`)).sort());
+      const problems: string[] = [];
+      for (const r of rows) {
+        if (r.pixelpipeSsim < r.baselineSsim - SSIM_SLACK) problems.push(`lower quality: ${describeRow(r)}`);
+        if (r.pixelpipeBytesAtBaselineSsim > r.baselineBytes * BYTES_SLACK) problems.push(`more bytes at equal quality: ${describeRow(r)}`);
+      }
+      expect(problems).toEqual([]);
+    },
+    120_000,
+  );
 });

@@ -26,8 +26,20 @@ function report(pp: number): BenchReport {
     machine: { cpus: 2, model: 'test', node: '20', sharp: '0.35.5', libvips: '8.18.7', loadavg: [0, 0, 0], taskset: true, memoryMB: 1024 },
     settings: { iterations: 3, warmup: 1, oneVcpu: { cpus: '0', threadpool: 1 }, twoVcpu: { cpus: '0,1', threadpool: 2 }, coldRuns: 3 },
     images: [
-      { id: 'jpeg-12mp', label: '12 MP', bytes: 1, compare: compare(pp, 1500, 500), rss: { pixelpipe: { kind: 'rss', idleRssBytes: 1, maxRssBytes: 200 * 2 ** 20, ms: [1], outcome: 'ok' } } },
-      { id: 'jpeg-24mp', label: '24 MP', bytes: 1, compare: compare(pp, 1500, 500), rss: { pixelpipe: { kind: 'rss', idleRssBytes: 1, maxRssBytes: 300 * 2 ** 20, ms: [1], outcome: 'ok' } } },
+      {
+        id: 'jpeg-12mp',
+        label: '12 MP',
+        bytes: 1,
+        compare: compare(pp, 1500, 500),
+        rss: { pixelpipe: { kind: 'rss', idleRssBytes: 1, maxRssBytes: 200 * 2 ** 20, ms: [1], outcome: 'ok' } },
+      },
+      {
+        id: 'jpeg-24mp',
+        label: '24 MP',
+        bytes: 1,
+        compare: compare(pp, 1500, 500),
+        rss: { pixelpipe: { kind: 'rss', idleRssBytes: 1, maxRssBytes: 300 * 2 ** 20, ms: [1], outcome: 'ok' } },
+      },
     ],
     targets: [],
   };
@@ -40,7 +52,11 @@ test('targets are judged on CPU-time medians and say what they measured', () => 
   expect(byName('lower bound').map((x) => x.pass)).toEqual([true, true]);
   expect(byName('peak RSS')[0]).toMatchObject({ pass: false, measured: '300 MB' });
   expect(byName('cold start').every((x) => x.pass === null)).toBe(true);
-  expect(checkTargets(report(700)).filter((x) => x.target.includes('lower bound')).map((x) => x.pass)).toEqual([false, false]);
+  expect(
+    checkTargets(report(700))
+      .filter((x) => x.target.includes('lower bound'))
+      .map((x) => x.pass),
+  ).toEqual([false, false]);
 });
 
 test('the Markdown has the main table and the target table', () => {
@@ -54,6 +70,11 @@ test('the Markdown has the main table and the target table', () => {
 test('compareReports flags medians that grew past the threshold', () => {
   const { regressions, compared } = compareReports(report(550), report(650), 0.15);
   expect(compared).toBeGreaterThan(4);
-  expect(regressions.map((r) => r.what)).toEqual(['jpeg-12mp pixelpipe CPU ms', 'jpeg-12mp pixelpipe ÷ bound', 'jpeg-24mp pixelpipe CPU ms', 'jpeg-24mp pixelpipe ÷ bound']);
+  expect(regressions.map((r) => r.what)).toEqual([
+    'jpeg-12mp pixelpipe CPU ms',
+    'jpeg-12mp pixelpipe ÷ bound',
+    'jpeg-24mp pixelpipe CPU ms',
+    'jpeg-24mp pixelpipe ÷ bound',
+  ]);
   expect(compareReports(report(550), report(600), 0.15).regressions).toEqual([]);
 });

@@ -42,7 +42,9 @@ test('luma: BT.601 weights, alpha composited over the background', () => {
 });
 
 test('decodeLuma reads encoded images', async () => {
-  const png = await sharp({ create: { width: 8, height: 4, channels: 3, background: '#808080' } }).png().toBuffer();
+  const png = await sharp({ create: { width: 8, height: 4, channels: 3, background: '#808080' } })
+    .png()
+    .toBuffer();
   const l = await decodeLuma(png);
   expect([l.width, l.height]).toEqual([8, 4]);
   expect(Math.round(l.data[0])).toBe(128);

@@ -25,8 +25,9 @@ function setEnv(vars: Record<string, string>): void {
   }
 }
 afterAll(() => {
-  for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k];
-  else process.env[k] = v;
+  for (const [k, v] of Object.entries(saved))
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
 });
 
 async function cli(args: string[]): Promise<{ code: number; report: Record<string, unknown> }> {
@@ -43,7 +44,10 @@ async function cli(args: string[]): Promise<{ code: number; report: Record<strin
   }
 }
 
-const jpeg = (n: number) => sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 10 * n, g: 80, b: 160 } } }).jpeg().toBuffer();
+const jpeg = (n: number) =>
+  sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 10 * n, g: 80, b: 160 } } })
+    .jpeg()
+    .toBuffer();
 const key = (n: number) => `originals/u${n % 2}/00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
 describe('backfill on S3 (s3rver)', () => {
@@ -54,8 +58,7 @@ describe('backfill on S3 (s3rver)', () => {
     for (let n = 0; n < 5; n++) await s3.client().send(new PutObjectCommand({ Bucket: ORIG, Key: key(n), Body: await jpeg(n), ContentType: 'image/jpeg' }));
   });
   afterAll(() => s3.close());
-  const manifests = async () =>
-    ((await s3.client().send(new ListObjectsV2Command({ Bucket: VAR, Prefix: 'manifests/' }))).Contents ?? []).map((o) => o.Key);
+  const manifests = async () => ((await s3.client().send(new ListObjectsV2Command({ Bucket: VAR, Prefix: 'manifests/' }))).Contents ?? []).map((o) => o.Key);
 
   test('capped run, resumed run, idempotent rerun, dry run', async () => {
     const base = ['backfill', '--store', 's3', '--endpoint', s3.endpoint, '--concurrency', '2'];
@@ -80,7 +83,11 @@ describe('backfill on GCS (JSON API fake)', () => {
     gcs = await startGcsFake({ buckets: [ORIG, VAR] });
     setEnv({ ...env, GOOGLE_CLOUD_PROJECT: 'pixelpipe-test', METADATA_SERVER_DETECTION: 'none' });
     const storage = new Storage({ apiEndpoint: gcs.url, projectId: 'pixelpipe-test' });
-    for (let n = 0; n < 4; n++) await storage.bucket(ORIG).file(key(n)).save(await jpeg(n), { contentType: 'image/jpeg', resumable: false });
+    for (let n = 0; n < 4; n++)
+      await storage
+        .bucket(ORIG)
+        .file(key(n))
+        .save(await jpeg(n), { contentType: 'image/jpeg', resumable: false });
   });
   afterAll(async () => {
     delete process.env.STORAGE_EMULATOR_HOST;

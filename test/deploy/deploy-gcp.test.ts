@@ -216,7 +216,11 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(flag(create[0], 'topic')).toBe(`projects/${PROJECT}/topics/pixelpipe-manifests`);
     expect(flag(create[0], 'payload-format')).toBe('json');
     expect(world.state().buckets[VARIANTS].notifications).toEqual([
-      expect.objectContaining({ object_name_prefix: 'manifests/', event_types: ['OBJECT_FINALIZE'], topic: `//pubsub.googleapis.com/projects/${PROJECT}/topics/pixelpipe-manifests` }),
+      expect.objectContaining({
+        object_name_prefix: 'manifests/',
+        event_types: ['OBJECT_FINALIZE'],
+        topic: `//pubsub.googleapis.com/projects/${PROJECT}/topics/pixelpipe-manifests`,
+      }),
     ]);
     expect(world.state().buckets[ORIGINALS].notifications).toEqual([]);
   });
@@ -402,18 +406,15 @@ describe('scripts/deploy-gcp.sh argument checks (before any gcloud call)', () =>
     return args;
   };
 
-  test.each([
-    ['*'],
-    ['https://app.example,*'],
-    ['https://*.example'],
-    ['https://app.example/path'],
-    ['ftp://app.example'],
-  ])('rejects CORS origin list %s', (origins) => {
-    const r = world.run(DEPLOY, withOrigins(origins));
-    expect(r.status).not.toBe(0);
-    expect(r.stderr).toMatch(/origin/);
-    expect(r.calls).toEqual([]);
-  });
+  test.each([['*'], ['https://app.example,*'], ['https://*.example'], ['https://app.example/path'], ['ftp://app.example']])(
+    'rejects CORS origin list %s',
+    (origins) => {
+      const r = world.run(DEPLOY, withOrigins(origins));
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/origin/);
+      expect(r.calls).toEqual([]);
+    },
+  );
 
   test('requires the JWT settings (deployments always use jwt)', () => {
     const args = deployArgs(world);

@@ -43,7 +43,14 @@ const COMMANDS = {
   'iam service-accounts add-iam-policy-binding': ['member', 'role', 'condition'],
   'iam service-accounts remove-iam-policy-binding': ['member', 'role', 'condition', 'all'],
   'storage buckets describe': [],
-  'storage buckets create': ['location', 'uniform-bucket-level-access', 'public-access-prevention', 'lifecycle-file', 'default-storage-class', 'soft-delete-duration'],
+  'storage buckets create': [
+    'location',
+    'uniform-bucket-level-access',
+    'public-access-prevention',
+    'lifecycle-file',
+    'default-storage-class',
+    'soft-delete-duration',
+  ],
   'storage buckets update': ['uniform-bucket-level-access', 'public-access-prevention', 'cors-file', 'clear-cors', 'lifecycle-file', 'clear-lifecycle'],
   'storage buckets get-iam-policy': [],
   'storage buckets add-iam-policy-binding': ['member', 'role', 'condition'],
@@ -66,10 +73,28 @@ const COMMANDS = {
   'pubsub subscriptions add-iam-policy-binding': ['member', 'role'],
   'pubsub subscriptions remove-iam-policy-binding': ['member', 'role'],
   'functions deploy': [
-    'gen2', 'runtime', 'source', 'entry-point', 'service-account', 'env-vars-file', 'memory', 'cpu', 'timeout',
-    'concurrency', 'max-instances', 'min-instances', 'retry', 'trigger-http', 'trigger-topic', 'trigger-event-filters',
-    'trigger-location', 'trigger-service-account', 'allow-unauthenticated', 'no-allow-unauthenticated',
-    'ingress-settings', 'build-service-account',
+    'gen2',
+    'runtime',
+    'source',
+    'entry-point',
+    'service-account',
+    'env-vars-file',
+    'memory',
+    'cpu',
+    'timeout',
+    'concurrency',
+    'max-instances',
+    'min-instances',
+    'retry',
+    'trigger-http',
+    'trigger-topic',
+    'trigger-event-filters',
+    'trigger-location',
+    'trigger-service-account',
+    'allow-unauthenticated',
+    'no-allow-unauthenticated',
+    'ingress-settings',
+    'build-service-account',
   ],
   'functions describe': ['v2'],
   'functions delete': [],
@@ -257,7 +282,10 @@ function main(argv) {
     }
   };
 
-  const iamCommand = /^(projects|storage buckets|pubsub topics|pubsub subscriptions|iam service-accounts|run services) (get-iam-policy|add-iam-policy-binding|remove-iam-policy-binding)$/.exec(command);
+  const iamCommand =
+    /^(projects|storage buckets|pubsub topics|pubsub subscriptions|iam service-accounts|run services) (get-iam-policy|add-iam-policy-binding|remove-iam-policy-binding)$/.exec(
+      command,
+    );
   if (iamCommand) {
     needProject();
     const [, kind, verb] = iamCommand;
@@ -277,7 +305,9 @@ function main(argv) {
         throw bad('unrecognized arguments: --condition');
       }
       if (hasConditions && condition === undefined && ['projects', 'storage buckets'].includes(kind)) {
-        throw bad('Adding a binding without specifying a condition to a policy containing conditions is prohibited in non-interactive mode. Run the command again with `--condition=None`');
+        throw bad(
+          'Adding a binding without specifying a condition to a policy containing conditions is prohibited in non-interactive mode. Run the command again with `--condition=None`',
+        );
       }
       let binding = policy.bindings.find((b) => b.role === role && sameCondition(b.condition, condition));
       if (!binding) {
@@ -350,9 +380,16 @@ function main(argv) {
       if (!state.serviceAccounts[email]) throw notFound(`service account ${email}`);
       delete state.serviceAccounts[email];
       // Like GCP: bindings of a deleted account remain, as "deleted:serviceAccount:...".
-      const policies = [state.projectIam, ...Object.values(state.buckets).map((b) => b.iam), ...Object.values(state.topics).map((t) => t.iam),
-        ...Object.values(state.subscriptions).map((s) => s.iam), ...Object.values(state.serviceAccounts).map((s) => s.iam), ...Object.values(state.runServices).map((r) => r.iam)];
-      for (const p of policies) for (const b of p.bindings) b.members = b.members.map((m) => (m === `serviceAccount:${email}` ? `deleted:serviceAccount:${email}?uid=1` : m));
+      const policies = [
+        state.projectIam,
+        ...Object.values(state.buckets).map((b) => b.iam),
+        ...Object.values(state.topics).map((t) => t.iam),
+        ...Object.values(state.subscriptions).map((s) => s.iam),
+        ...Object.values(state.serviceAccounts).map((s) => s.iam),
+        ...Object.values(state.runServices).map((r) => r.iam),
+      ];
+      for (const p of policies)
+        for (const b of p.bindings) b.members = b.members.map((m) => (m === `serviceAccount:${email}` ? `deleted:serviceAccount:${email}?uid=1` : m));
       return { out, state, changed: true };
     }
     case 'storage buckets describe': {
@@ -491,7 +528,12 @@ function main(argv) {
       if (state.subscriptions[name]) throw conflict(`subscription ${name}`);
       const topic = topicName(one(flags, 'topic'));
       if (!state.topics[topic]) throw notFound(`topic ${topic}`);
-      state.subscriptions[name] = { topic, iam: { bindings: [] }, retention: one(flags, 'message-retention-duration') || null, expiration: one(flags, 'expiration-period') || null };
+      state.subscriptions[name] = {
+        topic,
+        iam: { bindings: [] },
+        retention: one(flags, 'message-retention-duration') || null,
+        expiration: one(flags, 'expiration-period') || null,
+      };
       return { out, state, changed: true };
     }
     case 'pubsub subscriptions update': {
@@ -618,7 +660,12 @@ function main(argv) {
         } else if (!state.topics[subscriptionTopic]) throw notFound(`topic ${subscriptionTopic}`);
         const sub = `eventarc-${location}-${tname}-sub-${state.counter}`;
         state.subscriptions[sub] = { topic: subscriptionTopic, iam: { bindings: [] }, retention: null, expiration: null };
-        state.triggers[tname] = { name: `projects/${project}/locations/${location}/triggers/${tname}`, location, managedTopic, transport: { pubsub: { subscription: `projects/${project}/subscriptions/${sub}` } } };
+        state.triggers[tname] = {
+          name: `projects/${project}/locations/${location}/triggers/${tname}`,
+          location,
+          managedTopic,
+          transport: { pubsub: { subscription: `projects/${project}/subscriptions/${sub}` } },
+        };
         eventTrigger = { trigger: `projects/${project}/locations/${location}/triggers/${tname}` };
       }
     }
@@ -639,7 +686,9 @@ function main(argv) {
         maxInstanceRequestConcurrency: one(flags, 'concurrency'),
         ingressSettings: one(flags, 'ingress-settings'),
       },
-      eventTrigger: eventTrigger ? { ...eventTrigger, retryPolicy: one(flags, 'retry') === true ? 'RETRY_POLICY_RETRY' : 'RETRY_POLICY_DO_NOT_RETRY' } : undefined,
+      eventTrigger: eventTrigger
+        ? { ...eventTrigger, retryPolicy: one(flags, 'retry') === true ? 'RETRY_POLICY_RETRY' : 'RETRY_POLICY_DO_NOT_RETRY' }
+        : undefined,
     };
     if (!state.runServices[name]) state.runServices[name] = { region, annotations: {}, iam: { bindings: [] } };
     if (one(flags, 'allow-unauthenticated') === true) {

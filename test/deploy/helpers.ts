@@ -53,14 +53,21 @@ export interface World {
 /** Arguments every deploy in the tests needs (JWT settings are mandatory, the build is skipped). */
 export function deployArgs(world: World, extra: string[] = []): string[] {
   return [
-    '--project', PROJECT,
-    '--region', REGION,
+    '--project',
+    PROJECT,
+    '--region',
+    REGION,
     '--skip-build',
-    '--source-dir', world.sourceDir,
-    '--cors-origins', ORIGINS.join(','),
-    '--jwks-url', 'https://id.example/.well-known/jwks.json',
-    '--jwt-issuer', 'https://id.example/',
-    '--jwt-audience', 'pixelpipe-test',
+    '--source-dir',
+    world.sourceDir,
+    '--cors-origins',
+    ORIGINS.join(','),
+    '--jwks-url',
+    'https://id.example/.well-known/jwks.json',
+    '--jwt-issuer',
+    'https://id.example/',
+    '--jwt-audience',
+    'pixelpipe-test',
     ...extra,
   ];
 }
@@ -92,7 +99,11 @@ export function makeWorld(mode: 'fake' | 'forbidden' = 'fake'): World {
 
   const readCalls = (): Call[] =>
     fs.existsSync(logPath)
-      ? fs.readFileSync(logPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Call)
+      ? fs
+          .readFileSync(logPath, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Call)
       : [];
 
   return {
@@ -115,7 +126,11 @@ export function makeWorld(mode: 'fake' | 'forbidden' = 'fake'): World {
       if (res.error) throw res.error;
       let calls = readCalls().slice(before);
       if (mode === 'forbidden' && fs.existsSync(marker)) {
-        calls = fs.readFileSync(marker, 'utf8').split('\n').filter(Boolean).map((l) => ({ argv: l.split(' '), command: null, files: {}, exit: 97 }));
+        calls = fs
+          .readFileSync(marker, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => ({ argv: l.split(' '), command: null, files: {}, exit: 97 }));
       }
       return { status: res.status, stdout: res.stdout, stderr: res.stderr, calls };
     },

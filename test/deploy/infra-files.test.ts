@@ -17,7 +17,10 @@ const FUNCTIONS = {
 type Fn = keyof typeof FUNCTIONS;
 
 const knativeDir = path.join(REPO, 'infra', 'knative');
-const knativeFiles = fs.readdirSync(knativeDir).filter((f) => /\.ya?ml$/.test(f)).sort();
+const knativeFiles = fs
+  .readdirSync(knativeDir)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 
 function loadKnative(file: string) {
   const docs = parseAllDocuments(fs.readFileSync(path.join(knativeDir, file), 'utf8'));
@@ -74,7 +77,14 @@ describe('infra/knative', () => {
 
   test('README explains the IMAGE placeholder and the trigger wiring', () => {
     const readme = fs.readFileSync(path.join(knativeDir, 'README.md'), 'utf8');
-    for (const s of ['IMAGE', 'eventarc triggers create', 'google.cloud.storage.object.v1.finalized', 'google.cloud.pubsub.topic.v1.messagePublished', '--no-invoker-iam-check', 'Knative Eventing']) {
+    for (const s of [
+      'IMAGE',
+      'eventarc triggers create',
+      'google.cloud.storage.object.v1.finalized',
+      'google.cloud.pubsub.topic.v1.messagePublished',
+      '--no-invoker-iam-check',
+      'Knative Eventing',
+    ]) {
       expect(readme).toContain(s);
     }
   });
@@ -100,7 +110,10 @@ describe('Dockerfile', () => {
   });
 
   test('the runtime stage copies only the built bundles and runtime node_modules, and runs as non-root', () => {
-    const lastFrom = lines.map((l, i) => (l.startsWith('FROM ') ? i : -1)).filter((i) => i >= 0).pop()!;
+    const lastFrom = lines
+      .map((l, i) => (l.startsWith('FROM ') ? i : -1))
+      .filter((i) => i >= 0)
+      .pop()!;
     const runtime = lines.slice(lastFrom);
     const copies = runtime.filter((l) => l.startsWith('COPY '));
     expect(copies.every((c) => c.includes('--from='))).toBe(true);
@@ -128,7 +141,7 @@ describe('Dockerfile', () => {
     for (const t of targets) expect(text).toContain(`test -f dist/gcp/${t}/index.js`);
   });
 
-  test('the image installs exactly the bundles\' runtime dependencies at their locked versions', () => {
+  test("the image installs exactly the bundles' runtime dependencies at their locked versions", () => {
     expect(text).toContain('scripts/lib/runtime-package.cjs');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { runtimePackage } = require(path.join(REPO, 'scripts', 'lib', 'runtime-package.cjs'));
@@ -159,7 +172,10 @@ describe('Dockerfile', () => {
   });
 
   test('.dockerignore keeps local builds, dependencies and secrets out of the context', () => {
-    const ignore = fs.readFileSync(path.join(REPO, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+    const ignore = fs
+      .readFileSync(path.join(REPO, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
     for (const p of ['node_modules', 'dist', '.git', '.env']) expect(ignore).toContain(p);
     // what the build stage needs must stay in the context
     for (const p of ['package.json', 'package-lock.json', 'shared', 'functions', 'scripts']) expect(ignore).not.toContain(p);

@@ -1,18 +1,4 @@
-import {
-  DEPLOY,
-  ORIGINALS,
-  PROJECT,
-  REGION,
-  SA,
-  TEARDOWN,
-  VARIANTS,
-  allPolicies,
-  callsOf,
-  deployArgs,
-  makeWorld,
-  mutating,
-  type World,
-} from './helpers';
+import { DEPLOY, ORIGINALS, PROJECT, REGION, SA, TEARDOWN, VARIANTS, allPolicies, callsOf, deployArgs, makeWorld, mutating, type World } from './helpers';
 
 jest.setTimeout(180_000);
 
@@ -66,7 +52,12 @@ describe('scripts/teardown-gcp.sh against a stateful fake gcloud', () => {
     const r = world.run(TEARDOWN, [...base, '--delete-buckets']);
     expect(r.status).toBe(0);
     const rm = callsOf(r.calls, 'storage rm');
-    expect(rm.map((c) => c.argv.filter((a) => a.startsWith('gs://'))).flat().sort()).toEqual([`gs://${ORIGINALS}`, `gs://${VARIANTS}`].sort());
+    expect(
+      rm
+        .map((c) => c.argv.filter((a) => a.startsWith('gs://')))
+        .flat()
+        .sort(),
+    ).toEqual([`gs://${ORIGINALS}`, `gs://${VARIANTS}`].sort());
     for (const c of rm) expect(c.argv).toContain('--recursive');
     expect(world.state().buckets).toEqual({});
   });

@@ -76,7 +76,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     const rule = rules.find((r) => r.left > 0 && (!r.method || r.method === req.method) && (!r.pathIncludes || path.includes(r.pathIncludes)));
     if (rule) rule.left--;
     const action = rule?.action;
-    requests.push({ method: req.method ?? '', path, outcome: action && action.kind !== 'slow-body' && action.kind !== 'stall-body' ? action.kind : 'forwarded', at: Date.now() });
+    requests.push({
+      method: req.method ?? '',
+      path,
+      outcome: action && action.kind !== 'slow-body' && action.kind !== 'stall-body' ? action.kind : 'forwarded',
+      at: Date.now(),
+    });
 
     if (action?.kind === 'reset') {
       req.socket.destroy();

@@ -29,12 +29,16 @@ test('24 uploads at concurrency 8: each ends in exactly one processed completion
   const out = join(dir, 'report.json');
   const env: Record<string, string | undefined> = { ...process.env, PUBSUB_EMULATOR_HOST: undefined, PIXELPIPE_LOG_LEVEL: 'warn' };
   for (const k of Object.keys(env)) if (env[k] === undefined) delete env[k];
-  const child = spawn(process.execPath, ['scripts/ts.mjs', 'scripts/load-test.ts', '--uploads', '24', '--concurrency', '8', '--timeout-seconds', '100', '--json-out', out], {
-    cwd: ROOT,
-    env,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['scripts/ts.mjs', 'scripts/load-test.ts', '--uploads', '24', '--concurrency', '8', '--timeout-seconds', '100', '--json-out', out],
+    {
+      cwd: ROOT,
+      env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   child.stdout!.on('data', (b: Buffer) => (output += b.toString('utf8')));
   child.stderr!.on('data', (b: Buffer) => (output += b.toString('utf8')));

@@ -44,7 +44,8 @@ export function verifyPostPolicy(form: PostForm, options: { secretAccessKey: str
 
   // Credential: <key id>/<yyyymmdd>/<region>/s3/aws4_request
   const scope = credential.split('/');
-  if (scope.length !== 5 || scope[3] !== 's3' || scope[4] !== 'aws4_request' || scope[1] !== date.slice(0, 8)) return { ok: false, reason: 'malformed credential scope' };
+  if (scope.length !== 5 || scope[3] !== 's3' || scope[4] !== 'aws4_request' || scope[1] !== date.slice(0, 8))
+    return { ok: false, reason: 'malformed credential scope' };
   const kSigning = hmac(hmac(hmac(hmac(`AWS4${options.secretAccessKey}`, scope[1]), scope[2]), 's3'), 'aws4_request');
   const expected = Buffer.from(createHmac('sha256', kSigning).update(policyB64, 'utf8').digest('hex'));
   const given = Buffer.from(signature);
@@ -66,7 +67,8 @@ export function verifyPostPolicy(form: PostForm, options: { secretAccessKey: str
     if (Array.isArray(c)) {
       const [op, a, b] = c;
       if (op === 'content-length-range') {
-        if (form.fileSize < Number(a) || form.fileSize > Number(b)) return { ok: false, reason: `file size ${form.fileSize} outside content-length-range ${a},${b}` };
+        if (form.fileSize < Number(a) || form.fileSize > Number(b))
+          return { ok: false, reason: `file size ${form.fileSize} outside content-length-range ${a},${b}` };
         continue;
       }
       const name = String(a).replace(/^\$/, '').toLowerCase();

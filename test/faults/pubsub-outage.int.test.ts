@@ -174,14 +174,22 @@ describeIf('Pub/Sub outage while the notifier publishes', () => {
     // One more redelivery after success (an at-least-once platform may do that): same id again.
     const again = await sendCloudEvent(fn.url, event, 'binary');
     expect(again.status).toBeLessThan(300);
-    await waitFor(() => (after.received.filter((msg) => msg.attributes.imageId === m.manifest.id).length >= 2 ? true : undefined), 15_000, 'the re-published event');
+    await waitFor(
+      () => (after.received.filter((msg) => msg.attributes.imageId === m.manifest.id).length >= 2 ? true : undefined),
+      15_000,
+      'the re-published event',
+    );
     await new Promise((r) => setTimeout(r, 500));
 
     const mine = after.received.filter((msg) => msg.attributes.imageId === m.manifest.id).map((msg) => parseCompletionEvent(msg));
     expect(mine.every((e) => e.id === expectedId)).toBe(true);
     const deduped = new Map(mine.map((e) => [e.id, e]));
     expect([...deduped.keys()]).toEqual([expectedId]);
-    expect(deduped.get(expectedId)).toMatchObject({ subject: m.manifest.id, type: 'pixelpipe.image.processed.v1', data: { id: m.manifest.id, status: 'processed' } });
+    expect(deduped.get(expectedId)).toMatchObject({
+      subject: m.manifest.id,
+      type: 'pixelpipe.image.processed.v1',
+      data: { id: m.manifest.id, status: 'processed' },
+    });
     console.log(`subscription received ${mine.length} message(s) for the image, ${deduped.size} after dedupe by event id (${expectedId})`);
 
     spy.mockRestore();

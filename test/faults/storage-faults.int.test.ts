@@ -102,7 +102,8 @@ async function timed<T>(p: Promise<T>): Promise<{ ms: number; value?: T; error?:
 describe('GcsObjectStore against the GCS fake with injected faults', () => {
   let fake: GcsFake;
   const client = () => new Storage({ apiEndpoint: fake.url, projectId: 'pixelpipe-test', retryOptions: { autoRetry: false } });
-  const served = (filter: { method: string; pathIncludes: string }) => fake.requests.filter((r) => r.method === filter.method && r.path.includes(filter.pathIncludes)).length;
+  const served = (filter: { method: string; pathIncludes: string }) =>
+    fake.requests.filter((r) => r.method === filter.method && r.path.includes(filter.pathIncludes)).length;
 
   beforeAll(async () => {
     fake = await startGcsFake({ buckets: ['b'] });
@@ -228,7 +229,13 @@ describe('S3ObjectStore against s3rver behind a fault-injecting proxy', () => {
   let proxy: FaultProxy;
   const clients: S3Client[] = [];
   const client = () => {
-    const c = new S3Client({ endpoint: proxy.url, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, maxAttempts: 1 });
+    const c = new S3Client({
+      endpoint: proxy.url,
+      region: s3.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      maxAttempts: 1,
+    });
     clients.push(c);
     return c;
   };
@@ -351,7 +358,10 @@ describe('S3ObjectStore against s3rver behind a fault-injecting proxy', () => {
 describe('a storage 503 on variant writes, through the process functions', () => {
   let jpeg: Buffer;
   beforeAll(async () => {
-    jpeg = await sharp(readFileSync(join(ROOT, 'samples', 'landscape.jpg'))).resize(800).jpeg().toBuffer();
+    jpeg = await sharp(readFileSync(join(ROOT, 'samples', 'landscape.jpg')))
+      .resize(800)
+      .jpeg()
+      .toBuffer();
   });
 
   /** Every variant the manifest lists exists with its stated type and dimensions. */
@@ -390,7 +400,12 @@ describe('a storage 503 on variant writes, through the process functions', () =>
       const storage = new Storage({ apiEndpoint: fake.url, projectId: 'pixelpipe-test', retryOptions: { autoRetry: false } });
       await storage.bucket(ORIGINALS).file(`originals/alice/${id}`).save(jpeg, { resumable: false, contentType: 'image/jpeg' });
       const object = fake.getObject(ORIGINALS, `originals/alice/${id}`)!.resource;
-      const event = { id: 'finalize-1', type: 'google.cloud.storage.object.v1.finalized', source: `//storage.googleapis.com/projects/_/buckets/${ORIGINALS}`, data: object };
+      const event = {
+        id: 'finalize-1',
+        type: 'google.cloud.storage.object.v1.finalized',
+        source: `//storage.googleapis.com/projects/_/buckets/${ORIGINALS}`,
+        data: object,
+      };
 
       const crashes: string[] = [];
       const spy = jest.spyOn(console, 'error').mockImplementation((...args: unknown[]) => void crashes.push(args.map(String).join(' ')));
@@ -440,7 +455,13 @@ describe('a storage 503 on variant writes, through the process functions', () =>
     beforeAll(async () => {
       s3 = await startLocalS3([ORIG, VAR]);
       proxy = await startFaultProxy(s3.endpoint);
-      client = new S3Client({ endpoint: proxy.url, region: s3.region, forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, maxAttempts: 1 });
+      client = new S3Client({
+        endpoint: proxy.url,
+        region: s3.region,
+        forcePathStyle: true,
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+        maxAttempts: 1,
+      });
     });
     afterAll(async () => {
       client?.destroy();
@@ -449,7 +470,12 @@ describe('a storage 503 on variant writes, through the process functions', () =>
     });
 
     test('the invocation fails (TransientError, Lambda retries); the retry completes with a full manifest', async () => {
-      const config = loadConfig({ PIXELPIPE_ORIGINALS_BUCKET: ORIG, PIXELPIPE_VARIANTS_BUCKET: VAR, PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_WEBP_EFFORT: '0' });
+      const config = loadConfig({
+        PIXELPIPE_ORIGINALS_BUCKET: ORIG,
+        PIXELPIPE_VARIANTS_BUCKET: VAR,
+        PIXELPIPE_AUTH_MODE: 'anonymous',
+        PIXELPIPE_WEBP_EFFORT: '0',
+      });
       const clock = new ManualClock();
       const s3Store = new S3ObjectStore(client, { policy: shortPolicy('s3-process', { failureThreshold: 5, openMs: 1000, clock }).policy });
       // Records when each write starts, to show that none starts after the invocation has failed.
@@ -478,7 +504,10 @@ describe('a storage 503 on variant writes, through the process functions', () =>
       );
       expect(err).toBeInstanceOf(TransientError);
       expect((err as TransientError).retryable).toBe(true);
-      const head = await s3.client().send(new HeadObjectCommand({ Bucket: VAR, Key: 'manifests/fa017000-0000-4000-8000-000000000002.json' })).catch((e: unknown) => e);
+      const head = await s3
+        .client()
+        .send(new HeadObjectCommand({ Bucket: VAR, Key: 'manifests/fa017000-0000-4000-8000-000000000002.json' }))
+        .catch((e: unknown) => e);
       expect((head as { name?: string }).name).toBe('NotFound');
       // The breaker capped the damage: 5 failures opened it, the rest of the 9 outputs never went out.
       const variantPuts = proxy.count({ method: 'PUT', pathIncludes: `/${VAR}/variants/` });

@@ -15,7 +15,13 @@ let restore: () => void = () => undefined;
 beforeAll(async () => {
   const sa = makeServiceAccount();
   // Express reads NODE_ENV when the framework builds its app, i.e. in getTestServer.
-  restore = applyEnv(functionEnv({ storageUrl: 'http://127.0.0.1:9', keyFile: sa.keyFile, extra: { NODE_ENV: 'production', PIXELPIPE_CORS_ORIGINS: 'https://app.example.com' } }));
+  restore = applyEnv(
+    functionEnv({
+      storageUrl: 'http://127.0.0.1:9',
+      keyFile: sa.keyFile,
+      extra: { NODE_ENV: 'production', PIXELPIPE_CORS_ORIGINS: 'https://app.example.com' },
+    }),
+  );
   fn = await serve(loadFunction(join(ROOT, 'functions', 'gcp', 'upload'), 'upload', true));
 });
 afterAll(async () => {
@@ -36,17 +42,25 @@ test('with NODE_ENV=production, bodies the framework refuses get no stack, path 
     ['application/cloudevents+json', '{'],
     ['application/x-www-form-urlencoded', '%E0%A4%A'],
   ]) {
-    const res = await fetch(fn.url, { method: 'POST', headers: { 'content-type': contentType, origin: 'https://app.example.com' }, body, signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(fn.url, {
+      method: 'POST',
+      headers: { 'content-type': contentType, origin: 'https://app.example.com' },
+      body,
+      signal: AbortSignal.timeout(10_000),
+    });
     const text = await res.text();
     expect({ contentType, status: res.status }).toEqual({ contentType, status: 400 });
-    expect({ contentType, text }).toEqual({ contentType, text: expect.not.stringMatching(/at \S+ \(|node_modules|\/work\/|\.js:\d+|SyntaxError|body-parser|JSON\.parse/) });
+    expect({ contentType, text }).toEqual({
+      contentType,
+      text: expect.not.stringMatching(/at \S+ \(|node_modules|\/work\/|\.js:\d+|SyntaxError|body-parser|JSON\.parse/),
+    });
     expect(res.headers.get('x-powered-by')).toBeNull();
   }
   expect(logged).toHaveBeenCalled();
   logged.mockRestore();
 });
 
-test('a request the framework passes through still gets the handler\'s JSON answer', async () => {
+test("a request the framework passes through still gets the handler's JSON answer", async () => {
   const res = await fetch(fn.url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{nope', signal: AbortSignal.timeout(10_000) });
   expect(res.status).toBe(400);
   expect(await res.json()).toEqual({ error: { code: 'invalid_json', message: 'the body is not valid JSON' } });

@@ -55,7 +55,8 @@ const AWS_SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
 
 const gcsSigner = () => new GcsUrlSigner(gcsCredentials, { policy: defaultPolicy('sign', { attempts: 1 }) });
 // Built the way the upload Lambda builds it: from the variables Lambda sets for the execution role.
-const s3Signer = () => new S3UrlSigner(s3SigningTargetFromEnv({ AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: AWS_SECRET }));
+const s3Signer = () =>
+  new S3UrlSigner(s3SigningTargetFromEnv({ AWS_REGION: 'eu-west-1', AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE', AWS_SECRET_ACCESS_KEY: AWS_SECRET }));
 
 /** What both handlers answer, in one shape. */
 interface Answer {
@@ -127,7 +128,13 @@ const platforms: Platform[] = [
     handler: (deps) => {
       const fn = createAwsUploadHandler(deps);
       return async (req) => {
-        const r = await fn({ version: '2.0', headers: req.headers ?? {}, body: req.body, isBase64Encoded: false, requestContext: { http: { method: req.method } } });
+        const r = await fn({
+          version: '2.0',
+          headers: req.headers ?? {},
+          body: req.body,
+          isBase64Encoded: false,
+          requestContext: { http: { method: req.method } },
+        });
         return { status: r.statusCode ?? 0, headers: (r.headers ?? {}) as Record<string, string>, body: typeof r.body === 'string' ? r.body : '' };
       };
     },
@@ -187,7 +194,8 @@ function asSent(url: string, headers: Record<string, string>, method = 'PUT'): V
   return { method, url: u.pathname + u.search, headers: { ...headers, host: u.host } };
 }
 const gcsVerify = (req: V4Request, now = new Date()) => verifyV4(req, { keys: { [GCS_EMAIL]: gcsKeys.publicKey }, now });
-const s3Verify = (fields: Record<string, string>, fileSize: number, now = new Date()) => verifyPostPolicy({ bucket: ORIGINALS, fields, fileSize }, { secretAccessKey: AWS_SECRET, now });
+const s3Verify = (fields: Record<string, string>, fileSize: number, now = new Date()) =>
+  verifyPostPolicy({ bucket: ORIGINALS, fields, fileSize }, { secretAccessKey: AWS_SECRET, now });
 
 /** The display name the target pins, decoded. */
 function pinnedFilename(t: UploadTarget): string | undefined {
@@ -229,14 +237,21 @@ describe.each(platforms)('$name', (platform) => {
           expect(new URL(t.upload.url).pathname).toBe(`/${ORIGINALS}/${t.key}`);
           for (const v of Object.values(t.upload.headers)) expect(v).toMatch(/^[\x20-\x7e]*$/);
           expect(Object.keys(t.upload.headers).sort()).toEqual(
-            ['content-type', 'x-goog-content-length-range', 'x-goog-meta-pixelpipe-trace', ...(pinnedFilename(t.upload) !== undefined ? ['x-goog-meta-pixelpipe-filename'] : [])].sort(),
+            [
+              'content-type',
+              'x-goog-content-length-range',
+              'x-goog-meta-pixelpipe-trace',
+              ...(pinnedFilename(t.upload) !== undefined ? ['x-goog-meta-pixelpipe-filename'] : []),
+            ].sort(),
           );
         } else {
           expect(t.upload.fields.key).toBe(t.key);
           for (const v of Object.values(t.upload.fields)) expect(v).not.toMatch(/[\r\n\0]/);
-          expect(Object.keys(t.upload.fields).filter((k) => k.startsWith('x-amz-meta-')).sort()).toEqual(
-            ['x-amz-meta-pixelpipe-trace', ...(pinnedFilename(t.upload) !== undefined ? ['x-amz-meta-pixelpipe-filename'] : [])].sort(),
-          );
+          expect(
+            Object.keys(t.upload.fields)
+              .filter((k) => k.startsWith('x-amz-meta-'))
+              .sort(),
+          ).toEqual(['x-amz-meta-pixelpipe-trace', ...(pinnedFilename(t.upload) !== undefined ? ['x-amz-meta-pixelpipe-filename'] : [])].sort());
         }
         // The display name kept for people: one segment, stable under NFKC, no controls or bidi tricks.
         const name = pinnedFilename(t.upload);
@@ -250,7 +265,7 @@ describe.each(platforms)('$name', (platform) => {
     });
   });
 
-  describe('one user cannot reach another user\'s objects', () => {
+  describe("one user cannot reach another user's objects", () => {
     test('two subjects get disjoint prefixes; lookalike subjects are hashed apart', async () => {
       const h = build(platform);
       const a = await ticket(h, { contentType: 'image/png', size: 10 }, await bearer('alice'));
@@ -276,14 +291,22 @@ describe.each(platforms)('$name', (platform) => {
       const spy: UrlSigner = { signUpload: (r) => (signed.push(r), real.signUpload(r)), signRead: (b, k, s) => real.signRead(b, k, s) };
       const h = build(platform, { signer: spy });
       const auth = await bearer('bob');
-      for (const forged of [{ owner: 'alice' }, { sub: 'alice' }, { key: 'originals/alice/x' }, { bucket: 'other' }, { metadata: { owner: 'alice' } }, { expiresInSeconds: 86400 }, { maxBytes: 1e12 }]) {
+      for (const forged of [
+        { owner: 'alice' },
+        { sub: 'alice' },
+        { key: 'originals/alice/x' },
+        { bucket: 'other' },
+        { metadata: { owner: 'alice' } },
+        { expiresInSeconds: 86400 },
+        { maxBytes: 1e12 },
+      ]) {
         const res = await h(post({ contentType: 'image/jpeg', size: 10, ...forged }, auth));
         expect({ forged, status: res.status, code: JSON.parse(res.body).error.code }).toEqual({ forged, status: 400, code: 'invalid_request' });
       }
       expect(signed).toEqual([]);
     });
 
-    test('bob\'s signed target cannot be pointed at alice\'s key', async () => {
+    test("bob's signed target cannot be pointed at alice's key", async () => {
       const h = build(platform);
       const alice = await ticket(h, { contentType: 'image/jpeg', size: 100 }, await bearer('alice'));
       const bob = await ticket(h, { contentType: 'image/jpeg', size: 100 }, await bearer('bob'));
@@ -296,7 +319,9 @@ describe.each(platforms)('$name', (platform) => {
         expect(s3Verify(bob.upload.fields, 100).ok).toBe(true);
         expect(s3Verify({ ...bob.upload.fields, key: alice.key }, 100)).toMatchObject({ ok: false, reason: expect.stringContaining('key') });
         const widened = editPolicy(bob.upload.fields, (doc) => {
-          doc.conditions = doc.conditions.map((c) => (Array.isArray(c) && c[1] === '$key' ? ['starts-with', '$key', 'originals/'] : c)) as typeof doc.conditions;
+          doc.conditions = doc.conditions.map((c) =>
+            Array.isArray(c) && c[1] === '$key' ? ['starts-with', '$key', 'originals/'] : c,
+          ) as typeof doc.conditions;
         });
         expect(s3Verify({ ...widened, key: alice.key }, 100)).toEqual({ ok: false, reason: 'SignatureDoesNotMatch' });
       }
@@ -361,16 +386,44 @@ describe.each(platforms)('$name', (platform) => {
           ['metadata', { ...fields, 'x-amz-meta-pixelpipe-filename': 'other.png' }, 5000],
           ['extra metadata', { ...fields, 'x-amz-meta-owner': 'bob' }, 5000],
           ['acl', { ...fields, acl: 'public-read' }, 5000],
-          ['size range widened in the policy', editPolicy(fields, (d) => void (d.conditions = d.conditions.map((c) => (Array.isArray(c) && c[0] === 'content-length-range' ? ['content-length-range', 0, 5e9] : c)) as typeof d.conditions)), 5000],
+          [
+            'size range widened in the policy',
+            editPolicy(
+              fields,
+              (d) =>
+                void (d.conditions = d.conditions.map((c) =>
+                  Array.isArray(c) && c[0] === 'content-length-range' ? ['content-length-range', 0, 5e9] : c,
+                ) as typeof d.conditions),
+            ),
+            5000,
+          ],
           ['expiry extended in the policy', editPolicy(fields, (d) => void (d.expiration = '2099-01-01T00:00:00.000Z')), 5000],
-          ['type condition relaxed in the policy', editPolicy(fields, (d) => void (d.conditions = d.conditions.map((c) => (Array.isArray(c) && c[1] === '$Content-Type' ? ['starts-with', '$Content-Type', ''] : c)) as typeof d.conditions)), 5000],
+          [
+            'type condition relaxed in the policy',
+            editPolicy(
+              fields,
+              (d) =>
+                void (d.conditions = d.conditions.map((c) =>
+                  Array.isArray(c) && c[1] === '$Content-Type' ? ['starts-with', '$Content-Type', ''] : c,
+                ) as typeof d.conditions),
+            ),
+            5000,
+          ],
         ];
         for (const [what, f, size] of tampered) expect({ what, ok: s3Verify(f, size).ok }).toEqual({ what, ok: false });
       }
     });
 
     test('the signer itself refuses lifetimes over 15 minutes', async () => {
-      const r: SignUploadRequest = { bucket: ORIGINALS, key: 'originals/alice/x', contentType: 'image/jpeg', minBytes: 1, maxBytes: 10, expiresInSeconds: 901, metadata: {} };
+      const r: SignUploadRequest = {
+        bucket: ORIGINALS,
+        key: 'originals/alice/x',
+        contentType: 'image/jpeg',
+        minBytes: 1,
+        maxBytes: 10,
+        expiresInSeconds: 901,
+        metadata: {},
+      };
       await expect(platform.signer().signUpload(r)).rejects.toThrow(RangeError);
       await expect(platform.signer().signUpload({ ...r, expiresInSeconds: 7 * 24 * 3600 })).rejects.toThrow(RangeError);
       await expect(platform.signer().signUpload({ ...r, expiresInSeconds: 900 })).resolves.toBeDefined();
@@ -419,7 +472,9 @@ describe.each(platforms)('$name', (platform) => {
         new S3Client({
           region: 'eu-west-1',
           credentials: async () => {
-            throw Object.assign(new Error('Could not load credentials from any providers (/home/sbx_user1051/.aws/credentials)'), { name: 'CredentialsProviderError' });
+            throw Object.assign(new Error('Could not load credentials from any providers (/home/sbx_user1051/.aws/credentials)'), {
+              name: 'CredentialsProviderError',
+            });
           },
         }),
       );
@@ -436,22 +491,45 @@ describe.each(platforms)('$name', (platform) => {
         { what: 'huge body', status: 413, code: 'payload_too_large', req: post('x'.repeat(20_000), auth) },
         { what: 'declared size too large', status: 413, code: 'too_large', req: post({ ...good, size: 1e12 }, auth) },
         { what: 'type not allowed', status: 415, code: 'content_type_not_allowed', req: post({ ...good, contentType: 'text/html' }, auth) },
-        { what: 'identity provider down', status: 503, code: 'auth_unavailable', req: post(good, auth), env: { PIXELPIPE_JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' } },
+        {
+          what: 'identity provider down',
+          status: 503,
+          code: 'auth_unavailable',
+          req: post(good, auth),
+          env: { PIXELPIPE_JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json' },
+        },
         {
           what: 'signer down (transient)',
           status: 503,
           code: 'storage_unavailable',
           req: post(good, auth),
-          signer: failing(() => new TransientError('storage_unavailable', `signing failed: request to https://iamcredentials.googleapis.com failed: connect ECONNREFUSED ${internals}`)),
+          signer: failing(
+            () =>
+              new TransientError(
+                'storage_unavailable',
+                `signing failed: request to https://iamcredentials.googleapis.com failed: connect ECONNREFUSED ${internals}`,
+              ),
+          ),
         },
         {
           what: 'signer refused (permanent)',
           status: 500,
           code: 'internal',
           req: post(good, auth),
-          signer: failing(() => new PixelpipeError('internal', `signing failed: SigningError: Permission 'iam.serviceAccounts.signBlob' denied ${internals}`, { retryable: false })),
+          signer: failing(
+            () =>
+              new PixelpipeError('internal', `signing failed: SigningError: Permission 'iam.serviceAccounts.signBlob' denied ${internals}`, {
+                retryable: false,
+              }),
+          ),
         },
-        { what: 'unexpected exception', status: 500, code: 'internal', req: post(good, auth), signer: failing(() => new TypeError(`Cannot read properties of undefined (reading 'sign') ${internals}`)) },
+        {
+          what: 'unexpected exception',
+          status: 500,
+          code: 'internal',
+          req: post(good, auth),
+          signer: failing(() => new TypeError(`Cannot read properties of undefined (reading 'sign') ${internals}`)),
+        },
         platform.cloud === 'gcp'
           ? { what: 'real signer failure: credentials that cannot sign', status: 500, code: 'internal', req: post(good, auth), signer: userCredsGcs }
           : { what: 'real SDK failure: no credentials', status: 503, code: 'internal', req: post(good, auth), signer: noCredsS3 },
@@ -479,7 +557,11 @@ describe.each(platforms)('$name', (platform) => {
           err = e;
         }
         expect(err).toBeInstanceOf(ConfigError);
-        expect(err).toMatchObject({ variable: 'GOOGLE_APPLICATION_CREDENTIALS', retryable: false, message: expect.stringContaining('private_key does not parse') });
+        expect(err).toMatchObject({
+          variable: 'GOOGLE_APPLICATION_CREDENTIALS',
+          retryable: false,
+          message: expect.stringContaining('private_key does not parse'),
+        });
         expect((err as Error).message).not.toContain('not a key');
       });
     }
@@ -517,7 +599,14 @@ describe.each(platforms)('$name', (platform) => {
       const ok = await h(post({ contentType: 'image/jpeg', size: 1 }, { ...auth, origin: APP }));
       expect(ok.status).toBe(201);
       expect(ok.headers['access-control-allow-origin']).toBe(APP);
-      for (const origin of ['null', 'https://app.example.com.evil.test', 'http://app.example.com', 'https://app.example.com:8443', 'https://evil.example.com', 'HTTPS://APP.EXAMPLE.COM ']) {
+      for (const origin of [
+        'null',
+        'https://app.example.com.evil.test',
+        'http://app.example.com',
+        'https://app.example.com:8443',
+        'https://evil.example.com',
+        'HTTPS://APP.EXAMPLE.COM ',
+      ]) {
         for (const req of [{ method: 'OPTIONS', headers: { origin } }, post({ contentType: 'image/jpeg', size: 1 }, { ...auth, origin })]) {
           const res = await h(req);
           expect({ origin, method: req.method, status: res.status }).toEqual({ origin, method: req.method, status: 403 });
@@ -551,7 +640,8 @@ describe('configuration refuses what would widen the attack surface', () => {
 
   test('CORS origins: none by default, never a wildcard, never a path', () => {
     expect(loadConfig(base).upload.corsOrigins).toEqual([]);
-    for (const v of ['*', 'https://*.example.com', 'https://app.example.com/path', 'app.example.com', 'https://a.example.com,*']) refuses({ PIXELPIPE_CORS_ORIGINS: v }, 'PIXELPIPE_CORS_ORIGINS');
+    for (const v of ['*', 'https://*.example.com', 'https://app.example.com/path', 'app.example.com', 'https://a.example.com,*'])
+      refuses({ PIXELPIPE_CORS_ORIGINS: v }, 'PIXELPIPE_CORS_ORIGINS');
   });
 
   test('authentication is JWT by default; anonymous only when asked for, and loudly', () => {
@@ -582,9 +672,10 @@ describe('logs carry no tokens and no personal data beyond the owner id', () => 
     await h(post({ contentType: 'image/jpeg', size: 10, filename }, { authorization: `Bearer ${token}`, origin: APP }));
     await h(post({ contentType: 'image/jpeg', size: 10, filename }, { authorization: `Bearer ${expired}` }));
     await h(post({ contentType: 'image/jpeg', size: 10, filename }, { authorization: `Bearer ${token}`, origin: 'https://evil.example.com' }));
-    await build(platform, { lines, signer: { signUpload: async () => Promise.reject(new TransientError('storage_unavailable', 'down')), signRead: async () => '' } })(
-      post({ contentType: 'image/jpeg', size: 10, filename }, { authorization: `Bearer ${token}` }),
-    );
+    await build(platform, {
+      lines,
+      signer: { signUpload: async () => Promise.reject(new TransientError('storage_unavailable', 'down')), signRead: async () => '' },
+    })(post({ contentType: 'image/jpeg', size: 10, filename }, { authorization: `Bearer ${token}` }));
     expect(lines.length).toBeGreaterThanOrEqual(4);
     const all = lines.join('\n');
     for (const secret of [token, expired, token.split('.')[2], expired.split('.')[1], 'Carol Smith', 'passport', 'Bearer']) expect(all).not.toContain(secret);
@@ -595,7 +686,24 @@ describe('logs carry no tokens and no personal data beyond the owner id', () => 
 
 // ────────────────────────────────────────────────────────────────────────────────────────────────
 describe('deployment templates: private buckets, configured CORS only', () => {
-  const cfTags = ['Sub', 'Ref', 'GetAtt', 'Split', 'Join', 'Select', 'If', 'Equals', 'Not', 'And', 'Or', 'Base64', 'ImportValue', 'FindInMap', 'GetAZs', 'Condition'].flatMap((name) => [
+  const cfTags = [
+    'Sub',
+    'Ref',
+    'GetAtt',
+    'Split',
+    'Join',
+    'Select',
+    'If',
+    'Equals',
+    'Not',
+    'And',
+    'Or',
+    'Base64',
+    'ImportValue',
+    'FindInMap',
+    'GetAZs',
+    'Condition',
+  ].flatMap((name) => [
     { tag: `!${name}`, resolve: (v: unknown) => ({ [name]: v }) },
     { tag: `!${name}`, collection: 'seq' as const, resolve: (v: { toJSON(): unknown }) => ({ [name]: v.toJSON() }) },
   ]);
@@ -661,7 +769,9 @@ describe('deployment templates: private buckets, configured CORS only', () => {
     }
     expect(deploy).toMatch(/allUsers \| allAuthenticatedUsers\) pp_die "refusing to bind/);
     const iam = readFileSync(join(ROOT, 'infra', 'gcp', 'iam.json'), 'utf8');
-    expect(JSON.parse(iam).bindings.map((b: { member: string }) => b.member)).not.toEqual(expect.arrayContaining([expect.stringMatching(/allUsers|allAuthenticatedUsers/)]));
+    expect(JSON.parse(iam).bindings.map((b: { member: string }) => b.member)).not.toEqual(
+      expect.arrayContaining([expect.stringMatching(/allUsers|allAuthenticatedUsers/)]),
+    );
   });
 });
 
@@ -686,7 +796,10 @@ describe('variant URLs: private by default, a configured public base, or short-l
     const cfg = config({ PIXELPIPE_AUTH_MODE: 'anonymous', ...env });
     const store = new MemoryObjectStore();
     const info = await store.put(cfg.buckets.originals, `originals/alice/${ID}`, Buffer.from('x'), { contentType: 'image/jpeg' });
-    const out = await processImage({ store, processor, clock: new FixedClock(), logger: silentLogger, config: cfg }, { bucket: info.bucket, key: info.key, generation: info.generation });
+    const out = await processImage(
+      { store, processor, clock: new FixedClock(), logger: silentLogger, config: cfg },
+      { bucket: info.bucket, key: info.key, generation: info.generation },
+    );
     if (out.status !== 'processed') throw new Error(`unexpected ${out.status}`);
     return { store, cfg, manifest: out.manifest };
   }

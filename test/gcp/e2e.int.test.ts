@@ -68,7 +68,12 @@ describeIf('GCP pipeline end to end (gcs-fake + Pub/Sub emulator + functions-fra
         for (let attempt = 1; attempt <= 3; attempt++) {
           const res = await sendCloudEvent(
             processFn.url,
-            { type: 'google.cloud.storage.object.v1.finalized', source: `//storage.googleapis.com/projects/_/buckets/${ORIGINALS}`, subject: `objects/${object.name}`, data: object },
+            {
+              type: 'google.cloud.storage.object.v1.finalized',
+              source: `//storage.googleapis.com/projects/_/buckets/${ORIGINALS}`,
+              subject: `objects/${object.name}`,
+              data: object,
+            },
             'structured',
           );
           if (res.status < 300) return;

@@ -60,7 +60,7 @@ describe('service account key: JWT-bearer grant', () => {
     expect(createVerify('RSA-SHA256').update(`${h}.${p}`).verify(stranger.publicKey, Buffer.from(sig, 'base64url'))).toBe(false);
   });
 
-  test('signs its own blobs locally (no request), another account\'s through IAM', async () => {
+  test("signs its own blobs locally (no request), another account's through IAM", async () => {
     const sa = fakeServiceAccount(SA_EMAIL, `${google.url}/token`);
     const creds = credentialsFromJson(sa.keyJson, 'key', { iamEndpoint: google.url });
     const data = Buffer.from('GOOG4-RSA-SHA256\n20260101T000000Z\n…');
@@ -85,7 +85,7 @@ describe('token cache', () => {
     expect(google.requests).toHaveLength(2);
   });
 
-  test('a short-lived token (the metadata server\'s cached one) is refreshed halfway, not on every call', async () => {
+  test("a short-lived token (the metadata server's cached one) is refreshed halfway, not on every call", async () => {
     let n = 0;
     google.route(`GET ${METADATA}/token`, () => ({ json: { access_token: `t${++n}`, expires_in: 200 } }));
     const c = clock();
@@ -114,7 +114,9 @@ describe('token cache', () => {
 
   test('concurrent callers share one refresh (single flight), and a failure is not cached', async () => {
     let n = 0;
-    google.route(`GET ${METADATA}/token`, () => (++n === 1 ? { status: 500, delayMs: 50, text: 'boom' } : { delayMs: 50, json: { access_token: `t${n}`, expires_in: 3600 } }));
+    google.route(`GET ${METADATA}/token`, () =>
+      ++n === 1 ? { status: 500, delayMs: 50, text: 'boom' } : { delayMs: 50, json: { access_token: `t${n}`, expires_in: 3600 } },
+    );
     const creds = metadataServerCredentials({ metadataHost: google.host });
     const failed = await Promise.allSettled(Array.from({ length: 10 }, () => creds.accessToken()));
     expect(failed.every((r) => r.status === 'rejected' && (r.reason as GoogleApiError).code === 500)).toBe(true);
@@ -131,7 +133,13 @@ describe('token cache', () => {
 });
 
 describe('authorized_user (gcloud auth application-default login)', () => {
-  const user = { type: 'authorized_user', client_id: 'cid.apps.googleusercontent.com', client_secret: 'secret', refresh_token: '1//refresh', quota_project_id: 'pixelpipe-quota' };
+  const user = {
+    type: 'authorized_user',
+    client_id: 'cid.apps.googleusercontent.com',
+    client_secret: 'secret',
+    refresh_token: '1//refresh',
+    quota_project_id: 'pixelpipe-quota',
+  };
 
   test('refresh-token grant; the quota project goes with every API request, IAM signBlob included', async () => {
     google.route('POST /oauth/token', () => ({ json: { access_token: 'ya29.user', expires_in: 3599, scope: SCOPE, token_type: 'Bearer' } }));
@@ -199,13 +207,15 @@ describe('metadata server', () => {
     expect(JSON.parse(iam.body)).toEqual({ payload: Buffer.from('to sign').toString('base64') });
   });
 
-  test('IAM errors carry the HTTP status and Google\'s status; an empty signature is refused', async () => {
+  test("IAM errors carry the HTTP status and Google's status; an empty signature is refused", async () => {
     const TARGET = 'runtime@pixelpipe-test.iam.gserviceaccount.com';
     const path = `/v1/projects/-/serviceAccounts/${encodeURIComponent(TARGET)}:signBlob`;
     google.route(`GET ${METADATA}/token`, () => ({ json: { access_token: 't', expires_in: 3599 } }));
     google.route(`POST ${path}`, () => ({
       status: 403,
-      json: { error: { code: 403, message: "Permission 'iam.serviceAccounts.signBlob' denied on resource (or it may not exist).", status: 'PERMISSION_DENIED' } },
+      json: {
+        error: { code: 403, message: "Permission 'iam.serviceAccounts.signBlob' denied on resource (or it may not exist).", status: 'PERMISSION_DENIED' },
+      },
     }));
     const creds = metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url });
     const err = await creds.signBlob(TARGET, Buffer.from('x')).catch((e: unknown) => e);
@@ -224,7 +234,10 @@ describe('googleFetch', () => {
     const e1 = await googleFetch(`${google.url}/text?access_token=secret`).catch((e: unknown) => e);
     expect(e1).toMatchObject({ code: 502, status: undefined, message: `GET ${google.url}/text → HTTP 502: Bad Gateway from the front end` });
     expect((e1 as Error).message).not.toContain('secret');
-    await expect(googleJson(`${google.url}/empty`, { method: 'POST', body: '{}' })).rejects.toMatchObject({ code: 429, message: expect.stringContaining('(empty body)') });
+    await expect(googleJson(`${google.url}/empty`, { method: 'POST', body: '{}' })).rejects.toMatchObject({
+      code: 429,
+      message: expect.stringContaining('(empty body)'),
+    });
   });
 
   test('a request past its deadline is aborted with a TimeoutError', async () => {
@@ -234,7 +247,7 @@ describe('googleFetch', () => {
     expect(Date.now() - started).toBeLessThan(1500);
   });
 
-  test('a refused connection surfaces as fetch\'s TypeError with the socket code in cause', async () => {
+  test("a refused connection surfaces as fetch's TypeError with the socket code in cause", async () => {
     const gone = await startGoogleFake();
     const url = gone.url;
     await gone.close();
@@ -278,13 +291,16 @@ describe('credentials from the environment (Application Default Credentials orde
     const missing = configError(() => googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: join(dir, 'nope.json') }));
     expect(missing.variable).toBe('GOOGLE_APPLICATION_CREDENTIALS');
     expect(missing.message).toContain('nope.json');
-    expect(configError(() => googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: write('bad.json', '{not json') })).variable).toBe('GOOGLE_APPLICATION_CREDENTIALS');
+    expect(configError(() => googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: write('bad.json', '{not json') })).variable).toBe(
+      'GOOGLE_APPLICATION_CREDENTIALS',
+    );
     const external = configError(() =>
       googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: write('wif.json', { type: 'external_account', audience: '//iam.googleapis.com/x' }) }),
     );
     expect(external).toMatchObject({ variable: 'GOOGLE_APPLICATION_CREDENTIALS', message: expect.stringContaining('"external_account" is not supported') });
     expect(
-      configError(() => googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: write('half.json', { type: 'service_account', client_email: SA_EMAIL }) })).message,
+      configError(() => googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: write('half.json', { type: 'service_account', client_email: SA_EMAIL }) }))
+        .message,
     ).toContain('lacks client_email or private_key');
     expect(
       configError(() => googleCredentialsFromEnv({ GOOGLE_APPLICATION_CREDENTIALS: write('user.json', { type: 'authorized_user', client_id: 'c' }) })).message,
@@ -292,7 +308,7 @@ describe('credentials from the environment (Application Default Credentials orde
     expect(configError(() => credentialsFromJson(null, 'X')).variable).toBe('X');
   });
 
-  test('gcloud\'s ADC file is found through CLOUDSDK_CONFIG (and under HOME otherwise)', async () => {
+  test("gcloud's ADC file is found through CLOUDSDK_CONFIG (and under HOME otherwise)", async () => {
     const user = { type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r', quota_project_id: 'q' };
     write('application_default_credentials.json', user);
     expect(googleCredentialsFromEnv({ CLOUDSDK_CONFIG: dir, HOME: '/nonexistent' }).source).toBe('authorized_user');

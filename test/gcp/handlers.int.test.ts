@@ -13,7 +13,17 @@ import { parseCompletionEvent } from '../../shared/events';
 import { parseManifest, type Manifest } from '../../shared/manifest';
 import { startGcsFake, type GcsFake } from '../servers/gcs-fake';
 import { pubsubEmulatorMissing, startPubsubEmulator, type PubsubEmulator } from '../servers/pubsub-emulator';
-import { applyEnv, functionEnv, gcsNotificationData, loadFunction, makeServiceAccount, sendCloudEvent, serve, waitFor, type ServedFunction } from './gcp-test-kit';
+import {
+  applyEnv,
+  functionEnv,
+  gcsNotificationData,
+  loadFunction,
+  makeServiceAccount,
+  sendCloudEvent,
+  serve,
+  waitFor,
+  type ServedFunction,
+} from './gcp-test-kit';
 
 jest.setTimeout(120_000);
 
@@ -41,7 +51,10 @@ afterAll(async () => {
 });
 
 async function putObject(bucket: string, name: string, body: Buffer, contentType: string, metadata?: Record<string, string>) {
-  await storage.bucket(bucket).file(name).save(body, { resumable: false, contentType, metadata: { contentType, ...(metadata ? { metadata } : {}) } });
+  await storage
+    .bucket(bucket)
+    .file(name)
+    .save(body, { resumable: false, contentType, metadata: { contentType, ...(metadata ? { metadata } : {}) } });
   return fake.getObject(bucket, name)!.resource;
 }
 
@@ -153,10 +166,26 @@ describe('upload (HTTP)', () => {
       ['bad JSON (application/json)', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{nope' }, 400],
       ['no body', { method: 'POST' }, 400],
       ['JSON array', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[]' }, 400],
-      ['unknown field', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/jpeg', size: 1, x: 1 }) }, 400],
-      ['size not a number', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/jpeg', size: '1' }) }, 400],
-      ['type not allowed', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/svg+xml', size: 1 }) }, 415],
-      ['too large', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/jpeg', size: 10 ** 12 }) }, 413],
+      [
+        'unknown field',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/jpeg', size: 1, x: 1 }) },
+        400,
+      ],
+      [
+        'size not a number',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/jpeg', size: '1' }) },
+        400,
+      ],
+      [
+        'type not allowed',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/svg+xml', size: 1 }) },
+        415,
+      ],
+      [
+        'too large',
+        { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/jpeg', size: 10 ** 12 }) },
+        413,
+      ],
       ['huge body', { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(100_000) }, 413],
       ['GET', { method: 'GET' }, 405],
       ['foreign origin', { method: 'POST', headers: { origin: 'https://evil.test', 'content-type': 'application/json' }, body: '{}' }, 403],
@@ -180,7 +209,11 @@ describe('process (storage finalized CloudEvent)', () => {
   test.each(['structured', 'binary'] as const)('%s mode: variants and a manifest with the right dimensions', async (mode) => {
     const id = mode === 'structured' ? 'a1b2c3d4-0000-4000-8000-000000000001' : 'a1b2c3d4-0000-4000-8000-000000000002';
     const object = await putObject(ORIGINALS, `originals/alice/${id}`, jpeg, 'image/jpeg', { 'pixelpipe-trace': '0123456789abcdef0123456789abcdef' });
-    const res = await sendCloudEvent(fn.url, { type: 'google.cloud.storage.object.v1.finalized', source: STORAGE_SOURCE, subject: `objects/${object.name}`, data: object }, mode);
+    const res = await sendCloudEvent(
+      fn.url,
+      { type: 'google.cloud.storage.object.v1.finalized', source: STORAGE_SOURCE, subject: `objects/${object.name}`, data: object },
+      mode,
+    );
     expect(res.status).toBeLessThan(300);
     const m = readManifest(id)!;
     expect(m).toMatchObject({ id, owner: 'alice', status: 'processed', traceId: '0123456789abcdef0123456789abcdef' });
@@ -282,7 +315,10 @@ withEmulator('notify (Pub/Sub messagePublished from a GCS notification)', () => 
       status,
       ...(status === 'failed' ? { reason: { code: 'corrupt_image' as const, message: 'bad' } } : {}),
       source: { bucket: ORIGINALS, key: `originals/alice/${id}`, generation: '1700000000000001', bytes: 10 },
-      variants: status === 'processed' ? [{ name: 'thumb', format: 'webp', key: `variants/${id}/thumb.webp`, contentType: 'image/webp', width: 200, height: 200, bytes: 5 }] : [],
+      variants:
+        status === 'processed'
+          ? [{ name: 'thumb', format: 'webp', key: `variants/${id}/thumb.webp`, contentType: 'image/webp', width: 200, height: 200, bytes: 5 }]
+          : [],
       placeholder: null,
       bucket: VARIANTS,
       attempts: 1,
@@ -299,7 +335,11 @@ withEmulator('notify (Pub/Sub messagePublished from a GCS notification)', () => 
     const object = await writeManifest(id, mode === 'structured' ? 'processed' : 'failed');
     const res = await sendCloudEvent(
       fn.url,
-      { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub.googleapis.com/projects/pixelpipe-test/topics/manifests', data: gcsNotificationData(object) },
+      {
+        type: 'google.cloud.pubsub.topic.v1.messagePublished',
+        source: '//pubsub.googleapis.com/projects/pixelpipe-test/topics/manifests',
+        data: gcsNotificationData(object),
+      },
       mode,
     );
     expect(res.status).toBeLessThan(300);
@@ -312,7 +352,11 @@ withEmulator('notify (Pub/Sub messagePublished from a GCS notification)', () => 
   test('a direct storage finalized event works too', async () => {
     const id = 'b1b2c3d4-0000-4000-8000-000000000003';
     const object = await writeManifest(id, 'processed');
-    const res = await sendCloudEvent(fn.url, { type: 'google.cloud.storage.object.v1.finalized', source: `//storage.googleapis.com/projects/_/buckets/${VARIANTS}`, data: object }, 'binary');
+    const res = await sendCloudEvent(
+      fn.url,
+      { type: 'google.cloud.storage.object.v1.finalized', source: `//storage.googleapis.com/projects/_/buckets/${VARIANTS}`, data: object },
+      'binary',
+    );
     expect(res.status).toBeLessThan(300);
     expect(parseCompletionEvent(await eventFor(id)).data.id).toBe(id);
   });
@@ -321,10 +365,22 @@ withEmulator('notify (Pub/Sub messagePublished from a GCS notification)', () => 
     const id = 'b1b2c3d4-0000-4000-8000-000000000004';
     const object = await writeManifest(id, 'processed');
     const count = received.length;
-    const del = await sendCloudEvent(fn.url, { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: gcsNotificationData(object, 'OBJECT_DELETE') }, 'structured');
+    const del = await sendCloudEvent(
+      fn.url,
+      { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: gcsNotificationData(object, 'OBJECT_DELETE') },
+      'structured',
+    );
     const variant = await putObject(VARIANTS, `variants/${id}/thumb.webp`, Buffer.from('x'), 'image/webp');
-    const notManifest = await sendCloudEvent(fn.url, { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: gcsNotificationData(variant) }, 'structured');
-    const garbage = await sendCloudEvent(fn.url, { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: { message: { attributes: { foo: 'bar' } } } }, 'structured');
+    const notManifest = await sendCloudEvent(
+      fn.url,
+      { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: gcsNotificationData(variant) },
+      'structured',
+    );
+    const garbage = await sendCloudEvent(
+      fn.url,
+      { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: { message: { attributes: { foo: 'bar' } } } },
+      'structured',
+    );
     expect([del.status, notManifest.status, garbage.status].every((s) => s < 300)).toBe(true);
     await new Promise((r) => setTimeout(r, 500));
     expect(received.length).toBe(count);
@@ -335,7 +391,11 @@ withEmulator('notify (Pub/Sub messagePublished from a GCS notification)', () => 
     const object = await writeManifest(id, 'processed');
     await emulator.stop();
     try {
-      const res = await sendCloudEvent(fn.url, { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: gcsNotificationData(object) }, 'structured');
+      const res = await sendCloudEvent(
+        fn.url,
+        { type: 'google.cloud.pubsub.topic.v1.messagePublished', source: '//pubsub', data: gcsNotificationData(object) },
+        'structured',
+      );
       expect(res.status).toBeGreaterThanOrEqual(500);
     } finally {
       await emulator.restart();

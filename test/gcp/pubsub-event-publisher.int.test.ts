@@ -161,7 +161,9 @@ describeIf('Pub/Sub emulator', () => {
         } else {
           // The emulator (0.8.x) stores subscription filters but does not apply them; the attributes were
           // checked against the filter's semantics above instead. Real Pub/Sub applies it server-side.
-          console.warn(`Pub/Sub emulator ignored the subscription filter (delivered ${failed.all.length} of 4); verified the attributes against the filter locally.`);
+          console.warn(
+            `Pub/Sub emulator ignored the subscription filter (delivered ${failed.all.length} of 4); verified the attributes against the filter locally.`,
+          );
           expect(failed.all).toHaveLength(4);
         }
       } finally {

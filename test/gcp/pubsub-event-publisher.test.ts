@@ -58,14 +58,18 @@ describe('PubSubEventPublisher (REST)', () => {
 
   test('503 and 429 are retried until the publish succeeds', async () => {
     let n = 0;
-    handler = (_req, _body, res) => (++n < 3 ? json(res, n === 1 ? 503 : 429, { error: { code: 503, message: 'busy', status: 'UNAVAILABLE' } }) : json(res, 200, { messageIds: ['7'] }));
+    handler = (_req, _body, res) =>
+      ++n < 3 ? json(res, n === 1 ? 503 : 429, { error: { code: 503, message: 'busy', status: 'UNAVAILABLE' } }) : json(res, 200, { messageIds: ['7'] });
     await expect(publisher().publish('{}', ATTRS)).resolves.toBe('7');
     expect(seen).toHaveLength(3);
   });
 
   test.each([400, 401, 403, 404])('HTTP %i is permanent: one request, not retryable, message kept', async (status) => {
-    handler = (_req, _body, res) => json(res, status, { error: { code: status, message: 'Resource not found (resource=pixelpipe-events).', status: 'NOT_FOUND' } });
-    const err = await publisher().publish('{}', ATTRS).catch((e: unknown) => e);
+    handler = (_req, _body, res) =>
+      json(res, status, { error: { code: status, message: 'Resource not found (resource=pixelpipe-events).', status: 'NOT_FOUND' } });
+    const err = await publisher()
+      .publish('{}', ATTRS)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PixelpipeError);
     expect((err as PixelpipeError).retryable).toBe(false);
     expect(String((err as Error).message)).toMatch(/Resource not found/);
@@ -78,7 +82,9 @@ describe('PubSubEventPublisher (REST)', () => {
     expect(seen).toHaveLength(2);
 
     handler = (req) => req.socket.destroy();
-    const reset = await publisher(1).publish('{}', ATTRS).catch((e: unknown) => e);
+    const reset = await publisher(1)
+      .publish('{}', ATTRS)
+      .catch((e: unknown) => e);
     expect(reset).toBeInstanceOf(TransientError);
 
     handler = (_req, _body, res) => setTimeout(() => json(res, 200, { messageIds: ['late'] }), 600);

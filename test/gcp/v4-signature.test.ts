@@ -59,7 +59,9 @@ describe('GCS V4 signed upload URL (independent verification)', () => {
     if (!r.ok) return;
     // Exactly the headers the browser is told to send, plus host: nothing unsigned, nothing missing.
     expect(r.signedHeaders).toEqual(['host', ...Object.keys(target.headers)].sort());
-    expect(r.signedHeaders).toEqual(expect.arrayContaining(['content-type', 'x-goog-content-length-range', 'x-goog-meta-pixelpipe-trace', 'x-goog-meta-pixelpipe-filename']));
+    expect(r.signedHeaders).toEqual(
+      expect.arrayContaining(['content-type', 'x-goog-content-length-range', 'x-goog-meta-pixelpipe-trace', 'x-goog-meta-pixelpipe-filename']),
+    );
     expect(r.expiresInSeconds).toBeLessThanOrEqual(900);
     expect(r.expiresInSeconds).toBe(600);
     expect(r.headerValues['x-goog-content-length-range']).toBe('1,123456');
@@ -67,7 +69,9 @@ describe('GCS V4 signed upload URL (independent verification)', () => {
     const lines = r.canonicalRequest.split('\n');
     expect(lines[0]).toBe('PUT');
     expect(lines[1]).toBe(`/${request.bucket}/${request.key}`);
-    expect(lines[2]).toMatch(/^X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=uploader%40pixelpipe-test\.iam\.gserviceaccount\.com%2F\d{8}%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date=\d{8}T\d{6}Z&X-Goog-Expires=600&X-Goog-SignedHeaders=/);
+    expect(lines[2]).toMatch(
+      /^X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Credential=uploader%40pixelpipe-test\.iam\.gserviceaccount\.com%2F\d{8}%2Fauto%2Fstorage%2Fgoog4_request&X-Goog-Date=\d{8}T\d{6}Z&X-Goog-Expires=600&X-Goog-SignedHeaders=/,
+    );
     expect(lines.at(-1)).toBe('UNSIGNED-PAYLOAD');
     expect(r.stringToSign.split('\n')[0]).toBe('GOOG4-RSA-SHA256');
   });
@@ -81,14 +85,23 @@ describe('GCS V4 signed upload URL (independent verification)', () => {
     expect(otherKey).not.toBe(target.url);
     expect(check(asSent(otherKey, target.headers))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
     expect(check(asSent(target.url, { ...target.headers, 'content-type': 'image/svg+xml' }))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
-    expect(check(asSent(target.url, { ...target.headers, 'x-goog-content-length-range': '1,999999999' }))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
-    expect(check(asSent(target.url, { ...target.headers, 'x-goog-meta-pixelpipe-trace': 'f'.repeat(32) }))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
+    expect(check(asSent(target.url, { ...target.headers, 'x-goog-content-length-range': '1,999999999' }))).toMatchObject({
+      ok: false,
+      code: 'SignatureDoesNotMatch',
+    });
+    expect(check(asSent(target.url, { ...target.headers, 'x-goog-meta-pixelpipe-trace': 'f'.repeat(32) }))).toMatchObject({
+      ok: false,
+      code: 'SignatureDoesNotMatch',
+    });
     expect(check(asSent(withQuery(target.url, 'X-Goog-Expires', '604800'), target.headers))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
     expect(check(asSent(target.url, target.headers, 'GET'))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
     const { 'x-goog-content-length-range': _dropped, ...withoutRange } = target.headers;
     expect(check(asSent(target.url, withoutRange))).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
     // Another service account's key does not verify it; an unknown signer is refused outright.
-    expect(verifyV4(asSent(target.url, target.headers), { keys: { [EMAIL]: other.publicKey }, now })).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
+    expect(verifyV4(asSent(target.url, target.headers), { keys: { [EMAIL]: other.publicKey }, now })).toMatchObject({
+      ok: false,
+      code: 'SignatureDoesNotMatch',
+    });
     expect(verifyV4(asSent(target.url, target.headers), { keys: {}, now })).toMatchObject({ ok: false, code: 'AccessDenied' });
   });
 
@@ -130,7 +143,6 @@ describe('GCS V4 signed upload URL (independent verification)', () => {
   });
 });
 
-
 describe('URL shape', () => {
   const fixed = new Date('2026-03-04T05:06:07.890Z');
 
@@ -141,7 +153,14 @@ describe('URL shape', () => {
     expect(url.pathname).toBe('/pixelpipe-variants/variants/a%20b/thumb.webp');
     expect(url.searchParams.get('X-Goog-Date')).toBe('20260304T050607Z');
     expect(url.searchParams.get('X-Goog-Credential')).toBe(`${EMAIL}/20260304/auto/storage/goog4_request`);
-    expect([...url.searchParams.keys()]).toEqual(['X-Goog-Algorithm', 'X-Goog-Credential', 'X-Goog-Date', 'X-Goog-Expires', 'X-Goog-SignedHeaders', 'X-Goog-Signature']);
+    expect([...url.searchParams.keys()]).toEqual([
+      'X-Goog-Algorithm',
+      'X-Goog-Credential',
+      'X-Goog-Date',
+      'X-Goog-Expires',
+      'X-Goog-SignedHeaders',
+      'X-Goog-Signature',
+    ]);
     expect(url.searchParams.get('X-Goog-Signature')).toMatch(/^[0-9a-f]{512}$/);
     expect(verifyV4(asSent(url.href, {}, 'GET'), { keys, now: new Date(fixed.getTime() + 59_000) }).ok).toBe(true);
   });
@@ -154,7 +173,10 @@ describe('URL shape', () => {
     const sent = asSent(target.url, target.headers);
     expect(sent.headers.host).toBe('127.0.0.1:4443');
     expect(verifyV4(sent, { keys, now: new Date() }).ok).toBe(true);
-    expect(verifyV4({ ...sent, headers: { ...sent.headers, host: '127.0.0.1:4444' } }, { keys, now: new Date() })).toMatchObject({ ok: false, code: 'SignatureDoesNotMatch' });
+    expect(verifyV4({ ...sent, headers: { ...sent.headers, host: '127.0.0.1:4444' } }, { keys, now: new Date() })).toMatchObject({
+      ok: false,
+      code: 'SignatureDoesNotMatch',
+    });
     // Without a scheme, https is assumed (as STORAGE_EMULATOR_HOST in Google's SDK).
     expect(new URL(await new GcsUrlSigner(credentials, { host: 'gcs.example.test' }).signRead('b', 'o', 60)).origin).toBe('https://gcs.example.test');
     for (const bad of ['http://127.0.0.1:4443/base', 'ftp://x', 'http://h?x=1', '::']) {
@@ -179,7 +201,9 @@ describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOU
     // A keyless runtime: its token and email from the metadata server, signatures from IAM, which
     // signs with the signer account's key (held by Google, here by the fake).
     google = await startGoogleFake({
-      'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({ json: { access_token: 'runtime-token', expires_in: 3599, token_type: 'Bearer' } }),
+      'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({
+        json: { access_token: 'runtime-token', expires_in: 3599, token_type: 'Bearer' },
+      }),
       'GET /computeMetadata/v1/instance/service-accounts/default/email': () => ({ text: RUNTIME }),
       [`POST ${IAM_PATH}`]: (req) => {
         const { payload } = JSON.parse(req.body) as { payload: string };
@@ -201,7 +225,10 @@ describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOU
     if (!r.ok) return;
     // The runtime's email is never asked; the token is fetched with the metadata header; IAM gets
     // the bearer token and, as payload, exactly the string to sign.
-    expect(google.requests.map((q) => `${q.method} ${q.path}`)).toEqual(['GET /computeMetadata/v1/instance/service-accounts/default/token', `POST ${IAM_PATH}`]);
+    expect(google.requests.map((q) => `${q.method} ${q.path}`)).toEqual([
+      'GET /computeMetadata/v1/instance/service-accounts/default/token',
+      `POST ${IAM_PATH}`,
+    ]);
     const [token, iam] = google.requests;
     expect(token.headers['metadata-flavor']).toBe('Google');
     expect(iam.headers.authorization).toBe('Bearer runtime-token');
@@ -222,18 +249,27 @@ describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOU
   test('without it, a keyless runtime signs as itself (email from the metadata server, asked once)', async () => {
     const own = `/v1/projects/-/serviceAccounts/${encodeURIComponent(RUNTIME)}:signBlob`;
     google.route(`POST ${own}`, (req) => ({
-      json: { signedBlob: rsaSign('RSA-SHA256', Buffer.from((JSON.parse(req.body) as { payload: string }).payload, 'base64'), sa.privateKey).toString('base64') },
+      json: {
+        signedBlob: rsaSign('RSA-SHA256', Buffer.from((JSON.parse(req.body) as { payload: string }).payload, 'base64'), sa.privateKey).toString('base64'),
+      },
     }));
     const s = new GcsUrlSigner(runtime(), { policy: policy() });
     for (let i = 0; i < 2; i++) {
       const url = await s.signRead('b', 'o', 60);
       expect(verifyV4(asSent(url, {}, 'GET'), { keys: { [RUNTIME]: sa.publicKey }, now: new Date() }).ok).toBe(true);
     }
-    expect(google.requests.map((q) => q.path.split('/').at(-1))).toEqual(['email', 'token', `${encodeURIComponent(RUNTIME)}:signBlob`, `${encodeURIComponent(RUNTIME)}:signBlob`]);
+    expect(google.requests.map((q) => q.path.split('/').at(-1))).toEqual([
+      'email',
+      'token',
+      `${encodeURIComponent(RUNTIME)}:signBlob`,
+      `${encodeURIComponent(RUNTIME)}:signBlob`,
+    ]);
   });
 
   test('user credentials without a signer account fail permanently, naming the variable, before any request', async () => {
-    const user = credentialsFromJson({ type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r' }, 'adc', { tokenEndpoint: `${google.url}/token` });
+    const user = credentialsFromJson({ type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r' }, 'adc', {
+      tokenEndpoint: `${google.url}/token`,
+    });
     const err = await new GcsUrlSigner(user, { policy: policy(3) }).signRead('b', 'o', 60).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
     expect(err).toMatchObject({ retryable: false, variable: 'PIXELPIPE_SIGNER_SERVICE_ACCOUNT' });
@@ -246,18 +282,25 @@ describe('signing failures: transient (retried) or permanent', () => {
   const IAM_PATH = `/v1/projects/-/serviceAccounts/${encodeURIComponent(SIGNER)}:signBlob`;
   let google: GoogleFake;
   beforeAll(async () => {
-    google = await startGoogleFake({ 'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({ json: { access_token: 't', expires_in: 3600 } }) });
+    google = await startGoogleFake({
+      'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({ json: { access_token: 't', expires_in: 3600 } }),
+    });
   });
   afterAll(() => google.close());
   beforeEach(() => google.requests.splice(0));
 
   const signerWith = (attempts: number, timeoutMs?: number) =>
-    new GcsUrlSigner(metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url, timeoutMs }), { policy: policy(attempts), signerEmail: SIGNER });
+    new GcsUrlSigner(metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url, timeoutMs }), {
+      policy: policy(attempts),
+      signerEmail: SIGNER,
+    });
   const iamCalls = () => google.requests.filter((q) => q.path === IAM_PATH).length;
 
   test.each([429, 500, 503])('IAM HTTP %i → TransientError storage_unavailable, retried', async (status) => {
     google.route(`POST ${IAM_PATH}`, () => ({ status, json: { error: { code: status, message: 'try later', status: 'UNAVAILABLE' } } }));
-    const err = await signerWith(3).signRead('b', 'o', 60).catch((e: unknown) => e);
+    const err = await signerWith(3)
+      .signRead('b', 'o', 60)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
     expect(err).toMatchObject({ code: 'storage_unavailable', retryable: true });
     expect((err as Error).message).toContain(`HTTP ${status}`);
@@ -269,7 +312,9 @@ describe('signing failures: transient (retried) or permanent', () => {
       status,
       json: { error: { code: status, message: "Permission 'iam.serviceAccounts.signBlob' denied", status: 'PERMISSION_DENIED' } },
     }));
-    const err = await signerWith(3).signRead('b', 'o', 60).catch((e: unknown) => e);
+    const err = await signerWith(3)
+      .signRead('b', 'o', 60)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PixelpipeError);
     expect(err).not.toBeInstanceOf(TransientError);
     expect(err).toMatchObject({ code: 'internal', retryable: false });
@@ -282,7 +327,11 @@ describe('signing failures: transient (retried) or permanent', () => {
     const runtimeSa = fakeServiceAccount('rt@pixelpipe-test.iam.gserviceaccount.com', `${google.url}/token`);
     google.route('POST /token', () => ({ status: 400, json: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } }));
     const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'key', { iamEndpoint: google.url }), { policy: policy(3), signerEmail: SIGNER });
-    await expect(s.signRead('b', 'o', 60)).rejects.toMatchObject({ code: 'internal', retryable: false, message: expect.stringContaining('Invalid JWT Signature') });
+    await expect(s.signRead('b', 'o', 60)).rejects.toMatchObject({
+      code: 'internal',
+      retryable: false,
+      message: expect.stringContaining('Invalid JWT Signature'),
+    });
     expect(google.requests.map((q) => q.path)).toEqual(['/token']);
   });
 
@@ -302,7 +351,9 @@ describe('signing failures: transient (retried) or permanent', () => {
   });
 
   test('no metadata server (not on Google Cloud, no key) → permanent "no Google credentials"', async () => {
-    const notFound = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('getaddrinfo ENOTFOUND metadata.google.internal'), { code: 'ENOTFOUND' }) });
+    const notFound = Object.assign(new TypeError('fetch failed'), {
+      cause: Object.assign(new Error('getaddrinfo ENOTFOUND metadata.google.internal'), { code: 'ENOTFOUND' }),
+    });
     let calls = 0;
     const creds: GoogleCredentials = {
       source: 'metadata_server',

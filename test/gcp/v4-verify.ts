@@ -134,24 +134,34 @@ export function verifyV4(req: V4Request, options: V4VerifyOptions): V4Result {
   const signedHeadersText = params.get('X-Goog-SignedHeaders');
   const signature = params.get('X-Goog-Signature');
   if (!algorithm || !credential || !dateText || !expiresText || !signedHeadersText || !signature) {
-    return fail(400, 'AuthorizationQueryParametersError', 'a V4 signed URL needs X-Goog-Algorithm, -Credential, -Date, -Expires, -SignedHeaders and -Signature');
+    return fail(
+      400,
+      'AuthorizationQueryParametersError',
+      'a V4 signed URL needs X-Goog-Algorithm, -Credential, -Date, -Expires, -SignedHeaders and -Signature',
+    );
   }
   if (algorithm !== 'GOOG4-RSA-SHA256') return fail(400, 'AuthorizationQueryParametersError', `unsupported algorithm ${algorithm}`);
   const signedAt = parseGoogDate(dateText);
   if (!signedAt) return fail(400, 'AuthorizationQueryParametersError', 'X-Goog-Date must look like 20260101T000000Z');
   if (!/^\d+$/.test(expiresText)) return fail(400, 'AuthorizationQueryParametersError', 'X-Goog-Expires must be a number of seconds');
   const expiresInSeconds = Number(expiresText);
-  if (expiresInSeconds < 1 || expiresInSeconds > MAX_EXPIRES) return fail(400, 'AuthorizationQueryParametersError', 'X-Goog-Expires must be between 1 and 604800');
+  if (expiresInSeconds < 1 || expiresInSeconds > MAX_EXPIRES)
+    return fail(400, 'AuthorizationQueryParametersError', 'X-Goog-Expires must be between 1 and 604800');
   // Credential: <email>/<yyyymmdd>/<location>/storage/goog4_request
   const parts = credential.split('/');
   if (parts.length !== 5 || parts[3] !== 'storage' || parts[4] !== 'goog4_request' || parts[1] !== dateText.slice(0, 8)) {
-    return fail(400, 'AuthorizationQueryParametersError', 'X-Goog-Credential must be <email>/<date>/<location>/storage/goog4_request with the date of X-Goog-Date');
+    return fail(
+      400,
+      'AuthorizationQueryParametersError',
+      'X-Goog-Credential must be <email>/<date>/<location>/storage/goog4_request with the date of X-Goog-Date',
+    );
   }
   const email = parts[0];
   const key = options.keys[email];
   if (!key) return fail(403, 'AccessDenied', `${email} may not sign requests for this server`);
   const now = options.now.getTime();
-  if (signedAt.getTime() - (options.skewSeconds ?? 60) * 1000 > now) return fail(400, 'AuthorizationQueryParametersError', 'request is not valid yet (X-Goog-Date is in the future)');
+  if (signedAt.getTime() - (options.skewSeconds ?? 60) * 1000 > now)
+    return fail(400, 'AuthorizationQueryParametersError', 'request is not valid yet (X-Goog-Date is in the future)');
   const expiresAt = new Date(signedAt.getTime() + expiresInSeconds * 1000);
   if (now > expiresAt.getTime()) return fail(400, 'ExpiredToken', `the signed URL expired at ${expiresAt.toISOString()}`);
 

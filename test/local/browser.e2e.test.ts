@@ -15,7 +15,16 @@ import sharp from 'sharp';
 import { ROOT, spawnDev, type DevProcess } from './dev-process';
 
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 jest.setTimeout(180_000);
 
@@ -76,10 +85,14 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
   await page.setInputFiles('[data-testid="file-input"]', [sample('fig-gps.jpg')]);
   const cancelled = card(page, 'fig-gps.jpg');
   // The page uploads four at once: wait until this one is really sending bytes, then cancel it.
-  await page.waitForFunction(() => {
-    const p = (window as unknown as { __progress: Record<string, number[]> }).__progress['fig-gps.jpg'];
-    return !!p && p.some((v) => v > 0 && v < 1);
-  }, undefined, { timeout: 20_000 });
+  await page.waitForFunction(
+    () => {
+      const p = (window as unknown as { __progress: Record<string, number[]> }).__progress['fig-gps.jpg'];
+      return !!p && p.some((v) => v > 0 && v < 1);
+    },
+    undefined,
+    { timeout: 20_000 },
+  );
   await cancelled.locator('[data-testid="cancel"]').click();
   await cancelled.locator('[data-testid="card-status"]', { hasText: 'Cancelled' }).waitFor();
   expect(await cancelled.getAttribute('data-status')).toBe('cancelled');
@@ -116,21 +129,30 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
     await img.scrollIntoViewIfNeeded();
     await img.evaluate((el) => {
       const image = el as HTMLImageElement;
-      return image.complete && image.naturalWidth > 0 ? undefined : new Promise((resolve, reject) => {
-        image.addEventListener('load', resolve, { once: true });
-        image.addEventListener('error', () => reject(new Error(`failed to load ${image.src}`)), { once: true });
-      });
+      return image.complete && image.naturalWidth > 0
+        ? undefined
+        : new Promise((resolve, reject) => {
+            image.addEventListener('load', resolve, { once: true });
+            image.addEventListener('error', () => reject(new Error(`failed to load ${image.src}`)), { once: true });
+          });
     });
     const d = await img.evaluate((el) => {
       const image = el as HTMLImageElement;
-      return { natural: [image.naturalWidth, image.naturalHeight], stated: [Number(image.dataset.width), Number(image.dataset.height)], src: image.src, name: image.dataset.variant };
+      return {
+        natural: [image.naturalWidth, image.naturalHeight],
+        stated: [Number(image.dataset.width), Number(image.dataset.height)],
+        src: image.src,
+        name: image.dataset.variant,
+      };
     });
     expect({ name: d.name, size: d.natural }).toEqual({ name: d.name, size: d.stated });
     expect(d.src.startsWith(`${urls.storage}/pixelpipe-variants/variants/`)).toBe(true);
   }
   const portrait = card(page, 'portrait-exif6.jpg');
   const dims = async (variant: string, format: string) =>
-    portrait.locator(`[data-testid="variant"][data-variant="${variant}"][data-format="${format}"]`).evaluate((el) => [(el as HTMLImageElement).naturalWidth, (el as HTMLImageElement).naturalHeight]);
+    portrait
+      .locator(`[data-testid="variant"][data-variant="${variant}"][data-format="${format}"]`)
+      .evaluate((el) => [(el as HTMLImageElement).naturalWidth, (el as HTMLImageElement).naturalHeight]);
   expect(await dims('thumb', 'webp')).toEqual([200, 200]);
   expect(await dims('thumb', 'jpeg')).toEqual([200, 200]);
   const [smallW, smallH] = await dims('small', 'jpeg');
@@ -141,7 +163,11 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
   // The admin table: the three uploads that reached storage, with their outcomes (the cancelled one never arrived).
   await page.locator('[data-testid="recent-row"][data-status="failed"]').waitFor();
   const rows = await page.locator('[data-testid="recent-row"]').evaluateAll((trs) =>
-    trs.map((tr) => ({ status: (tr as HTMLElement).dataset.status, filename: tr.querySelector('.filename')?.textContent, variants: tr.querySelectorAll('td')[4]?.textContent })),
+    trs.map((tr) => ({
+      status: (tr as HTMLElement).dataset.status,
+      filename: tr.querySelector('.filename')?.textContent,
+      variants: tr.querySelectorAll('td')[4]?.textContent,
+    })),
   );
   expect(rows.filter((r) => r.status !== 'pending')).toEqual(
     expect.arrayContaining([

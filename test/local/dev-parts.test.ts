@@ -62,7 +62,11 @@ describe('S3 notifications', () => {
     expect(encodeS3EventKey('originals/a b/c+d/é.jpg')).toBe('originals/a+b/c%2Bd/%C3%A9.jpg');
     const event = toS3NotificationEvent(record('pixelpipe-originals', 'originals/a b/x+y'));
     const parsed = s3EventSchema.parse(event);
-    expect(objectRef(parsed.Records[0])).toMatchObject({ bucket: 'pixelpipe-originals', key: 'originals/a b/x+y', generation: '60fab8d46b03f5307a9ebec83d7335ae' });
+    expect(objectRef(parsed.Records[0])).toMatchObject({
+      bucket: 'pixelpipe-originals',
+      key: 'originals/a b/x+y',
+      generation: '60fab8d46b03f5307a9ebec83d7335ae',
+    });
   });
 
   test('routes like the deployed notifications: originals/ → process, manifests/*.json → notify, nothing else', () => {
@@ -168,10 +172,14 @@ describe('AsyncInvoker', () => {
     const lines: string[] = [];
     const logger = createLogger({ sink: (l) => lines.push(l) });
     let calls = 0;
-    const invoker = new AsyncInvoker('failing', async () => {
-      calls++;
-      throw new Error('always');
-    }, { concurrency: 1, retryDelaysMs: [1, 1], logger });
+    const invoker = new AsyncInvoker(
+      'failing',
+      async () => {
+        calls++;
+        throw new Error('always');
+      },
+      { concurrency: 1, retryDelaysMs: [1, 1], logger },
+    );
     invoker.invoke('x');
     for (let i = 0; i < 50 && calls < 3; i++) await new Promise((r) => setTimeout(r, 5));
     await invoker.idle();
@@ -269,7 +277,15 @@ describe('dev options', () => {
   });
 
   test('the functions get anonymous auth, the page origins, local status and variant URLs; user values win except the derived URLs', () => {
-    const o = loadDevOptions({ PIXELPIPE_VARIANTS_BUCKET: 'my-variants', PIXELPIPE_CORS_ORIGINS: 'http://localhost:3000', PIXELPIPE_LOG_LEVEL: 'debug', PIXELPIPE_STATUS_URL_BASE: 'https://x.example/s' }, paths);
+    const o = loadDevOptions(
+      {
+        PIXELPIPE_VARIANTS_BUCKET: 'my-variants',
+        PIXELPIPE_CORS_ORIGINS: 'http://localhost:3000',
+        PIXELPIPE_LOG_LEVEL: 'debug',
+        PIXELPIPE_STATUS_URL_BASE: 'https://x.example/s',
+      },
+      paths,
+    );
     const config = loadConfig(devPixelpipeEnv(o, { page: 9000, s3: 9001 }));
     expect(config.auth.mode).toBe('anonymous');
     expect(config.buckets.variants).toBe('my-variants');
@@ -281,9 +297,24 @@ describe('dev options', () => {
 });
 
 test('pretty log lines keep the message and the fields that matter', () => {
-  const line = JSON.stringify({ severity: 'INFO', level: 'info', message: 'image processed', time: '2026-01-01T12:34:56.000Z', fn: 'process', imageId: 'abc', bucket: 'b', durationMs: 12 });
+  const line = JSON.stringify({
+    severity: 'INFO',
+    level: 'info',
+    message: 'image processed',
+    time: '2026-01-01T12:34:56.000Z',
+    fn: 'process',
+    imageId: 'abc',
+    bucket: 'b',
+    durationMs: 12,
+  });
   expect(formatLine(line)).toBe('12:34:56 INFO  process image processed imageId=abc durationMs=12');
-  const warn = JSON.stringify({ level: 'warn', message: 'x', time: '2026-01-01T12:34:56.000Z', bucket: 'b', err: { name: 'TransientError', code: 'storage_unavailable', message: 'down' } });
+  const warn = JSON.stringify({
+    level: 'warn',
+    message: 'x',
+    time: '2026-01-01T12:34:56.000Z',
+    bucket: 'b',
+    err: { name: 'TransientError', code: 'storage_unavailable', message: 'down' },
+  });
   expect(formatLine(warn)).toContain('bucket=b err="TransientError(storage_unavailable): down"');
   expect(formatLine('not json')).toBe('not json');
 });

@@ -67,7 +67,9 @@ export async function spawnDev(env: Record<string, string | undefined> = {}): Pr
   let out = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
   proc.stderr!.on('data', (b: Buffer) => (out += b.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const seen = new Set<number>();
 
   const tree = () => {
@@ -111,7 +113,8 @@ export async function spawnDev(env: Record<string, string | undefined> = {}): Pr
             ...(emulator ? { emulatorHost: emulator } : {}),
           };
         }
-        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`dev stack exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${out}`);
+        if (proc.exitCode !== null || proc.signalCode !== null)
+          throw new Error(`dev stack exited (${proc.exitCode ?? proc.signalCode}) before it was ready:\n${out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`dev stack not ready within ${timeoutMs} ms:\n${out}`);
@@ -151,7 +154,12 @@ export function alive(pid: number): boolean {
 }
 
 /** A Server-Sent Events reader over fetch: collects `completion` events as parsed JSON. */
-export async function openEvents(url: string): Promise<{ events: Array<Record<string, any>>; first: string; waitFor(pred: (e: Record<string, any>) => boolean, timeoutMs: number): Promise<Record<string, any>>; close(): void }> {
+export async function openEvents(url: string): Promise<{
+  events: Array<Record<string, any>>;
+  first: string;
+  waitFor(pred: (e: Record<string, any>) => boolean, timeoutMs: number): Promise<Record<string, any>>;
+  close(): void;
+}> {
   const controller = new AbortController();
   const res = await fetch(url, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
   if (!res.ok || !res.body) throw new Error(`SSE ${url}: HTTP ${res.status}`);

@@ -99,8 +99,15 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
       expect(stored.headers.get('access-control-allow-origin')).toBe(origin);
 
       const event = await sse.waitFor((e) => e.subject === ticket.id, 30_000);
-      expect(event).toMatchObject({ specversion: '1.0', type: 'pixelpipe.image.processed.v1', source: '//pixelpipe/dev', data: { status: 'processed', source: { filename: 'landscape.jpg', width: 1600, height: 1065 } } });
-      const thumb = (event.data.variants as Array<{ name: string; format: string; url: string; width: number }>).find((v) => v.name === 'thumb' && v.format === 'webp')!;
+      expect(event).toMatchObject({
+        specversion: '1.0',
+        type: 'pixelpipe.image.processed.v1',
+        source: '//pixelpipe/dev',
+        data: { status: 'processed', source: { filename: 'landscape.jpg', width: 1600, height: 1065 } },
+      });
+      const thumb = (event.data.variants as Array<{ name: string; format: string; url: string; width: number }>).find(
+        (v) => v.name === 'thumb' && v.format === 'webp',
+      )!;
       expect(thumb.url).toBe(`${urls.storage}/pixelpipe-variants/variants/${ticket.id}/thumb.webp`);
       const img = await fetch(thumb.url);
       expect(img.status).toBe(200);

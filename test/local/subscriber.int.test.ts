@@ -62,13 +62,19 @@ describeIf('dev stack on PUBSUB_EMULATOR_HOST + example subscriber', () => {
       await until(() => stdout.split('\n').filter(Boolean).length === 1, 'the first event');
 
       // At-least-once delivery: the same CloudEvent again, under a new Pub/Sub message id.
-      await ps.topic('pixelpipe-events').publishMessage({ data: Buffer.from(JSON.stringify(first)), attributes: { type: first.type, imageId: first.subject, owner: 'anonymous', status: 'processed' } });
+      await ps.topic('pixelpipe-events').publishMessage({
+        data: Buffer.from(JSON.stringify(first)),
+        attributes: { type: first.type, imageId: first.subject, owner: 'anonymous', status: 'processed' },
+      });
       await until(() => stderr.includes(`duplicate event ${first.id}`), 'the duplicate to be dropped');
 
       const corrupt = await uploadViaApi(urls, 'corrupt.jpg', readFileSync(join(ROOT, 'samples', 'corrupt.jpg')));
       const code = await subExit;
       expect(code).toBe(0);
-      const printed = stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; subject: string; type: string; data: { reason?: { code: string } } });
+      const printed = stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { id: string; subject: string; type: string; data: { reason?: { code: string } } });
       expect(printed.map((e) => [e.subject, e.type])).toEqual([
         [photo.id, 'pixelpipe.image.processed.v1'],
         [corrupt.id, 'pixelpipe.image.failed.v1'],

@@ -38,7 +38,9 @@ export async function startFirebaseStorage(projectId = 'demo-pixelpipe'): Promis
   const { createApp } = require(join(dir, 'lib/emulator/storage/server.js')) as {
     createApp: (projectId: string, emulator: unknown) => Promise<{ listen(port: number, host: string): import('node:http').Server }>;
   };
-  const { EmulatorRegistry } = require(join(dir, 'lib/emulator/registry.js')) as { EmulatorRegistry: { set(name: string, e: unknown): void; clear(name: string): void } };
+  const { EmulatorRegistry } = require(join(dir, 'lib/emulator/registry.js')) as {
+    EmulatorRegistry: { set(name: string, e: unknown): void; clear(name: string): void };
+  };
   const version = (require(join(dir, 'package.json')) as { version: string }).version;
   /* eslint-enable @typescript-eslint/no-require-imports */
   const emulator = new StorageEmulator({ projectId, host: '127.0.0.1', port: 0, auto_download: false, rules: [] });

@@ -142,7 +142,12 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
     return b;
   };
 
-  const store = (bucket: string, name: string, body: Buffer, meta: { contentType?: string; cacheControl?: string; metadata?: Record<string, string> }): GcsObjectResource => {
+  const store = (
+    bucket: string,
+    name: string,
+    body: Buffer,
+    meta: { contentType?: string; cacheControl?: string; metadata?: Record<string, string> },
+  ): GcsObjectResource => {
     const objects = bucketOf(bucket);
     if (!name) throw new HttpError(400, 'Required parameter: name', 'required');
     const generation = nextGeneration();
@@ -194,9 +199,7 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     res.on('finish', () => requests.push({ method: req.method ?? '', path: safeDecode(path), status: res.statusCode }));
-    const fault = faults.find(
-      (f) => f.left > 0 && (!f.method || f.method === req.method) && (!f.pathIncludes || safeDecode(path).includes(f.pathIncludes)),
-    );
+    const fault = faults.find((f) => f.left > 0 && (!f.method || f.method === req.method) && (!f.pathIncludes || safeDecode(path).includes(f.pathIncludes)));
     const run = async (): Promise<void> => {
       if (fault) {
         fault.left--;
@@ -412,14 +415,22 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
     // Refuse on the declared length before reading, as GCS does; then check what actually arrived.
     if (range && declared !== undefined && (Number(declared) > range.max || Number(declared) < range.min)) {
       await drain(req);
-      throw new XmlError(400, Number(declared) > range.max ? 'EntityTooLarge' : 'EntityTooSmall', `content length ${declared} is outside ${range.min},${range.max}`);
+      throw new XmlError(
+        400,
+        Number(declared) > range.max ? 'EntityTooLarge' : 'EntityTooSmall',
+        `content length ${declared} is outside ${range.min},${range.max}`,
+      );
     }
     const body = await readBody(req, range ? range.max + 1 : maxBody).catch(async (err: unknown) => {
       if (err instanceof HttpError && err.status === 413) throw new XmlError(400, 'EntityTooLarge', 'the body is larger than the signed range allows');
       throw err;
     });
     if (range && (body.length < range.min || body.length > range.max)) {
-      throw new XmlError(400, body.length > range.max ? 'EntityTooLarge' : 'EntityTooSmall', `content length ${body.length} is outside ${range.min},${range.max}`);
+      throw new XmlError(
+        400,
+        body.length > range.max ? 'EntityTooLarge' : 'EntityTooSmall',
+        `content length ${body.length} is outside ${range.min},${range.max}`,
+      );
     }
     const metadata: Record<string, string> = {};
     for (const name of result.signedHeaders) {

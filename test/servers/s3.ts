@@ -19,7 +19,9 @@ export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3R
 
 /** The S3 notification s3rver emits (same shape as AWS's, but with the key NOT URL-encoded). */
 export interface S3rverEvent {
-  Records: Array<{ eventName: string; eventTime: string; s3: { bucket: { name: string }; object: { key: string; size?: number; eTag?: string } } } & Record<string, unknown>>;
+  Records: Array<
+    { eventName: string; eventTime: string; s3: { bucket: { name: string }; object: { key: string; size?: number; eTag?: string } } } & Record<string, unknown>
+  >;
 }
 
 interface S3rverInstance {

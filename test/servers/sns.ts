@@ -89,7 +89,12 @@ export class MemoryQueue {
         messageId: m.MessageId,
         receiptHandle: m.ReceiptHandle,
         body: m.Body,
-        attributes: { ApproximateReceiveCount: '1', SentTimestamp: String(Date.now()), SenderId: 'AIDAIT2UOQQY3AUEKVGXU', ApproximateFirstReceiveTimestamp: String(Date.now()) },
+        attributes: {
+          ApproximateReceiveCount: '1',
+          SentTimestamp: String(Date.now()),
+          SenderId: 'AIDAIT2UOQQY3AUEKVGXU',
+          ApproximateFirstReceiveTimestamp: String(Date.now()),
+        },
         messageAttributes: {},
         md5OfBody: m.MD5OfBody,
         eventSource: 'aws:sqs',
@@ -138,7 +143,11 @@ export async function startLocalSns(options: { region?: string } = {}): Promise<
       );
     const raw = await readBody(req);
     if (req.method !== 'POST' || req.url !== '/') return fail(400, 'InvalidAction', 'only POST / is supported');
-    if (!/^AWS4-HMAC-SHA256 Credential=[^/]+\/\d{8}\/[a-z0-9-]+\/sns\/aws4_request, ?SignedHeaders=[^,]+, ?Signature=[0-9a-f]{64}$/.test(req.headers.authorization ?? '')) {
+    if (
+      !/^AWS4-HMAC-SHA256 Credential=[^/]+\/\d{8}\/[a-z0-9-]+\/sns\/aws4_request, ?SignedHeaders=[^,]+, ?Signature=[0-9a-f]{64}$/.test(
+        req.headers.authorization ?? '',
+      )
+    ) {
       return fail(403, 'IncompleteSignature', 'the request must be signed with SigV4 for service sns');
     }
     const injected = failures.shift();
@@ -147,7 +156,10 @@ export async function startLocalSns(options: { region?: string } = {}): Promise<
     switch (p.get('Action')) {
       case 'CreateTopic': {
         const arn = createTopic(p.get('Name') ?? '');
-        return reply(200, `<CreateTopicResponse xmlns="${NS}"><CreateTopicResult><TopicArn>${esc(arn)}</TopicArn></CreateTopicResult><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></CreateTopicResponse>`);
+        return reply(
+          200,
+          `<CreateTopicResponse xmlns="${NS}"><CreateTopicResult><TopicArn>${esc(arn)}</TopicArn></CreateTopicResult><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></CreateTopicResponse>`,
+        );
       }
       case 'Publish': {
         const topicArn = p.get('TopicArn') ?? '';
@@ -167,7 +179,10 @@ export async function startLocalSns(options: { region?: string } = {}): Promise<
         };
         published.push(m);
         for (const q of topics.get(topicArn)!) if (matches(q.filterPolicy, attributes)) q.deliver(toSqs(m, q.raw, region));
-        return reply(200, `<PublishResponse xmlns="${NS}"><PublishResult><MessageId>${m.messageId}</MessageId></PublishResult><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></PublishResponse>`);
+        return reply(
+          200,
+          `<PublishResponse xmlns="${NS}"><PublishResult><MessageId>${m.messageId}</MessageId></PublishResult><ResponseMetadata><RequestId>${requestId}</RequestId></ResponseMetadata></PublishResponse>`,
+        );
       }
       default:
         return fail(400, 'InvalidAction', `unsupported action ${p.get('Action')}`);
@@ -263,9 +278,7 @@ function toSqs(m: PublishedMessage, raw: boolean, region: string): SqsMessage {
         Signature: createHash('sha256').update(m.messageId).digest('base64'),
         SigningCertURL: `https://sns.${region}.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem`,
         UnsubscribeURL: `https://sns.${region}.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=${m.topicArn}:${randomUUID()}`,
-        MessageAttributes: Object.fromEntries(
-          Object.entries(m.attributes).map(([k, a]) => [k, { Type: a.DataType, Value: a.StringValue ?? a.BinaryValue }]),
-        ),
+        MessageAttributes: Object.fromEntries(Object.entries(m.attributes).map(([k, a]) => [k, { Type: a.DataType, Value: a.StringValue ?? a.BinaryValue }])),
       });
   return { MessageId: randomUUID(), ReceiptHandle: randomUUID(), MD5OfBody: createHash('md5').update(body).digest('hex'), Body: body };
 }

@@ -23,4 +23,3 @@ export async function serve(server: Server): Promise<ServedFunction> {
       }),
   };
 }
-

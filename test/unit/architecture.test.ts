@@ -27,13 +27,11 @@ const CLOUD_SDK = /^(@google-cloud\/|@aws-sdk\/|aws-sdk$|firebase|firebase-admin
 const shared = tsFiles(join(root, 'shared')).filter((f) => !f.endsWith('.test.ts'));
 
 test('the rule itself finds imports in every syntax', () => {
-  expect(specifiers(`import a from '@aws-sdk/client-s3';\nexport { b } from "x";\nconst c = require('@google-cloud/storage');\nawait import('firebase-admin');\nimport 'side-effect';`)).toEqual([
-    '@aws-sdk/client-s3',
-    'x',
-    '@google-cloud/storage',
-    'firebase-admin',
-    'side-effect',
-  ]);
+  expect(
+    specifiers(
+      `import a from '@aws-sdk/client-s3';\nexport { b } from "x";\nconst c = require('@google-cloud/storage');\nawait import('firebase-admin');\nimport 'side-effect';`,
+    ),
+  ).toEqual(['@aws-sdk/client-s3', 'x', '@google-cloud/storage', 'firebase-admin', 'side-effect']);
 });
 
 test('shared/ has source files to check', () => {
@@ -64,7 +62,16 @@ describe('slim function bundles', () => {
   test.each([['functions/gcp/upload.ts'], ['functions/gcp/notify.ts'], ['functions/aws/upload.ts']])('%s bundles no cloud SDK and no sharp', async (entry) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { build } = require('esbuild') as typeof import('esbuild');
-    const r = await build({ entryPoints: [join(root, entry)], bundle: true, platform: 'node', format: 'cjs', write: false, metafile: true, logLevel: 'silent', outdir: '/tmp' });
+    const r = await build({
+      entryPoints: [join(root, entry)],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+      outdir: '/tmp',
+    });
     const inputs = Object.keys(r.metafile.inputs);
     expect(inputs.length).toBeGreaterThan(10);
     expect(inputs.filter((i) => HEAVY.test(i))).toEqual([]);

@@ -8,7 +8,10 @@ import { backfill, reprocess } from '../../shared/usecases/backfill';
 import { processImage, type ProcessDeps } from '../../shared/usecases/process-image';
 
 const processor = new SharpImageProcessor();
-const small = (n: number) => sharp({ create: { width: 64, height: 48, channels: 3, background: { r: n * 20, g: 100, b: 50 } } }).jpeg().toBuffer();
+const small = (n: number) =>
+  sharp({ create: { width: 64, height: 48, channels: 3, background: { r: n * 20, g: 100, b: 50 } } })
+    .jpeg()
+    .toBuffer();
 const variants = JSON.stringify([{ name: 't', width: 32, formats: ['jpeg'] }]);
 
 async function setup(n: number, env: Record<string, string> = {}) {
@@ -106,7 +109,10 @@ test('reprocess --failed re-runs failed images after a fix (fresh attempt budget
   const r = await reprocess(fixed, 'failed', { concurrency: 2, maxImages: 100 });
   expect(r).toMatchObject({ listed: 4, processed: 4, failed: 0 });
   expect(await reprocess(fixed, 'failed', { concurrency: 2, maxImages: 100 })).toMatchObject({ listed: 0 });
-  const one = store.keys(config.buckets.variants).find((k) => k.startsWith('manifests/'))!.slice('manifests/'.length, -5);
+  const one = store
+    .keys(config.buckets.variants)
+    .find((k) => k.startsWith('manifests/'))!
+    .slice('manifests/'.length, -5);
   expect(await reprocess(fixed, [one], { concurrency: 1, maxImages: 10 })).toMatchObject({ processed: 1 });
   await expect(reprocess(fixed, ['00000000-0000-4000-8000-999999999999'], { concurrency: 1, maxImages: 10 })).rejects.toThrow(/no manifest/);
 });

@@ -23,10 +23,16 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
 test('process prints one manifest per file and writes the outputs', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pixelpipe-cli-'));
   const config = join(dir, 'config.json');
-  writeFileSync(config, JSON.stringify({ variants: [{ name: 'card', width: 300, height: 200, fit: 'cover', formats: ['webp', 'avif'] }], PIXELPIPE_WEBP_EFFORT: 2 }));
+  writeFileSync(
+    config,
+    JSON.stringify({ variants: [{ name: 'card', width: 300, height: 200, fit: 'cover', formats: ['webp', 'avif'] }], PIXELPIPE_WEBP_EFFORT: 2 }),
+  );
   const r = await run(['process', join(samples, 'landscape.jpg'), join(samples, 'corrupt.jpg'), '--json', '--config', config, '--out', join(dir, 'out')]);
   expect(r.code).toBe(1); // one file failed
-  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = r.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   expect(lines).toHaveLength(2);
   expect(lines[0]).toMatchObject({ status: 'processed', source: { width: 1600, height: 1065 } });
   expect(lines[0].variants.map((v: { format: string; width: number; height: number }) => [v.format, v.width, v.height])).toEqual([

@@ -1,7 +1,11 @@
 import { ConfigError } from '../../shared/errors';
 import { loadConfig, parseFilter, parseVariants } from '../../shared/config';
 
-const jwt = { PIXELPIPE_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json', PIXELPIPE_JWT_ISSUER: 'https://auth.example.com/', PIXELPIPE_JWT_AUDIENCE: 'pixelpipe' };
+const jwt = {
+  PIXELPIPE_JWKS_URL: 'https://auth.example.com/.well-known/jwks.json',
+  PIXELPIPE_JWT_ISSUER: 'https://auth.example.com/',
+  PIXELPIPE_JWT_AUDIENCE: 'pixelpipe',
+};
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -46,7 +50,16 @@ describe('loadConfig', () => {
     expect(c.upload.corsOrigins).toEqual(['https://a.example.com', 'http://localhost:5173']);
     expect(c.output.placeholder).toBe(false);
     expect(c.variants).toEqual([
-      { name: 'x', width: 100, fit: 'inside', formats: ['avif', 'original'], quality: 80, withoutEnlargement: true, background: '#ffffff', filter: { type: 'modulate', brightness: 1.2, saturation: 0.5, hue: 90 } },
+      {
+        name: 'x',
+        width: 100,
+        fit: 'inside',
+        formats: ['avif', 'original'],
+        quality: 80,
+        withoutEnlargement: true,
+        background: '#ffffff',
+        filter: { type: 'modulate', brightness: 1.2, saturation: 0.5, hue: 90 },
+      },
     ]);
   });
 

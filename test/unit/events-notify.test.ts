@@ -16,7 +16,16 @@ const manifest = (over: Partial<Manifest> = {}): Manifest => ({
   id: ID,
   owner: 'alice',
   status: 'processed',
-  source: { bucket: 'pixelpipe-originals', key: `originals/alice/${ID}`, generation: '17', bytes: 10, width: 4, height: 3, contentType: 'image/jpeg', format: 'jpeg' },
+  source: {
+    bucket: 'pixelpipe-originals',
+    key: `originals/alice/${ID}`,
+    generation: '17',
+    bytes: 10,
+    width: 4,
+    height: 3,
+    contentType: 'image/jpeg',
+    format: 'jpeg',
+  },
   variants: [{ name: 'thumb', format: 'webp', key: `variants/${ID}/thumb.webp`, contentType: 'image/webp', width: 4, height: 3, bytes: 5 }],
   placeholder: null,
   bucket: 'pixelpipe-variants',
@@ -43,18 +52,29 @@ describe('completion event', () => {
     expect(event.id).toBe(buildCompletionEvent(manifest({ durationMs: 99 }), 'x', new Date()).event.id);
     expect(event.id).not.toBe(completionEventId(manifest({ source: { ...manifest().source, generation: '18' } })));
     expect(event.id).not.toBe(completionEventId(manifest({ status: 'failed' })));
-    expect(buildCompletionEvent(manifest({ status: 'failed', reason: { code: 'corrupt_image', message: 'x' } }), 's', new Date()).event.type).toBe('pixelpipe.image.failed.v1');
+    expect(buildCompletionEvent(manifest({ status: 'failed', reason: { code: 'corrupt_image', message: 'x' } }), 's', new Date()).event.type).toBe(
+      'pixelpipe.image.failed.v1',
+    );
   });
 
   const event = buildCompletionEvent(manifest(), '//pixelpipe', new Date('2026-01-01T00:00:00Z')).event;
   const json = JSON.stringify(event);
-  const sns = { Type: 'Notification', MessageId: 'm1', TopicArn: 'arn:aws:sns:eu-west-1:1:t', Message: json, MessageAttributes: { type: { Type: 'String', Value: event.type } } };
+  const sns = {
+    Type: 'Notification',
+    MessageId: 'm1',
+    TopicArn: 'arn:aws:sns:eu-west-1:1:t',
+    Message: json,
+    MessageAttributes: { type: { Type: 'String', Value: event.type } },
+  };
   test.each([
     ['the object', event],
     ['JSON text', json],
     ['a Buffer', Buffer.from(json)],
     ['a Pub/Sub pull message', { id: '1', data: Buffer.from(json), attributes: { type: event.type } }],
-    ['a Pub/Sub push body', { message: { data: Buffer.from(json).toString('base64'), attributes: {}, messageId: '1' }, subscription: 'projects/p/subscriptions/s' }],
+    [
+      'a Pub/Sub push body',
+      { message: { data: Buffer.from(json).toString('base64'), attributes: {}, messageId: '1' }, subscription: 'projects/p/subscriptions/s' },
+    ],
     ['an SNS notification', sns],
     ['a Lambda SNS event', { Records: [{ EventSource: 'aws:sns', Sns: { ...sns } }] }],
     ['an SQS message carrying SNS', { MessageId: 'q', Body: JSON.stringify(sns) }],
@@ -115,14 +135,19 @@ describe('notifyCompletion', () => {
   test('an invalid manifest is not published and not retried', async () => {
     const { store, publisher, deps } = await setup();
     await store.put(config.buckets.variants, `manifests/${ID}.json`, Buffer.from('{"id":'), { contentType: 'application/json' });
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({ reason: 'invalid_manifest' });
+    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({
+      reason: 'invalid_manifest',
+    });
     expect(publisher.messages).toEqual([]);
   });
 
   test('a refused publish (missing topic, permission) is still handed back for retry and dead-lettering', async () => {
     const { publisher, deps } = await setup();
     publisher.failNext(new PixelpipeError('internal', 'NOT_FOUND: topic', { retryable: false }));
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({ retryable: true, code: 'publish_failed' });
+    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({
+      retryable: true,
+      code: 'publish_failed',
+    });
   });
 
   test('an unavailable broker is rethrown for a platform retry', async () => {

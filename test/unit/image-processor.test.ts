@@ -14,7 +14,9 @@ const v = (spec: Record<string, unknown>): VariantSpec[] => parseVariants([{ nam
 
 /** A 1000x500 image: left half red, right half blue, so crops and flips are visible in the pixels. */
 async function halves(width = 1000, height = 500, format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
-  const half = await sharp({ create: { width: width / 2, height, channels: 3, background: '#0000ff' } }).png().toBuffer();
+  const half = await sharp({ create: { width: width / 2, height, channels: 3, background: '#0000ff' } })
+    .png()
+    .toBuffer();
   const img = sharp({ create: { width, height, channels: 3, background: '#ff0000' } }).composite([{ input: half, left: width / 2, top: 0 }]);
   return format === 'png' ? img.removeAlpha().png().toBuffer() : img.jpeg({ quality: 95 }).toBuffer();
 }
@@ -89,7 +91,9 @@ describe('formats', () => {
   });
 
   test('alpha is kept in WebP/PNG and flattened onto the background for JPEG', async () => {
-    const input = await sharp({ create: { width: 100, height: 100, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const input = await sharp({ create: { width: 100, height: 100, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toBuffer();
     const r = await processor.render(input, v({ width: 50, formats: ['png', 'webp', 'jpeg'], background: '#ffffff' }), limits, opts);
     const byFormat = Object.fromEntries(r.outputs.map((o) => [o.format, o]));
     expect((await sharp(byFormat.png.body).metadata()).hasAlpha).toBe(true);
@@ -153,7 +157,9 @@ describe('orientation, colour and metadata', () => {
   // Where the stored top-left pixel must end up after honouring each EXIF orientation.
   const corner: Record<number, 'tl' | 'tr' | 'br' | 'bl'> = { 1: 'tl', 2: 'tr', 3: 'br', 4: 'bl', 5: 'tl', 6: 'tr', 7: 'br', 8: 'bl' };
   test.each([1, 2, 3, 4, 5, 6, 7, 8])('EXIF orientation %i', async (orientation) => {
-    const red = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    const red = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
     const input = await sharp({ create: { width: 64, height: 32, channels: 3, background: '#0000ff' } })
       .composite([{ input: red, left: 0, top: 0 }])
       .jpeg({ quality: 95 })
@@ -227,8 +233,16 @@ describe('orientation, colour and metadata', () => {
   test('animated GIF renders its first frame; too many frames are refused', async () => {
     const frames = 3;
     const colours = ['#00ff00', '#ff0000', '#0000ff'];
-    const pages = await Promise.all(colours.map((c) => sharp({ create: { width: 40, height: 40, channels: 3, background: c } }).png().toBuffer()));
-    const gif = await sharp(pages, { join: { animated: true } }).gif().toBuffer();
+    const pages = await Promise.all(
+      colours.map((c) =>
+        sharp({ create: { width: 40, height: 40, channels: 3, background: c } })
+          .png()
+          .toBuffer(),
+      ),
+    );
+    const gif = await sharp(pages, { join: { animated: true } })
+      .gif()
+      .toBuffer();
     expect((await sharp(gif).metadata()).pages).toBe(frames);
     const r = await processor.render(gif, v({ width: 20, formats: ['png'] }), limits, opts);
     expect([r.outputs[0].width, r.outputs[0].height]).toEqual([20, 20]);
@@ -282,12 +296,16 @@ describe('refusals happen before decoding', () => {
   });
 
   test('a type that is valid but not allowed', async () => {
-    const tiff = await sharp(await halves()).tiff().toBuffer();
+    const tiff = await sharp(await halves())
+      .tiff()
+      .toBuffer();
     expect(await rejectCode(processor.render(tiff, v({ width: 10 }), limits, opts))).toBe('type_not_allowed');
   });
 
   test('truncated and corrupt JPEGs', async () => {
-    const full = await sharp({ create: { width: 1000, height: 500, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 100, sigma: 40 } } }).jpeg().toBuffer();
+    const full = await sharp({ create: { width: 1000, height: 500, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 100, sigma: 40 } } })
+      .jpeg()
+      .toBuffer();
     expect(await rejectCode(processor.render(full.subarray(0, Math.floor(full.length / 2)), v({ width: 10 }), limits, opts))).toBe('corrupt_image');
     expect(await rejectCode(processor.render(sample('corrupt.jpg'), v({ width: 10 }), limits, opts))).toBe('corrupt_image');
   });

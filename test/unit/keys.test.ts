@@ -15,7 +15,14 @@ describe('key layout', () => {
   });
 
   test('recursion guard: nothing the processor writes parses as an original', () => {
-    for (const key of [variantKey(layout, id, 'thumb', 'jpg'), manifestKey(layout, id), attemptsKey(layout, id, '1'), 'originals/', 'originals/alice/', 'other/alice/x']) {
+    for (const key of [
+      variantKey(layout, id, 'thumb', 'jpg'),
+      manifestKey(layout, id),
+      attemptsKey(layout, id, '1'),
+      'originals/',
+      'originals/alice/',
+      'other/alice/x',
+    ]) {
       expect(parseOriginalKey(layout, key)).toBeNull();
     }
   });

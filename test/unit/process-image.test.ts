@@ -44,11 +44,29 @@ describe('processImage', () => {
       bucket: config.buckets.variants,
       traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
       attempts: 1,
-      source: { bucket: config.buckets.originals, key: KEY, generation: info.generation, contentType: 'image/jpeg', bytes: photo.length, width: 1600, height: 1065, format: 'jpeg', filename: 'Été 2026.jpg' },
+      source: {
+        bucket: config.buckets.originals,
+        key: KEY,
+        generation: info.generation,
+        contentType: 'image/jpeg',
+        bytes: photo.length,
+        width: 1600,
+        height: 1065,
+        format: 'jpeg',
+        filename: 'Été 2026.jpg',
+      },
     });
     expect(m.reason).toBeUndefined();
     expect(m.variants.map((v) => `${v.name}.${v.format}`)).toEqual([
-      'thumb.jpeg', 'thumb.webp', 'small.jpeg', 'small.webp', 'medium.jpeg', 'medium.webp', 'large.jpeg', 'large.webp', 'medium-gray.jpeg',
+      'thumb.jpeg',
+      'thumb.webp',
+      'small.jpeg',
+      'small.webp',
+      'medium.jpeg',
+      'medium.webp',
+      'large.jpeg',
+      'large.webp',
+      'medium-gray.jpeg',
     ]);
     for (const v of m.variants) {
       const obj = await store.get(config.buckets.variants, v.key);
@@ -121,7 +139,10 @@ describe('processImage', () => {
     const g1 = await upload();
     await processImage(deps, { bucket: g1.bucket, key: KEY, generation: g1.generation });
     const g2 = await upload(await sharp(photo).resize(800).jpeg().toBuffer());
-    await expect(processImage(deps, { bucket: g1.bucket, key: KEY, generation: g1.generation, force: true })).resolves.toEqual({ status: 'ignored', reason: 'superseded' });
+    await expect(processImage(deps, { bucket: g1.bucket, key: KEY, generation: g1.generation, force: true })).resolves.toEqual({
+      status: 'ignored',
+      reason: 'superseded',
+    });
     const again = await processImage(deps, { bucket: g2.bucket, key: KEY, generation: g2.generation });
     expect(again.status).toBe('processed');
     expect(again.status === 'processed' && again.manifest.source).toMatchObject({ generation: g2.generation, width: 800 });
@@ -129,7 +150,10 @@ describe('processImage', () => {
 
   test('a deleted original is ignored, not retried', async () => {
     const { deps } = setup();
-    await expect(processImage(deps, { bucket: 'pixelpipe-originals', key: KEY, generation: '5' })).resolves.toEqual({ status: 'ignored', reason: 'object_gone' });
+    await expect(processImage(deps, { bucket: 'pixelpipe-originals', key: KEY, generation: '5' })).resolves.toEqual({
+      status: 'ignored',
+      reason: 'object_gone',
+    });
   });
 
   test('a bad image ends in a failed manifest and returns normally, with one log line', async () => {

@@ -33,19 +33,40 @@ describe('withRetry', () => {
   test('permanent errors are not retried', async () => {
     let calls = 0;
     const err = new PixelpipeError('not_found_object', 'gone', { retryable: false });
-    await expect(withRetry(async () => { calls++; throw err; }, { attempts: 5, baseDelayMs: 1, maxDelayMs: 1, ...noSleep })).rejects.toBe(err);
+    await expect(
+      withRetry(
+        async () => {
+          calls++;
+          throw err;
+        },
+        { attempts: 5, baseDelayMs: 1, maxDelayMs: 1, ...noSleep },
+      ),
+    ).rejects.toBe(err);
     expect(calls).toBe(1);
   });
 
   test('gives up after the attempts or before the deadline', async () => {
     let calls = 0;
-    const fail = async () => { calls++; throw new TransientError('storage_unavailable', '503'); };
+    const fail = async () => {
+      calls++;
+      throw new TransientError('storage_unavailable', '503');
+    };
     await expect(withRetry(fail, { attempts: 3, baseDelayMs: 1, maxDelayMs: 1, ...noSleep })).rejects.toBeInstanceOf(TransientError);
     expect(calls).toBe(3);
     calls = 0;
     let now = 0;
     await expect(
-      withRetry(fail, { attempts: 10, baseDelayMs: 1000, maxDelayMs: 1000, random: () => 0.5, now: () => now, sleep: async (ms) => { now += ms; }, deadline: 1200 }),
+      withRetry(fail, {
+        attempts: 10,
+        baseDelayMs: 1000,
+        maxDelayMs: 1000,
+        random: () => 0.5,
+        now: () => now,
+        sleep: async (ms) => {
+          now += ms;
+        },
+        deadline: 1200,
+      }),
     ).rejects.toBeInstanceOf(TransientError);
     expect(calls).toBe(3);
   });
@@ -62,7 +83,11 @@ describe('CircuitBreaker', () => {
     let now = 0;
     const b = new CircuitBreaker('gcs', { failureThreshold: 3, openMs: 1000, now: () => now });
     let calls = 0;
-    const failing = () => b.run(async () => { calls++; throw new TransientError('storage_unavailable', '503'); });
+    const failing = () =>
+      b.run(async () => {
+        calls++;
+        throw new TransientError('storage_unavailable', '503');
+      });
     for (let i = 0; i < 3; i++) await expect(failing()).rejects.toMatchObject({ code: 'storage_unavailable' });
     expect(b.state).toBe('open');
     await expect(failing()).rejects.toMatchObject({ code: 'circuit_open', retryable: true });
@@ -78,7 +103,11 @@ describe('CircuitBreaker', () => {
 
   test('permanent errors do not count against the downstream', async () => {
     const b = new CircuitBreaker('gcs', { failureThreshold: 1, openMs: 1000 });
-    await expect(b.run(async () => { throw new PixelpipeError('not_found_object', '404', { retryable: false }); })).rejects.toBeDefined();
+    await expect(
+      b.run(async () => {
+        throw new PixelpipeError('not_found_object', '404', { retryable: false });
+      }),
+    ).rejects.toBeDefined();
     expect(b.state).toBe('closed');
   });
 });

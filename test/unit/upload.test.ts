@@ -35,7 +35,10 @@ const good = { contentType: 'image/jpeg', size: 123456, filename: 'holiday.jpg' 
 describe('upload endpoint', () => {
   test('201 with a server-chosen key, a pinned target and expiry', async () => {
     const d = deps();
-    const res = await handleUploadRequest(d, post(good, { authorization: `Bearer ${await idp.token()}`, traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }));
+    const res = await handleUploadRequest(
+      d,
+      post(good, { authorization: `Bearer ${await idp.token()}`, traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }),
+    );
     expect(res.status).toBe(201);
     const body = JSON.parse(res.body);
     expect(body).toEqual({
@@ -71,7 +74,7 @@ describe('upload endpoint', () => {
     expect(sanitizeFilename(filename)).toBe(display);
   });
 
-  test('a subject cannot write into another owner\'s prefix', async () => {
+  test("a subject cannot write into another owner's prefix", async () => {
     const d = deps();
     const res = await handleUploadRequest(d, post(good, { authorization: `Bearer ${await idp.token({ sub: '../alice' })}` }));
     expect(JSON.parse(res.body).key).toMatch(/^originals\/u_[A-Za-z0-9]{32}\/[0-9a-f-]{36}$/);
@@ -84,14 +87,20 @@ describe('upload endpoint', () => {
     ['wrong audience', async () => `Bearer ${await idp.token({ aud: 'someone-else' })}`],
     ['wrong issuer', async () => `Bearer ${await idp.token({ iss: 'https://evil.example.com/' })}`],
     ['bad signature', async () => `Bearer ${await idp.token({ key: 'other' })}`],
-    ['tampered payload', async () => {
-      const [h, , s] = (await idp.token()).split('.');
-      return `Bearer ${h}.${Buffer.from(JSON.stringify({ sub: 'admin', aud: idp.audience, iss: idp.issuer, exp: 9999999999 })).toString('base64url')}.${s}`;
-    }],
-    ['alg none', async () => {
-      const payload = Buffer.from(JSON.stringify({ sub: 'alice', aud: idp.audience, iss: idp.issuer, exp: 9999999999 })).toString('base64url');
-      return `Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`;
-    }],
+    [
+      'tampered payload',
+      async () => {
+        const [h, , s] = (await idp.token()).split('.');
+        return `Bearer ${h}.${Buffer.from(JSON.stringify({ sub: 'admin', aud: idp.audience, iss: idp.issuer, exp: 9999999999 })).toString('base64url')}.${s}`;
+      },
+    ],
+    [
+      'alg none',
+      async () => {
+        const payload = Buffer.from(JSON.stringify({ sub: 'alice', aud: idp.audience, iss: idp.issuer, exp: 9999999999 })).toString('base64url');
+        return `Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`;
+      },
+    ],
   ])('401 for %s', async (_what, auth) => {
     const header = await auth();
     const res = await handleUploadRequest(deps(), post(good, header ? { authorization: header } : {}));

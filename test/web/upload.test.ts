@@ -80,15 +80,18 @@ function fakeFetch(routes: Record<string, Array<() => Response | Promise<Respons
   return { fetch: fn as typeof fetch, calls };
 }
 
-const json = (status: number, body: unknown) => () =>
-  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+const json = (status: number, body: unknown) => () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 
 const ENDPOINT = 'https://api.example/api/uploads';
 const EXPIRES = '2030-01-01T00:00:00.000Z';
 const PUT_TICKET = {
   id: 'img_123',
   key: 'uploads/u1/img_123',
-  upload: { method: 'PUT', url: 'https://storage.example/bucket/uploads/u1/img_123?sig=abc', headers: { 'Content-Type': 'image/png', 'x-goog-if-generation-match': '0' } },
+  upload: {
+    method: 'PUT',
+    url: 'https://storage.example/bucket/uploads/u1/img_123?sig=abc',
+    headers: { 'Content-Type': 'image/png', 'x-goog-if-generation-match': '0' },
+  },
   expiresAt: EXPIRES,
   statusUrl: '/api/images/img_123',
 };
