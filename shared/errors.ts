@@ -37,7 +37,8 @@ export type ClientReasonCode =
   | 'payload_too_large'
   | 'not_found';
 
-export type TransientReasonCode = 'storage_unavailable' | 'storage_timeout' | 'publish_failed' | 'circuit_open' | 'auth_unavailable' | 'internal';
+export type TransientReasonCode =
+  'storage_unavailable' | 'storage_timeout' | 'publish_failed' | 'circuit_open' | 'deadline_exceeded' | 'auth_unavailable' | 'internal';
 
 export type ReasonCode = ImageReasonCode | ClientReasonCode | TransientReasonCode | 'invalid_config' | 'not_found_object';
 

@@ -3,9 +3,14 @@
  * and are named `<tech>-<port>.ts`; in-memory fakes live in `shared/testing/`.
  *
  * Every port method that can fail for a transient reason throws a `TransientError`
- * (see `errors.ts`) so the use cases can decide between retry and a failed manifest.
+ * (see `errors.ts`) so the use cases can decide between retry and a failed manifest. Every method
+ * that does I/O takes {@link CallOptions}: its `signal` cancels the request itself, and its
+ * `deadline` bounds the adapter's retries (see `resilient()`).
  */
 import type { ImageFormat, VariantSpec, PixelpipeConfig } from './config';
+import type { CallOptions } from './invocation';
+
+export type { CallOptions } from './invocation';
 
 /** Metadata of a stored object, as far as the pipeline needs it. */
 export interface ObjectInfo {
@@ -25,10 +30,20 @@ export interface StoredObject extends ObjectInfo {
   body: Buffer;
 }
 
-export interface PutOptions {
+export interface PutOptions extends CallOptions {
   contentType: string;
   cacheControl?: string;
   metadata?: Record<string, string>;
+}
+
+export interface GetOptions extends CallOptions {
+  /** Reading stops with `ImageRejectedError('too_many_bytes')` once more than this arrived. */
+  maxBytes?: number;
+}
+
+export interface ListOptions extends CallOptions {
+  pageToken?: string;
+  pageSize?: number;
 }
 
 export interface ListPage {
@@ -46,9 +61,9 @@ export interface ObjectReader {
    * `maxBytes` arrived, so an upload that bypassed the signed size bound cannot exhaust memory.
    * Throws `ObjectNotFoundError` when absent.
    */
-  get(bucket: string, key: string, options?: { maxBytes?: number }): Promise<StoredObject>;
+  get(bucket: string, key: string, options?: GetOptions): Promise<StoredObject>;
   /** Metadata only; `null` when the object does not exist. */
-  head(bucket: string, key: string): Promise<ObjectInfo | null>;
+  head(bucket: string, key: string, options?: CallOptions): Promise<ObjectInfo | null>;
 }
 
 /** Object storage (GCS, S3, in-memory). */
@@ -56,9 +71,9 @@ export interface ObjectStore extends ObjectReader {
   /** Writes (overwrites) an object and returns its new metadata. */
   put(bucket: string, key: string, body: Buffer, options: PutOptions): Promise<ObjectInfo>;
   /** Lists objects under a prefix, one page at a time, in key order. */
-  list(bucket: string, prefix: string, options?: { pageToken?: string; pageSize?: number }): Promise<ListPage>;
+  list(bucket: string, prefix: string, options?: ListOptions): Promise<ListPage>;
   /** Deletes an object; absent objects are not an error. */
-  delete(bucket: string, key: string): Promise<void>;
+  delete(bucket: string, key: string, options?: CallOptions): Promise<void>;
 }
 
 /**
@@ -85,9 +100,9 @@ export interface SignUploadRequest {
 /** Produces short-lived, narrowly scoped upload and read URLs. */
 export interface UrlSigner {
   /** Signs an upload of exactly one key, one content type and a bounded size. */
-  signUpload(request: SignUploadRequest): Promise<UploadTarget>;
+  signUpload(request: SignUploadRequest, options?: CallOptions): Promise<UploadTarget>;
   /** Signs a GET of one object for `expiresInSeconds`. */
-  signRead(bucket: string, key: string, expiresInSeconds: number): Promise<string>;
+  signRead(bucket: string, key: string, expiresInSeconds: number, options?: CallOptions): Promise<string>;
 }
 
 /** Message attributes subscribers can filter on (Pub/Sub attributes, SNS message attributes). */
@@ -102,7 +117,7 @@ export interface EventAttributes {
 /** Publishes one serialized CloudEvent to the completion topic. */
 export interface EventPublisher {
   /** Returns the broker's message id. Throws `TransientError('publish_failed')` when the broker is unavailable. */
-  publish(body: string, attributes: EventAttributes): Promise<string>;
+  publish(body: string, attributes: EventAttributes, options?: CallOptions): Promise<string>;
 }
 
 /** What `probe` learns from headers alone, before any pixel is decoded. */
@@ -182,5 +197,5 @@ export interface Principal {
 
 /** Verifies the `Authorization` header. Throws `ClientError(401)` when the caller is not authenticated. */
 export interface Authenticator {
-  authenticate(authorizationHeader: string | undefined): Promise<Principal>;
+  authenticate(authorizationHeader: string | undefined, options?: CallOptions): Promise<Principal>;
 }

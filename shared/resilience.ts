@@ -4,59 +4,123 @@
  * the function's own timeout, and a dead one is not hammered by every concurrent invocation.
  */
 import { PixelpipeError, TransientError, isRetryable } from './errors';
+import type { CallOptions } from './invocation';
 
 export interface RetryOptions {
   /** Attempts including the first. */
   attempts: number;
   baseDelayMs: number;
   maxDelayMs: number;
-  /** Absolute time (ms since epoch) after which no new attempt starts. */
+  /**
+   * Absolute time (ms since epoch) by which the whole call must be over: no attempt starts with less
+   * than `minAttemptMs` left before it, and no backoff sleep is started that would end after
+   * `deadline - minAttemptMs`. When the deadline cuts retries short the last error is rethrown.
+   */
   deadline?: number;
+  /** The least time worth starting an attempt with (default 50 ms). */
+  minAttemptMs?: number;
+  /** Aborts a backoff sleep; no attempt starts once it is aborted. */
+  signal?: AbortSignal;
   /** Classifies an error; defaults to `isRetryable`. */
   retryable?: (err: unknown) => boolean;
   random?: () => number;
-  sleep?: (ms: number) => Promise<void>;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   now?: () => number;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
-export const defaultSleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Resolves after `ms`, or rejects with the signal's reason as soon as `signal` aborts. */
+export const defaultSleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(cancelled(signal));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(cancelled(signal));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 
-/** Runs `fn` until it succeeds, a non-retryable error occurs, attempts run out or the deadline passes. */
-export async function withRetry<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
+/** The error a call ends with when its caller's signal aborted it: retryable (the invocation ran out, not the work). */
+export function cancelled(signal: AbortSignal | undefined, what = 'call'): TransientError {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof TransientError) return reason;
+  return new TransientError('deadline_exceeded', `${what} cancelled: ${reason instanceof Error ? reason.message : 'the invocation ended'}`, reason);
+}
+
+/**
+ * Runs `fn` until it succeeds, a non-retryable error occurs, attempts run out, the deadline leaves no
+ * room for another attempt, or the signal aborts. `fn` gets the time it may take (ms), which is what
+ * is left before the deadline.
+ */
+export async function withRetry<T>(fn: (attempt: number, budgetMs: number) => Promise<T>, options: RetryOptions): Promise<T> {
   const retryable = options.retryable ?? isRetryable;
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? defaultSleep;
   const now = options.now ?? Date.now;
+  const minAttemptMs = options.minAttemptMs ?? 50;
+  const left = (): number => (options.deadline === undefined ? Number.POSITIVE_INFINITY : options.deadline - now());
   for (let attempt = 1; ; attempt++) {
+    if (options.signal?.aborted) throw cancelled(options.signal);
+    if (left() < minAttemptMs) throw new TransientError('deadline_exceeded', 'no time left before the invocation deadline to start the call');
     try {
-      return await fn(attempt);
+      return await fn(attempt, left());
     } catch (err) {
-      if (!retryable(err) || attempt >= options.attempts) throw err;
+      if (!retryable(err) || attempt >= options.attempts || options.signal?.aborted) throw err;
       // Full jitter: spreads retries of many concurrent invocations instead of synchronising them.
       const cap = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
       const delay = Math.floor(random() * cap);
-      if (options.deadline !== undefined && now() + delay >= options.deadline) throw err;
+      // A retry that could not even start before the deadline would only hide the real error.
+      if (delay + minAttemptMs > left()) throw err;
       options.onRetry?.(err, attempt, delay);
-      await sleep(delay);
+      await sleep(delay, options.signal);
     }
   }
 }
 
-/** Rejects with a `TransientError('storage_timeout')` when `promise` does not settle within `ms`. */
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Runs `fn` with a signal that aborts after `ms` or when `outer` aborts. On a timeout the request is
+ * aborted (not merely abandoned) and this waits up to `settleMs` for `fn` to wind down, so a retry
+ * never overlaps the attempt it replaces; then it rejects with `TransientError('storage_timeout')`.
+ */
+export async function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, what: string, outer?: AbortSignal, settleMs = 2000): Promise<T> {
+  if (outer?.aborted) throw cancelled(outer, what);
+  const controller = new AbortController();
+  const timeoutError = new TransientError('storage_timeout', `${what} timed out after ${Math.round(ms)} ms`);
   let timer: NodeJS.Timeout | undefined;
+  let onOuterAbort: (() => void) | undefined;
+  const stopped = new Promise<'stopped'>((resolve) => {
+    timer = setTimeout(() => {
+      controller.abort(timeoutError);
+      resolve('stopped');
+    }, ms);
+    onOuterAbort = () => {
+      controller.abort(cancelled(outer, what));
+      resolve('stopped');
+    };
+    outer?.addEventListener('abort', onOuterAbort, { once: true });
+  });
+  const work = fn(controller.signal);
   try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new TransientError('storage_timeout', `${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
+    const first = await Promise.race([work, stopped]);
+    if (first !== 'stopped' || !controller.signal.aborted) return first as T;
+  } catch (err) {
+    if (!controller.signal.aborted) throw err;
   } finally {
     clearTimeout(timer);
+    if (onOuterAbort) outer?.removeEventListener('abort', onOuterAbort);
   }
+  // Aborted: let the request wind down (sockets closed, streams destroyed) before anyone retries.
+  let settleTimer: NodeJS.Timeout | undefined;
+  await Promise.race([work.then(noop, noop), new Promise((r) => (settleTimer = setTimeout(r, settleMs)))]);
+  clearTimeout(settleTimer);
+  throw controller.signal.reason instanceof TransientError ? controller.signal.reason : timeoutError;
 }
+
+const noop = (): void => {};
 
 export interface CircuitBreakerOptions {
   /** Consecutive retryable failures that open the circuit. */
@@ -114,13 +178,14 @@ export class CircuitBreaker {
 
 /** The policy adapters use by default: a few quick retries inside a breaker. */
 export interface ResiliencePolicy {
-  retry: Omit<RetryOptions, 'deadline'>;
+  retry: Omit<RetryOptions, 'deadline' | 'signal'>;
   breaker: CircuitBreaker;
+  /** Per-attempt timeout; cut to what is left before the call's deadline. */
   timeoutMs: number;
 }
 
 /** Builds the default policy for one downstream. */
-export function defaultPolicy(name: string, overrides: Partial<Omit<RetryOptions, 'deadline'>> & { timeoutMs?: number } = {}): ResiliencePolicy {
+export function defaultPolicy(name: string, overrides: Partial<Omit<RetryOptions, 'deadline' | 'signal'>> & { timeoutMs?: number } = {}): ResiliencePolicy {
   const { timeoutMs, ...retry } = overrides;
   return {
     retry: { attempts: 4, baseDelayMs: 100, maxDelayMs: 2000, ...retry },
@@ -129,7 +194,17 @@ export function defaultPolicy(name: string, overrides: Partial<Omit<RetryOptions
   };
 }
 
-/** Runs `fn` through breaker, per-attempt timeout and retry. */
-export function resilient<T>(policy: ResiliencePolicy, what: string, fn: () => Promise<T>, deadline?: number): Promise<T> {
-  return withRetry(() => policy.breaker.run(() => withTimeout(fn(), policy.timeoutMs, what)), { ...policy.retry, deadline });
+/**
+ * Runs `fn` through breaker, per-attempt timeout and retry, within `call.deadline` and cancelled by
+ * `call.signal`. `fn` must pass the signal it gets to the request it makes, so that a timeout or the
+ * end of the invocation closes the request rather than leaving it running.
+ */
+export function resilient<T>(policy: ResiliencePolicy, what: string, fn: (signal: AbortSignal) => Promise<T>, call: CallOptions = {}): Promise<T> {
+  const now = policy.retry.now ?? Date.now;
+  return withRetry((_attempt, budgetMs) => policy.breaker.run(() => withTimeout(fn, Math.min(policy.timeoutMs, budgetMs), what, call.signal)), {
+    ...policy.retry,
+    deadline: call.deadline,
+    signal: call.signal,
+    now,
+  });
 }

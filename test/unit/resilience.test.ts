@@ -73,7 +73,7 @@ describe('withRetry', () => {
 });
 
 test('withTimeout turns a hang into a retryable timeout', async () => {
-  const err = await withTimeout(new Promise(() => {}), 20, 'GET x').catch((e: unknown) => e);
+  const err = await withTimeout(() => new Promise(() => {}), 20, 'GET x').catch((e: unknown) => e);
   expect(err).toBeInstanceOf(TransientError);
   expect((err as TransientError).code).toBe('storage_timeout');
 });
