@@ -97,7 +97,7 @@ function unwrap(m: unknown, depth: number): unknown {
   // Lambda SNS / SQS events: exactly one record, so callers handle batches explicitly.
   if (Array.isArray(m.Records)) {
     if (m.Records.length !== 1) throw new Error(`expected one record, got ${m.Records.length}: parse each record separately`);
-    const r = m.Records[0];
+    const r: unknown = m.Records[0];
     if (isObj(r) && isObj(r.Sns)) return unwrap(r.Sns.Message, depth + 1);
     if (isObj(r) && typeof r.body === 'string') return unwrap(r.body, depth + 1);
     throw new Error('unrecognised record');

@@ -38,7 +38,7 @@ function isTimeout(err: unknown): boolean {
       e.code === 'ESOCKETTIMEDOUT' ||
       e.type === 'request-timeout' ||
       e.name === 'AbortError' ||
-      /timed? ?out/i.test(String(e.message ?? '')))
+      /timed? ?out/i.test(typeof e.message === 'string' ? e.message : ''))
   );
 }
 

@@ -47,7 +47,7 @@ function sniffText(buf: Buffer): string | null {
     .toString('utf8')
     .replace(/^\uFEFF/, '');
   // Binary garbage is not markup.
-  if (/[\u0000-\u0008\u000e-\u001f]/.test(head.slice(0, 512))) return null;
+  if (hasControlCharacters(head.slice(0, 512))) return null;
   const text = head
     .replace(/^\s+/, '')
     .replace(/^<\?xml[\s\S]*?\?>\s*/i, '')
@@ -55,4 +55,13 @@ function sniffText(buf: Buffer): string | null {
   if (/^<!doctype\s+svg/i.test(text) || /^<svg[\s>]/i.test(text)) return 'image/svg+xml';
   if (/^<!doctype\s+html/i.test(text) || /^<(?:html|head|body|script|iframe|meta)[\s>]/i.test(text)) return 'text/html';
   return null;
+}
+
+/** C0 control characters other than tab, line feed, vertical tab, form feed and carriage return. */
+function hasControlCharacters(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 0x08 || (c >= 0x0e && c <= 0x1f)) return true;
+  }
+  return false;
 }

@@ -9,6 +9,7 @@ import { copyFile, mkdtemp, readFile, readdir, rm, stat, symlink } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 
 const ROOT = join(__dirname, '..', '..');
 const PACKAGE_TIMEOUT_MS = 180_000;
@@ -58,7 +59,7 @@ function resolve(v: unknown): string {
   if (typeof v === 'string') return v;
   const o = v as Json;
   if (o && typeof o['Fn::Sub'] === 'string') {
-    return (o['Fn::Sub'] as string).replace(
+    return o['Fn::Sub'].replace(
       /\$\{([^}]+)\}/g,
       (_m, name: string) => ({ 'AWS::Partition': 'aws', 'AWS::Region': 'us-east-1', 'AWS::AccountId': '123456789012' })[name] ?? `<${name}>`,
     );
@@ -78,8 +79,7 @@ function dependencies(resource: unknown, names: Set<string>): Set<string> {
     const o = v as Json;
     if (typeof o.Ref === 'string' && names.has(o.Ref)) out.add(o.Ref);
     if (Array.isArray(o['Fn::GetAtt']) && names.has((o['Fn::GetAtt'] as string[])[0])) out.add((o['Fn::GetAtt'] as string[])[0]);
-    if (typeof o['Fn::Sub'] === 'string')
-      for (const m of (o['Fn::Sub'] as string).matchAll(/\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}/g)) if (names.has(m[1])) out.add(m[1]);
+    if (typeof o['Fn::Sub'] === 'string') for (const m of o['Fn::Sub'].matchAll(/\$\{([A-Za-z0-9]+)(?:\.[A-Za-z]+)?\}/g)) if (names.has(m[1])) out.add(m[1]);
     Object.values(o).forEach(walk);
   };
   walk((resource as Json).Properties);
