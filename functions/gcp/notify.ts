@@ -2,22 +2,17 @@
  * GCP entry: `notify` CloudEvent function. Wired either to a GCS Pub/Sub notification on the
  * `manifests/` prefix (`messagePublished`) or directly to a storage `finalized` trigger; publishes
  * the completion event. No Google client library: the manifest read and the publish are one REST
- * request each, which keeps the cold start inside its budget (see google-http.ts).
+ * request each, which keeps the cold start inside its budget (see google-http.ts). Wiring only; the
+ * handler is `notify-handler.ts`.
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
-import { notifyCompletion, type NotifyDeps } from '../../shared/usecases/notify-completion';
-import { eventHandler, parseFinalizeNotification, type IncomingCloudEvent } from './cloud-events';
 import { loadGcpSettings } from './gcp-settings';
 import { googleCredentialsFromEnv, NO_AUTH } from './google-auth';
 import { GcsObjectReader } from './gcs-object-reader';
+import { createNotifyHandler } from './notify-handler';
 import { PubSubEventPublisher, pubsubTopicPath } from './pubsub-event-publisher';
-
-/** Validates the event, publishes the completion event; rethrows only retryable errors. */
-export function createNotifyHandler(deps: NotifyDeps): (event: IncomingCloudEvent) => Promise<void> {
-  return eventHandler(deps.logger, 'notify', parseFinalizeNotification, (ref) => notifyCompletion(deps, ref));
-}
 
 const config = loadConfig(process.env);
 const gcp = loadGcpSettings(process.env);

@@ -1,22 +1,17 @@
 /**
  * GCP entry: `process` CloudEvent function for `google.cloud.storage.object.v1.finalized`.
- * Imports the Storage SDK and sharp only.
+ * Wiring only (environment, clients, registration); the handler is `process-handler.ts`. Imports the
+ * Storage SDK and sharp only.
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { systemClock } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createLogger } from '../../shared/logger';
-import { processImage, type ProcessDeps } from '../../shared/usecases/process-image';
-import { eventHandler, parseStorageFinalized, type IncomingCloudEvent } from './cloud-events';
 import { loadGcpSettings } from './gcp-settings';
 import { GcsObjectStore } from './gcs-object-store';
+import { createProcessHandler } from './process-handler';
 import { createStorage } from './storage-client';
-
-/** Validates the event, processes the object; rethrows only retryable errors (platform retry). */
-export function createProcessHandler(deps: ProcessDeps): (event: IncomingCloudEvent) => Promise<void> {
-  return eventHandler(deps.logger, 'process', parseStorageFinalized, (ref) => processImage(deps, ref));
-}
 
 const config = loadConfig(process.env);
 const gcp = loadGcpSettings(process.env);
