@@ -1,28 +1,18 @@
 /**
- * GCP entry: `upload` HTTP function. Translates the Express request/response of functions-framework
- * to the platform-neutral `handleUploadRequest`. Loads no Google client library: the URL signer and
- * its credentials are plain `node:crypto` and `fetch`, which keeps the cold start within budget.
+ * GCP entry: `upload` HTTP function. Wiring only: configuration, logger, signer and authenticator are
+ * built once per cold start and handed to the factory in `upload-handler.ts`. Loads no Google client
+ * library: the URL signer and its credentials are plain `node:crypto` and `fetch`, which keeps the cold
+ * start within budget.
  */
-import { http, type Request, type Response } from '@google-cloud/functions-framework';
+import { http } from '@google-cloud/functions-framework';
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
-import { handleUploadRequest, type UploadHttpDeps } from '../../shared/http/upload-http';
 import { createLogger } from '../../shared/logger';
 import { loadGcpSettings } from './gcp-settings';
 import { GcsUrlSigner } from './gcs-url-signer';
 import { googleCredentialsFromEnv } from './google-auth';
-
-/** Builds the HTTP handler around its dependencies (tests inject fakes). */
-export function createUploadHandler(deps: UploadHttpDeps): (req: Request, res: Response) => Promise<void> {
-  return async (req, res) => {
-    const headers: Record<string, string | undefined> = {};
-    for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-    // The raw bytes, not Express' parse: size limit, JSON errors and content types are handled alike.
-    const out = await handleUploadRequest(deps, { method: req.method, headers, body: req.rawBody });
-    res.status(out.status).set(out.headers).send(out.body);
-  };
-}
+import { createUploadHandler } from './upload-handler';
 
 // Cold start: configuration and clients are built once and reused by warm invocations.
 const config = loadConfig(process.env);

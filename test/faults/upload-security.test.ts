@@ -31,7 +31,7 @@ import { GcsUrlSigner } from '../../functions/gcp/gcs-url-signer';
 import { credentialsFromJson } from '../../functions/gcp/google-auth';
 import { S3UrlSigner, s3SigningTargetFromEnv } from '../../functions/aws/s3-url-signer';
 import { createUploadHandler as createAwsUploadHandler } from '../../functions/aws/upload-handler';
-import { applyEnv } from '../gcp/gcp-test-kit';
+import { createUploadHandler as createGcpUploadHandler } from '../../functions/gcp/upload-handler';
 import { verifyV4, type V4Request } from '../gcp/v4-verify';
 import { startLocalIdp, type LocalIdp } from '../support/jwks';
 import { editPolicy, verifyPostPolicy } from './post-policy';
@@ -77,20 +77,6 @@ interface Platform {
   signer: () => UrlSigner;
   handler: (deps: UploadHttpDeps) => Handler;
 }
-
-// The GCP entry reads its configuration at module load: load it once with a harmless environment and
-// use only its exported factory (the same function the deployed handler is built with). Not in an
-// isolated registry: its error classes must be the ones the injected authenticator and signers throw.
-let createGcpUploadHandler: typeof import('../../functions/gcp/upload').createUploadHandler;
-beforeAll(() => {
-  const restore = applyEnv({ PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_LOG_LEVEL: 'error', GOOGLE_CLOUD_PROJECT: 'pixelpipe-test' });
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    createGcpUploadHandler = (require('../../functions/gcp/upload') as typeof import('../../functions/gcp/upload')).createUploadHandler;
-  } finally {
-    restore();
-  }
-});
 
 const platforms: Platform[] = [
   {
