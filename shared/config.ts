@@ -184,6 +184,8 @@ const ENV = {
   PIXELPIPE_PLACEHOLDER: bool.default(true),
   PIXELPIPE_MAX_ATTEMPTS: intFrom(1, 100).default(5),
   PIXELPIPE_MAX_EVENT_AGE_SECONDS: intFrom(60, 7 * 24 * 3600).default(6 * 3600),
+  PIXELPIPE_FUNCTION_TIMEOUT_SECONDS: intFrom(1, 3600).default(60),
+  PIXELPIPE_DEADLINE_RESERVE_MS: intFrom(0, 600_000).default(5000),
   PIXELPIPE_AUTH_MODE: z.enum(['jwt', 'anonymous']).default('jwt'),
   PIXELPIPE_JWKS_URL: z.url().optional(),
   PIXELPIPE_JWT_ISSUER: z.string().min(1).optional(),
@@ -232,6 +234,14 @@ export interface PixelpipeConfig {
     publicBaseUrl?: string;
   };
   retry: { maxAttempts: number; maxEventAgeSeconds: number };
+  /**
+   * Time limits of one invocation. `timeoutSeconds` is the platform's limit where the platform does
+   * not say it at run time (GCP: the deploy sets it to the function's `--timeout`; CLI and dev stack:
+   * per image); Lambda's remaining time comes from its context instead. `reserveMs` is kept back
+   * from normal work so that, when a downstream stalls, the attempt record or the failed manifest can
+   * still be written before the platform ends the invocation.
+   */
+  invocation: { timeoutSeconds: number; reserveMs: number };
   auth: { mode: 'anonymous' } | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string };
   eventSource: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -269,6 +279,13 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
             variable: 'PIXELPIPE_ORIGINALS_PREFIX',
             message: `key prefixes must not nest ("${prefixes[j]}" is under "${prefixes[i]}"), or outputs could re-trigger processing`,
           });
+  }
+  // The reserve must leave most of the invocation to the work itself, or every image would time out.
+  if (!problems.length && v.PIXELPIPE_DEADLINE_RESERVE_MS * 2 > v.PIXELPIPE_FUNCTION_TIMEOUT_SECONDS * 1000) {
+    problems.push({
+      variable: 'PIXELPIPE_DEADLINE_RESERVE_MS',
+      message: `must be at most half of PIXELPIPE_FUNCTION_TIMEOUT_SECONDS (${v.PIXELPIPE_FUNCTION_TIMEOUT_SECONDS} s) (got ${v.PIXELPIPE_DEADLINE_RESERVE_MS})`,
+    });
   }
   if (problems.length) {
     const err = new ConfigError(problems[0].variable, problems.map((p) => `${p.variable}: ${p.message}`).join('\n'));
@@ -309,6 +326,7 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       publicBaseUrl: v.PIXELPIPE_PUBLIC_BASE_URL,
     },
     retry: { maxAttempts: v.PIXELPIPE_MAX_ATTEMPTS, maxEventAgeSeconds: v.PIXELPIPE_MAX_EVENT_AGE_SECONDS },
+    invocation: { timeoutSeconds: v.PIXELPIPE_FUNCTION_TIMEOUT_SECONDS, reserveMs: v.PIXELPIPE_DEADLINE_RESERVE_MS },
     auth:
       v.PIXELPIPE_AUTH_MODE === 'anonymous'
         ? { mode: 'anonymous' }

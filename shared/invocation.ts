@@ -3,6 +3,7 @@
  * will end it, how to cancel what it started, which trace it belongs to, where to log), built once at
  * the edge and handed to the use case, which passes {@link CallOptions} on to every port call.
  */
+import { randomBytes } from 'node:crypto';
 import type { Logger } from './ports';
 
 /** Options every port method that does I/O accepts. */
@@ -83,4 +84,41 @@ export function callOptions(inv: Invocation, reserveMs = 0): CallOptions {
 /** Milliseconds left before the invocation's deadline (negative once it passed). */
 export function remainingMs(inv: Invocation): number {
   return inv.deadline - inv.now();
+}
+
+/** A fresh W3C-style trace id (32 lower-case hex digits) for an invocation whose trigger carried none. */
+export function newTraceId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** `value` when it is a trace id as the pipeline writes them (32 hex digits, not all zero), else `undefined`. */
+export function validTraceId(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[0-9a-f]{32}$/.test(value) && !/^0+$/.test(value) ? value : undefined;
+}
+
+/**
+ * A context for one piece of work inside a longer run (one image of a backfill): it ends at
+ * `timeoutMs` from now or at the parent's deadline, whichever is first, and is cancelled with the parent.
+ */
+export function childInvocation(parent: Invocation, init: { timeoutMs: number; traceId?: string; logger?: Logger }): OwnedInvocation {
+  return createInvocation({
+    deadline: Math.min(parent.deadline, parent.now() + init.timeoutMs),
+    traceId: init.traceId ?? parent.traceId,
+    logger: init.logger ?? parent.logger,
+    signal: parent.signal,
+    now: () => parent.now(),
+  });
+}
+
+/**
+ * Runs `fn` with a context built by `createInvocation(init)` and disposes of it (its deadline timer)
+ * however `fn` ends: the edge of every handler.
+ */
+export async function withInvocation<T>(init: InvocationInit, fn: (inv: Invocation) => Promise<T>): Promise<T> {
+  const inv = createInvocation(init);
+  try {
+    return await fn(inv);
+  } finally {
+    inv.dispose();
+  }
 }

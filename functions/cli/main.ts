@@ -10,6 +10,7 @@ import { PixelpipeError } from '../../shared/errors';
 import { createLogger, silentLogger } from '../../shared/logger';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
+import { createInvocation, newTraceId, withInvocation } from '../../shared/invocation';
 import { originalKey } from '../../shared/keys';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage } from '../../shared/usecases/process-image';
@@ -50,13 +51,8 @@ export async function configFromFile(path: string | undefined, env: Record<strin
 export async function runProcess(files: string[], opts: { config?: string; out?: string; json?: boolean; verbose?: boolean }): Promise<number> {
   const config = await configFromFile(opts.config, process.env);
   const store = new MemoryObjectStore();
-  const deps = {
-    store,
-    processor: new SharpImageProcessor(),
-    clock: systemClock,
-    logger: opts.verbose ? createLogger({ level: 'debug' }) : silentLogger,
-    config,
-  };
+  const deps = { store, processor: new SharpImageProcessor(), clock: systemClock, config };
+  const logger = opts.verbose ? createLogger({ level: 'debug' }) : silentLogger;
   let failures = 0;
   for (const file of files) {
     const body = await readFile(file);
@@ -66,7 +62,9 @@ export async function runProcess(files: string[], opts: { config?: string; out?:
       contentType: 'application/octet-stream',
       metadata: { 'pixelpipe-filename': encodeURIComponent(basename(file)) },
     });
-    const outcome = await processImage(deps, { bucket: info.bucket, key, generation: info.generation });
+    // Each file gets the deadline a deployed function would have (PIXELPIPE_FUNCTION_TIMEOUT_SECONDS).
+    const init = { deadline: Date.now() + config.invocation.timeoutSeconds * 1000, traceId: newTraceId(), logger };
+    const outcome = await withInvocation(init, (inv) => processImage(deps, inv, { bucket: info.bucket, key, generation: info.generation }));
     if (outcome.status !== 'processed' && outcome.status !== 'failed') throw new Error(`unexpected outcome ${outcome.status}`);
     const m = outcome.manifest;
     if (m.status === 'failed') failures++;
@@ -163,13 +161,10 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
   const maxImages = positiveInt(values.max, '--max');
   if (command === 'reprocess' && !values.failed === !positionals.length) throw new UsageError('reprocess takes image ids or --failed (not both)');
   const config = await configFromFile(values.config, process.env);
-  const deps = {
-    store: await createStore(values.store, values.endpoint),
-    processor: new SharpImageProcessor(),
-    clock: systemClock,
-    logger: createLogger({ level: values.verbose ? 'debug' : 'warn', sink: (l) => process.stderr.write(`${l}\n`) }),
-    config,
-  };
+  const deps = { store: await createStore(values.store, values.endpoint), processor: new SharpImageProcessor(), clock: systemClock, config };
+  const logger = createLogger({ level: values.verbose ? 'debug' : 'warn', sink: (l) => process.stderr.write(`${l}\n`) });
+  // The run itself has no deadline; each image gets the configured function timeout (see backfill()).
+  const run = createInvocation({ deadline: Number.POSITIVE_INFINITY, traceId: newTraceId(), logger });
   const bar = createProgressBar();
   const ac = new AbortController();
   // First Ctrl-C finishes the images in flight (so the next run resumes cleanly); the second exits.
@@ -180,7 +175,7 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
   });
   const report =
     command === 'backfill'
-      ? await backfill(deps, {
+      ? await backfill(deps, run, {
           bucket: values.bucket,
           prefix: values.prefix,
           concurrency,
@@ -190,7 +185,8 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
           signal: ac.signal,
           onProgress: (p) => bar.update(p),
         })
-      : await reprocess(deps, values.failed ? 'failed' : positionals, { concurrency, maxImages, signal: ac.signal, onProgress: (p) => bar.update(p) });
+      : await reprocess(deps, run, values.failed ? 'failed' : positionals, { concurrency, maxImages, signal: ac.signal, onProgress: (p) => bar.update(p) });
+  run.dispose();
   bar.done(report);
   if (values['dry-run']) for (const k of report.keys) process.stdout.write(`${k}\n`);
   process.stdout.write(`${JSON.stringify({ command, ...report, keys: undefined })}\n`);
@@ -205,7 +201,7 @@ function positiveInt(v: string | undefined, name: string): number {
 }
 
 if (require.main === module) {
-  main(process.argv.slice(2)).then((code) => {
+  void main(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });
 }

@@ -7,7 +7,9 @@
  *   subscription that functions-framework converts into that CloudEvent.
  */
 import { z } from 'zod';
+import type { PixelpipeConfig } from '../../shared/config';
 import { isRetryable } from '../../shared/errors';
+import { newTraceId, validTraceId, withInvocation, type Invocation } from '../../shared/invocation';
 import type { Logger } from '../../shared/ports';
 
 export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
@@ -19,6 +21,8 @@ export interface IncomingCloudEvent {
   type?: string;
   source?: string;
   time?: string;
+  /** W3C trace context extension attribute, when the producer set one. */
+  traceparent?: string;
   data?: unknown;
 }
 
@@ -35,6 +39,8 @@ const storageObjectData = z.object({
     .transform(Number)
     .optional(),
   contentType: z.string().optional(),
+  // Values are only read for the trace id; anything else in them must not make the event invalid.
+  metadata: z.record(z.string(), z.unknown()).optional(),
 });
 
 /** A reference to a finalized object, as the use cases take it. */
@@ -43,6 +49,8 @@ export interface ObjectRef {
   key: string;
   generation?: string;
   eventTime?: Date;
+  /** The `pixelpipe-trace` metadata of the object, when the event carries the object's metadata. */
+  traceId?: string;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; ignored: boolean; reason: string };
@@ -54,6 +62,7 @@ export function parseStorageFinalized(event: IncomingCloudEvent): Parsed<ObjectR
   if (time && !time.success) return { ok: false, ignored: false, reason: 'event time is not an RFC 3339 timestamp' };
   const data = storageObjectData.safeParse(typeof event.data === 'string' ? safeJson(event.data) : event.data);
   if (!data.success) return { ok: false, ignored: false, reason: `invalid storage object data: ${summarize(data.error)}` };
+  const traceId = validTraceId(data.data.metadata?.['pixelpipe-trace']);
   return {
     ok: true,
     value: {
@@ -61,6 +70,7 @@ export function parseStorageFinalized(event: IncomingCloudEvent): Parsed<ObjectR
       key: data.data.name,
       generation: data.data.generation,
       ...(time?.success ? { eventTime: new Date(time.data) } : {}),
+      ...(traceId ? { traceId } : {}),
     },
   };
 }
@@ -92,14 +102,28 @@ export function parseFinalizeNotification(event: IncomingCloudEvent): Parsed<Obj
   const attrs = notificationAttributes.safeParse(data.data.message.attributes ?? {});
   if (!attrs.success) return { ok: false, ignored: false, reason: `not a GCS notification: ${summarize(attrs.error)}` };
   if (attrs.data.eventType !== 'OBJECT_FINALIZE') return { ok: false, ignored: true, reason: `notification ${attrs.data.eventType} is not OBJECT_FINALIZE` };
+  const traceId = notificationTraceId(data.data.message.data);
   return {
     ok: true,
     value: {
       bucket: attrs.data.bucketId,
       key: attrs.data.objectId,
       ...(attrs.data.objectGeneration ? { generation: attrs.data.objectGeneration } : {}),
+      ...(traceId ? { traceId } : {}),
     },
   };
+}
+
+/** The trace id in a JSON_API_V1 notification payload (base64 of the object resource), if any. */
+function notificationTraceId(base64: string | undefined): string | undefined {
+  if (!base64) return undefined;
+  const resource = safeJson(Buffer.from(base64, 'base64').toString('utf8')) as { metadata?: Record<string, unknown> } | undefined;
+  return validTraceId(typeof resource === 'object' && resource !== null ? resource.metadata?.['pixelpipe-trace'] : undefined);
+}
+
+/** The trace id of a W3C `traceparent` value (`00-<trace id>-<span id>-<flags>`). */
+function traceparentId(value: string | undefined): string | undefined {
+  return validTraceId(/^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(value ?? '')?.[1]);
 }
 
 function safeJson(s: string): unknown {
@@ -117,27 +141,46 @@ function summarize(err: z.ZodError): string {
     .join('; ');
 }
 
+/** What {@link eventHandler} needs: the function's settings and logger, the edge parser and the use case. */
+export interface EventHandlerOptions<R> {
+  what: string;
+  config: PixelpipeConfig;
+  /** The function's root logger; each invocation logs through a child with its event and trace id. */
+  logger: Logger;
+  parse: (event: IncomingCloudEvent) => Parsed<ObjectRef>;
+  run: (ref: ObjectRef, inv: Invocation) => Promise<R>;
+  /** Epoch milliseconds; injectable so tests control the deadline. Defaults to `Date.now`. */
+  now?: () => number;
+}
+
 /**
- * The one shape both GCP event handlers have: validate at the edge, run the use case, log the outcome,
- * acknowledge everything permanent and rethrow what is retryable (the platform then redelivers).
+ * The one shape both GCP event handlers have: validate at the edge, build the invocation context, run
+ * the use case, log the outcome, acknowledge everything permanent and rethrow what is retryable (the
+ * platform then redelivers).
+ *
+ * Functions-framework does not tell a handler its deadline, so it is the configured function timeout
+ * (`PIXELPIPE_FUNCTION_TIMEOUT_SECONDS`, which the deploy sets to the function's `--timeout`) from the
+ * moment the handler was called. The trace id is the object's `pixelpipe-trace` metadata when the event
+ * carries it, else the CloudEvent's `traceparent`, else a fresh one.
  */
-export function eventHandler<R extends { status: string }>(
-  logger: Logger,
-  what: string,
-  parse: (event: IncomingCloudEvent) => Parsed<ObjectRef>,
-  run: (ref: ObjectRef) => Promise<R>,
-): (event: IncomingCloudEvent) => Promise<void> {
+export function eventHandler<R extends { status: string }>(options: EventHandlerOptions<R>): (event: IncomingCloudEvent) => Promise<void> {
+  const { what, config, logger, parse, run } = options;
+  const now = options.now ?? Date.now;
   return async (event) => {
-    const log = logger.child({ eventId: event.id, eventType: event.type });
+    const started = now();
     const parsed = parse(event);
+    const traceId = (parsed.ok ? parsed.value.traceId : undefined) ?? traceparentId(event.traceparent) ?? newTraceId();
+    const log = logger.child({ eventId: event.id, eventType: event.type, traceId });
     if (!parsed.ok) {
       // Acknowledged: redelivering a malformed or foreign event cannot make it valid.
-      (parsed.ignored ? log.info : log.error)(`${what}: event not handled`, { reason: parsed.reason });
+      if (parsed.ignored) log.info(`${what}: event not handled`, { reason: parsed.reason });
+      else log.error(`${what}: event not handled`, { reason: parsed.reason });
       return;
     }
     const key = parsed.value.key;
+    const init = { deadline: started + config.invocation.timeoutSeconds * 1000, traceId, logger: log, now };
     try {
-      const outcome = await run(parsed.value);
+      const outcome = await withInvocation(init, (inv) => run(parsed.value, inv));
       log.info(`${what} outcome: ${outcome.status}`, { status: outcome.status, key, ...('reason' in outcome ? { reason: outcome.reason } : {}) });
     } catch (err) {
       if (isRetryable(err)) {

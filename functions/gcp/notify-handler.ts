@@ -3,10 +3,24 @@
  * without setting environment variables. Trigger: a GCS Pub/Sub notification on the `manifests/`
  * prefix (`messagePublished`) or a storage `finalized` event.
  */
+import type { Logger } from '../../shared/ports';
 import { notifyCompletion, type NotifyDeps } from '../../shared/usecases/notify-completion';
 import { eventHandler, parseFinalizeNotification, type IncomingCloudEvent } from './cloud-events';
 
-/** Validates the event, publishes the completion event; rethrows only retryable errors. */
-export function createNotifyHandler(deps: NotifyDeps): (event: IncomingCloudEvent) => Promise<void> {
-  return eventHandler(deps.logger, 'notify', parseFinalizeNotification, (ref) => notifyCompletion(deps, ref));
+export interface NotifyHandlerDeps extends NotifyDeps {
+  logger: Logger;
+  /** Epoch milliseconds; injectable so tests control the deadline. Defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** Validates the event and publishes the completion event within the configured function timeout; rethrows only retryable errors. */
+export function createNotifyHandler(deps: NotifyHandlerDeps): (event: IncomingCloudEvent) => Promise<void> {
+  return eventHandler({
+    what: 'notify',
+    config: deps.config,
+    logger: deps.logger,
+    now: deps.now,
+    parse: parseFinalizeNotification,
+    run: (ref, inv) => notifyCompletion(deps, inv, { bucket: ref.bucket, key: ref.key }),
+  });
 }

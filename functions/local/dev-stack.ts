@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
+import { newTraceId, withInvocation } from '../../shared/invocation';
 import { parseCompletionEvent } from '../../shared/events';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { ownerSegment, parseOriginalKey } from '../../shared/keys';
@@ -207,7 +208,9 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
         } catch {
           return null;
         }
-        return getImageStatus({ store: statusStore, config }, id, owner);
+        // A status request gets the deadline a deployed function would have.
+        const init = { deadline: Date.now() + config.invocation.timeoutSeconds * 1000, traceId: newTraceId(), logger: log };
+        return withInvocation(init, (inv) => getImageStatus({ store: statusStore, config }, inv, id, owner));
       },
       images,
       sse,

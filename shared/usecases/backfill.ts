@@ -10,6 +10,7 @@
  * - "done" is decided by the manifest of the object's current generation, so a rerun does nothing.
  */
 import { PixelpipeError } from '../errors';
+import { callOptions, childInvocation, type Invocation } from '../invocation';
 import { attemptsKey, parseOriginalKey } from '../keys';
 import type { Manifest } from '../manifest';
 import type { ObjectInfo } from '../ports';
@@ -27,6 +28,7 @@ export interface BackfillOptions {
   dryRun?: boolean;
   /** Process even originals whose manifest is current. */
   force?: boolean;
+  /** Stops taking new images; the ones in flight finish (cancelling them is the run invocation's signal). */
   signal?: AbortSignal;
   onProgress?: (p: BackfillProgress) => void;
 }
@@ -48,18 +50,30 @@ export interface BackfillReport extends BackfillProgress {
 }
 
 /** Why an original needs work, or `null` when its manifest is current. */
-async function needsWork(deps: ProcessDeps, obj: ObjectInfo, force: boolean): Promise<string | null> {
+async function needsWork(deps: ProcessDeps, inv: Invocation, obj: ObjectInfo, force: boolean): Promise<string | null> {
   const ref = parseOriginalKey(deps.config.layout, obj.key);
   if (!ref) return null;
   if (force) return 'forced';
-  const m = await readStoredManifest(deps.store, deps.config, ref.id);
+  const m = await readStoredManifest(deps.store, deps.config, ref.id, callOptions(inv));
   if (!m) return 'no manifest';
   if (m.source.key !== obj.key || m.source.generation !== obj.generation) return 'manifest is for another generation';
   return null;
 }
 
-/** Processes every original under the prefix that has no manifest for its current generation. */
-export async function backfill(deps: ProcessDeps, opts: BackfillOptions): Promise<BackfillReport> {
+/**
+ * Runs one image of a run under its own deadline (`config.invocation.timeoutSeconds`, as a function
+ * invocation would have), within the run's.
+ */
+function processOne(deps: ProcessDeps, run: Invocation, event: Parameters<typeof processImage>[2]): Promise<ProcessOutcome> {
+  const inv = childInvocation(run, { timeoutMs: deps.config.invocation.timeoutSeconds * 1000 });
+  return processImage(deps, inv, event).finally(() => inv.dispose());
+}
+
+/**
+ * Processes every original under the prefix that has no manifest for its current generation. `inv` is
+ * the whole run's context (its signal cancels the images in flight); each image gets its own deadline.
+ */
+export async function backfill(deps: ProcessDeps, inv: Invocation, opts: BackfillOptions): Promise<BackfillReport> {
   const { config } = deps;
   const bucket = opts.bucket ?? config.buckets.originals;
   const prefix = opts.prefix ?? config.layout.originals;
@@ -84,11 +98,11 @@ export async function backfill(deps: ProcessDeps, opts: BackfillOptions): Promis
   const inFlight = new Set<Promise<void>>();
   const run = async (obj: ObjectInfo): Promise<void> => {
     try {
-      tally(p, await processImage(deps, { bucket, key: obj.key, generation: obj.generation, force: opts.force }));
+      tally(p, await processOne(deps, inv, { bucket, key: obj.key, generation: obj.generation, force: opts.force }));
     } catch (err) {
       // A transient fault on one image must not abort the run; the next run picks it up again.
       p.errors++;
-      deps.logger.error('backfill: image failed transiently', { key: obj.key, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
+      inv.logger.error('backfill: image failed transiently', { key: obj.key, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
     } finally {
       p.queued--;
       report();
@@ -97,14 +111,14 @@ export async function backfill(deps: ProcessDeps, opts: BackfillOptions): Promis
 
   let pageToken: string | undefined;
   listing: do {
-    const page = await deps.store.list(bucket, prefix, { pageToken, pageSize: 500 });
+    const page = await deps.store.list(bucket, prefix, { pageToken, pageSize: 500, ...callOptions(inv) });
     pageToken = page.nextPageToken;
     for (const obj of page.items) {
       if (stop()) break listing;
       if (seen.has(obj.key)) continue;
       seen.add(obj.key);
       p.listed++;
-      if (!(await needsWork(deps, obj, opts.force ?? false))) {
+      if (!(await needsWork(deps, inv, obj, opts.force ?? false))) {
         p.skipped++;
         report();
         continue;
@@ -126,6 +140,7 @@ export async function backfill(deps: ProcessDeps, opts: BackfillOptions): Promis
 export interface ReprocessOptions {
   concurrency: number;
   maxImages: number;
+  /** Stops taking new images; the ones in flight finish. */
   signal?: AbortSignal;
   onProgress?: (p: BackfillProgress) => void;
 }
@@ -133,24 +148,26 @@ export interface ReprocessOptions {
 /**
  * Re-runs images after a fix: the given ids, or (ids omitted) every image whose manifest is `failed`.
  * Clears each image's attempt counter first, so images that exhausted their retries get a fresh budget.
+ * `inv` is the whole run's context, as for {@link backfill}.
  */
-export async function reprocess(deps: ProcessDeps, ids: string[] | 'failed', opts: ReprocessOptions): Promise<BackfillReport> {
+export async function reprocess(deps: ProcessDeps, inv: Invocation, ids: string[] | 'failed', opts: ReprocessOptions): Promise<BackfillReport> {
   const { config, store } = deps;
+  const call = callOptions(inv);
   const targets: Manifest[] = [];
   if (ids === 'failed') {
     let pageToken: string | undefined;
     do {
-      const page = await store.list(config.buckets.variants, config.layout.manifests, { pageToken, pageSize: 500 });
+      const page = await store.list(config.buckets.variants, config.layout.manifests, { pageToken, pageSize: 500, ...call });
       pageToken = page.nextPageToken;
       for (const item of page.items) {
         const id = item.key.slice(config.layout.manifests.length, -'.json'.length);
-        const m = await readStoredManifest(deps.store, deps.config, id);
+        const m = await readStoredManifest(deps.store, deps.config, id, call);
         if (m?.status === 'failed') targets.push(m);
       }
     } while (pageToken && targets.length < opts.maxImages);
   } else {
     for (const id of ids) {
-      const m = await readStoredManifest(deps.store, deps.config, id);
+      const m = await readStoredManifest(deps.store, deps.config, id, call);
       if (!m) throw new PixelpipeError('not_found_object', `no manifest for image ${id}`, { retryable: false });
       targets.push(m);
     }
@@ -166,16 +183,16 @@ export async function reprocess(deps: ProcessDeps, ids: string[] | 'failed', opt
       const m = targets[next++];
       keys.push(m.source.key);
       try {
-        const current = await store.head(m.source.bucket, m.source.key);
+        const current = await store.head(m.source.bucket, m.source.key, call);
         if (!current) {
           p.skipped++;
           continue;
         }
-        await store.delete(config.buckets.variants, attemptsKey(config.layout, m.id, current.generation));
-        tally(p, await processImage(deps, { bucket: m.source.bucket, key: m.source.key, generation: current.generation, force: true }));
+        await store.delete(config.buckets.variants, attemptsKey(config.layout, m.id, current.generation), call);
+        tally(p, await processOne(deps, inv, { bucket: m.source.bucket, key: m.source.key, generation: current.generation, force: true }));
       } catch (err) {
         p.errors++;
-        deps.logger.error('reprocess: image failed transiently', { imageId: m.id, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
+        inv.logger.error('reprocess: image failed transiently', { imageId: m.id, err, reason: err instanceof PixelpipeError ? err.code : 'internal' });
       } finally {
         opts.onProgress?.({ ...p });
       }

@@ -3,6 +3,7 @@
  */
 import type { PixelpipeConfig } from '../config';
 import { ObjectNotFoundError } from '../errors';
+import { callOptions, type Invocation } from '../invocation';
 import { manifestKey } from '../keys';
 import { parseManifest, type Manifest } from '../manifest';
 import type { ObjectStore, UrlSigner } from '../ports';
@@ -17,12 +18,13 @@ export interface StatusDeps {
 
 /**
  * Returns the manifest, or `null` while the image is still pending (or belongs to someone else: the
- * caller cannot tell the two apart, so ids cannot be probed).
+ * caller cannot tell the two apart, so ids cannot be probed). Every call runs within `inv`.
  */
-export async function getImageStatus(deps: StatusDeps, id: string, owner?: string): Promise<Manifest | null> {
+export async function getImageStatus(deps: StatusDeps, inv: Invocation, id: string, owner?: string): Promise<Manifest | null> {
+  const call = callOptions(inv, deps.config.invocation.reserveMs);
   let manifest: Manifest;
   try {
-    const obj = await deps.store.get(deps.config.buckets.variants, manifestKey(deps.config.layout, id), { maxBytes: 1024 * 1024 });
+    const obj = await deps.store.get(deps.config.buckets.variants, manifestKey(deps.config.layout, id), { maxBytes: 1024 * 1024, ...call });
     manifest = parseManifest(JSON.parse(obj.body.toString('utf8')));
   } catch (err) {
     if (err instanceof ObjectNotFoundError) return null;
@@ -33,7 +35,7 @@ export async function getImageStatus(deps: StatusDeps, id: string, owner?: strin
   if (signer) {
     const seconds = deps.readUrlSeconds ?? 900;
     manifest.variants = await Promise.all(
-      manifest.variants.map(async (v) => (v.url ? v : { ...v, url: await signer.signRead(manifest.bucket, v.key, seconds) })),
+      manifest.variants.map(async (v) => (v.url ? v : { ...v, url: await signer.signRead(manifest.bucket, v.key, seconds, call) })),
     );
   }
   return manifest;

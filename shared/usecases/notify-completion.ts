@@ -4,15 +4,16 @@
 import type { PixelpipeConfig } from '../config';
 import { ObjectNotFoundError, PixelpipeError, TransientError } from '../errors';
 import { buildCompletionEvent } from '../events';
+import { callOptions, type Invocation } from '../invocation';
 import { parseManifestKey } from '../keys';
 import { parseManifest, type Manifest } from '../manifest';
-import type { EventPublisher, Logger, ObjectReader } from '../ports';
+import type { EventPublisher, ObjectReader } from '../ports';
 
+/** What notifying needs from the outside world, built once per cold start. */
 export interface NotifyDeps {
   /** Only reads: the manifest named by the notification. */
   store: ObjectReader;
   publisher: EventPublisher;
-  logger: Logger;
   config: PixelpipeConfig;
 }
 
@@ -24,16 +25,19 @@ export type NotifyOutcome =
  * Reads the manifest and publishes one CloudEvent with filterable attributes. The event (id, time,
  * body) depends only on the manifest, so a redelivered notification publishes an identical message.
  * Every publishing failure is rethrown as retryable: the platform retries the notifier and finally
- * parks the notification in its dead-letter queue, so no completion is silently lost.
+ * parks the notification in its dead-letter queue, so no completion is silently lost. Both calls end
+ * `config.invocation.reserveMs` before the invocation's deadline, so an outage fails the invocation
+ * (and is logged) before the platform kills it.
  */
-export async function notifyCompletion(deps: NotifyDeps, ref: { bucket: string; key: string }): Promise<NotifyOutcome> {
-  const { config, logger } = deps;
+export async function notifyCompletion(deps: NotifyDeps, inv: Invocation, ref: { bucket: string; key: string }): Promise<NotifyOutcome> {
+  const { config } = deps;
   const id = ref.bucket === config.buckets.variants ? parseManifestKey(config.layout, ref.key) : null;
   if (!id) return { status: 'ignored', reason: 'not_a_manifest' };
-  const log = logger.child({ imageId: id, bucket: ref.bucket, key: ref.key });
+  const log = inv.logger.child({ imageId: id, bucket: ref.bucket, key: ref.key });
+  const call = callOptions(inv, config.invocation.reserveMs);
   let manifest: Manifest;
   try {
-    const obj = await deps.store.get(ref.bucket, ref.key, { maxBytes: 1024 * 1024 });
+    const obj = await deps.store.get(ref.bucket, ref.key, { maxBytes: 1024 * 1024, ...call });
     manifest = parseManifest(JSON.parse(obj.body.toString('utf8')));
   } catch (err) {
     if (err instanceof ObjectNotFoundError) {
@@ -47,7 +51,7 @@ export async function notifyCompletion(deps: NotifyDeps, ref: { bucket: string; 
   const { event, attributes } = buildCompletionEvent(manifest, config.eventSource, new Date(manifest.createdAt));
   let messageId: string;
   try {
-    messageId = await deps.publisher.publish(JSON.stringify(event), attributes);
+    messageId = await deps.publisher.publish(JSON.stringify(event), attributes, call);
   } catch (err) {
     if (err instanceof PixelpipeError && err.retryable) throw err;
     // A missing topic or permission is a deployment fault, not a property of this image: hand the

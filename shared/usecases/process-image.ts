@@ -2,16 +2,18 @@
  * Use case: an object was finalized in storage; turn it into variants and a manifest.
  */
 import type { PixelpipeConfig } from '../config';
-import { ImageRejectedError, ObjectNotFoundError, PixelpipeError, isRetryable, type ImageReasonCode } from '../errors';
-import { attemptsKey, manifestKey, parseOriginalKey, variantKey } from '../keys';
+import { ImageRejectedError, ObjectNotFoundError, PixelpipeError, type ImageReasonCode } from '../errors';
+import { callOptions, remainingMs, type CallOptions, type Invocation } from '../invocation';
+import { manifestKey, parseOriginalKey, variantKey } from '../keys';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type Manifest } from '../manifest';
-import type { Clock, ImageProcessor, Logger, ObjectInfo, ObjectStore, StoredObject } from '../ports';
+import type { Clock, ImageProcessor, ObjectInfo, ObjectStore, StoredObject } from '../ports';
+import { beginAttempt, giveUpOrRethrow, type LedgerContext } from './attempt-ledger';
 
+/** What processing needs from the outside world, built once per cold start. */
 export interface ProcessDeps {
   store: ObjectStore;
   processor: ImageProcessor;
   clock: Clock;
-  logger: Logger;
   config: PixelpipeConfig;
 }
 
@@ -34,6 +36,14 @@ export type ProcessOutcome =
 
 const WRITE_CONCURRENCY = 4;
 
+/** One delivery being processed: what `finish` and the ledger need, built once in {@link processImage}. */
+interface Run extends LedgerContext {
+  processor: ImageProcessor;
+  clock: Clock;
+  owner: string;
+  started: number;
+}
+
 /**
  * Processes one original: guard → dedupe → attempt budget → read once → render → write variants →
  * write the manifest last.
@@ -42,94 +52,121 @@ const WRITE_CONCURRENCY = 4;
  * which get a `failed` manifest). Throws a retryable error for transient faults, after counting the
  * attempt, so the platform retries; once the attempt budget or event age is exhausted the image ends
  * `failed` with `retries_exhausted` instead of retrying forever.
+ *
+ * Every storage call runs within `inv`: normal work ends `config.invocation.reserveMs` before the
+ * deadline, so a stalled downstream still leaves time to record the attempt (or, on the last allowed
+ * attempt, the failed manifest) before the platform ends the invocation.
  */
-export async function processImage(deps: ProcessDeps, event: ObjectEvent): Promise<ProcessOutcome> {
+export async function processImage(deps: ProcessDeps, inv: Invocation, event: ObjectEvent): Promise<ProcessOutcome> {
   const { config, store, clock } = deps;
   const started = clock.now().getTime();
   const ref = event.bucket === config.buckets.originals ? parseOriginalKey(config.layout, event.key) : null;
   // The recursion guard: variants, manifests and state objects never parse as originals.
   if (!ref) return { status: 'ignored', reason: 'outside_originals' };
-  const log = deps.logger.child({ imageId: ref.id, bucket: event.bucket, key: event.key, generation: event.generation });
+  const work = callOptions(inv, config.invocation.reserveMs);
+  const run: Run = {
+    store,
+    config,
+    inv,
+    work,
+    processor: deps.processor,
+    clock,
+    log: inv.logger.child({ imageId: ref.id, bucket: event.bucket, key: event.key, generation: event.generation }),
+    imageId: ref.id,
+    owner: ref.owner,
+    event,
+    started,
+  };
 
-  const existing = await readManifest(store, config, ref.id);
+  const existing = await readManifest(store, config, ref.id, work);
   if (!event.force && existing && existing.source.key === event.key && event.generation !== undefined && existing.source.generation === event.generation) {
-    log.info('duplicate delivery: manifest already written for this generation', { status: existing.status });
+    run.log.info('duplicate delivery: manifest already written for this generation', { status: existing.status });
     return { status: 'duplicate', manifest: existing };
   }
 
-  let attempts = 1;
-  if (event.generation !== undefined) {
-    attempts = (await readAttempts(store, config, ref.id, event.generation)) + 1;
-    const ageSeconds = event.eventTime ? (started - event.eventTime.getTime()) / 1000 : 0;
-    if (attempts > config.retry.maxAttempts || ageSeconds > config.retry.maxEventAgeSeconds) {
-      const info = await headQuietly(store, event.bucket, event.key);
-      return finish(deps, log, ref, event, info, started, attempts, {
-        rejected: new ImageRejectedError('retries_exhausted', `gave up after ${attempts - 1} attempts over ${Math.round(ageSeconds)} s`),
-      });
-    }
-  }
+  const attempt = await beginAttempt(run, started);
+  const giveUp = { ...run, attempt: attempt.number, fail: (rejected: ImageRejectedError) => failLate(run, attempt.number, rejected) };
+  if (attempt.exhausted) return failLate(run, attempt.number, attempt.exhausted);
 
   let original: StoredObject;
   try {
-    original = await store.get(event.bucket, event.key, { maxBytes: config.limits.maxInputBytes });
+    original = await store.get(event.bucket, event.key, { maxBytes: config.limits.maxInputBytes, ...work });
   } catch (err) {
     if (err instanceof ObjectNotFoundError) {
-      log.warn('original is gone (deleted or overwritten before processing)');
+      run.log.warn('original is gone (deleted or overwritten before processing)');
       return { status: 'ignored', reason: 'object_gone' };
     }
-    if (err instanceof ImageRejectedError) {
-      const info = await headQuietly(store, event.bucket, event.key);
-      return finish(deps, log, ref, event, info, started, attempts, { rejected: err });
-    }
-    return giveUpOrRethrow(deps, log, ref, event, started, attempts, err);
+    if (!(err instanceof ImageRejectedError)) return giveUpOrRethrow(giveUp, err);
+    const info = await headQuietly(store, event.bucket, event.key, work);
+    return finish(run, attempt.number, info, { rejected: err }).catch((e: unknown) => giveUpOrRethrow(giveUp, e));
   }
   if (event.generation !== undefined && original.generation !== event.generation) {
-    log.info('event superseded by a newer generation of the same key', { current: original.generation });
+    run.log.info('event superseded by a newer generation of the same key', { current: original.generation });
     return { status: 'ignored', reason: 'superseded' };
   }
+  const trace = original.metadata['pixelpipe-trace'];
+  // The upload's trace id follows the image; the invocation's own id is only a fallback.
+  if (trace && trace !== inv.traceId) run.log = run.log.child({ traceId: trace });
 
   try {
-    const result = await deps.processor.render(original.body, config.variants, config.limits, {
-      webpEffort: config.output.webpEffort,
-      avifEffort: config.output.avifEffort,
-      placeholder: config.output.placeholder,
-    });
-    const entries = await mapLimit(result.outputs, WRITE_CONCURRENCY, async (o) => {
-      const key = variantKey(config.layout, ref.id, o.variant, o.extension);
-      await store.put(config.buckets.variants, key, o.body, {
-        contentType: o.contentType,
-        cacheControl: config.output.cacheControl,
-        metadata: { 'pixelpipe-image': ref.id, 'pixelpipe-generation': original.generation },
-      });
-      return {
-        name: o.variant,
-        format: o.format,
-        key,
-        contentType: o.contentType,
-        width: o.width,
-        height: o.height,
-        bytes: o.body.length,
-        ...(config.output.publicBaseUrl ? { url: `${config.output.publicBaseUrl.replace(/\/$/, '')}/${key}` } : {}),
-      };
-    });
-    return finish(deps, log, ref, event, original, started, attempts, {
-      processed: {
-        variants: entries,
-        placeholder: result.placeholder,
-        probe: result.probe,
-        metrics: {
-          decodeMs: result.metrics.decodeMs,
-          encodeMs: result.metrics.encodeMs,
-          bytesIn: original.body.length,
-          bytesOut: entries.reduce((n, e) => n + e.bytes, 0),
-          peakRssBytes: process.resourceUsage().maxRSS * 1024,
-        },
-      },
-    });
+    return await render(run, attempt.number, original);
   } catch (err) {
-    if (err instanceof ImageRejectedError) return finish(deps, log, ref, event, original, started, attempts, { rejected: err });
-    return giveUpOrRethrow(deps, log, ref, event, started, attempts, err);
+    if (err instanceof ImageRejectedError) return finish(run, attempt.number, original, { rejected: err }).catch((e: unknown) => giveUpOrRethrow(giveUp, e));
+    return giveUpOrRethrow(giveUp, err);
   }
+}
+
+async function render(run: Run, attempt: number, original: StoredObject): Promise<ProcessOutcome> {
+  const { config, store } = run;
+  const result = await run.processor.render(original.body, config.variants, config.limits, {
+    webpEffort: config.output.webpEffort,
+    avifEffort: config.output.avifEffort,
+    placeholder: config.output.placeholder,
+  });
+  const entries = await mapLimit(result.outputs, WRITE_CONCURRENCY, async (o) => {
+    const key = variantKey(config.layout, run.imageId, o.variant, o.extension);
+    await store.put(config.buckets.variants, key, o.body, {
+      contentType: o.contentType,
+      cacheControl: config.output.cacheControl,
+      metadata: { 'pixelpipe-image': run.imageId, 'pixelpipe-generation': original.generation },
+      ...run.work,
+    });
+    return {
+      name: o.variant,
+      format: o.format,
+      key,
+      contentType: o.contentType,
+      width: o.width,
+      height: o.height,
+      bytes: o.body.length,
+      ...(config.output.publicBaseUrl ? { url: `${config.output.publicBaseUrl.replace(/\/$/, '')}/${key}` } : {}),
+    };
+  });
+  return finish(run, attempt, original, {
+    processed: {
+      variants: entries,
+      placeholder: result.placeholder,
+      probe: result.probe,
+      metrics: {
+        decodeMs: result.metrics.decodeMs,
+        encodeMs: result.metrics.encodeMs,
+        bytesIn: original.body.length,
+        bytesOut: entries.reduce((n, e) => n + e.bytes, 0),
+        peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      },
+    },
+  });
+}
+
+/**
+ * Ends the image `failed` when the budget is spent or the last attempt hit a transient fault: under the
+ * remaining time (the reserve), with at most half of it spent looking up the original's metadata.
+ */
+async function failLate(run: Run, attempt: number, rejected: ImageRejectedError): Promise<ProcessOutcome> {
+  const now = run.inv.now();
+  const lookup: CallOptions = { signal: run.inv.signal, deadline: now + Math.max(0, remainingMs(run.inv)) / 2 };
+  const info = await headQuietly(run.store, run.event.bucket, run.event.key, lookup);
+  return finish(run, attempt, info, { rejected }, callOptions(run.inv));
 }
 
 type Finish =
@@ -143,23 +180,21 @@ type Finish =
       };
     };
 
+/** Writes the manifest (the commit marker the notifier waits for) and logs the outcome. */
 async function finish(
-  deps: ProcessDeps,
-  log: Logger,
-  ref: { owner: string; id: string },
-  event: ObjectEvent,
-  object: Omit<StoredObject, 'body'> | undefined,
-  started: number,
+  run: Run,
   attempts: number,
+  object: Omit<StoredObject, 'body'> | undefined,
   outcome: Finish,
+  call: CallOptions = run.work,
 ): Promise<ProcessOutcome> {
-  const { config, store, clock } = deps;
-  const now = clock.now();
+  const { config, store, event } = run;
+  const now = run.clock.now();
   const filename = object?.metadata['pixelpipe-filename'];
   const manifest: Manifest = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
-    id: ref.id,
-    owner: ref.owner,
+    id: run.imageId,
+    owner: run.owner,
     status: 'rejected' in outcome ? 'failed' : 'processed',
     ...('rejected' in outcome ? { reason: { code: outcome.rejected.code as ImageReasonCode, message: outcome.rejected.message } } : {}),
     source: {
@@ -179,73 +214,27 @@ async function finish(
     ...(object?.metadata['pixelpipe-trace'] ? { traceId: object.metadata['pixelpipe-trace'] } : {}),
     attempts,
     createdAt: now.toISOString(),
-    durationMs: Math.max(0, now.getTime() - started),
+    durationMs: Math.max(0, now.getTime() - run.started),
     ...('processed' in outcome ? { metrics: outcome.processed.metrics } : {}),
   };
-  await store.put(config.buckets.variants, manifestKey(config.layout, ref.id), Buffer.from(JSON.stringify(manifest, null, 2)), {
+  await store.put(config.buckets.variants, manifestKey(config.layout, run.imageId), Buffer.from(JSON.stringify(manifest, null, 2)), {
     contentType: 'application/json',
     // Manifests change when an image is re-uploaded or reprocessed: never cache them as immutable.
     cacheControl: 'no-cache',
-    metadata: { 'pixelpipe-image': ref.id, 'pixelpipe-status': manifest.status },
+    // The trace id rides along so the notifier can log under it before reading the manifest.
+    metadata: { 'pixelpipe-image': run.imageId, 'pixelpipe-status': manifest.status, ...(manifest.traceId ? { 'pixelpipe-trace': manifest.traceId } : {}) },
+    ...call,
   });
   const fields = { traceId: manifest.traceId, durationMs: manifest.durationMs, attempts, status: manifest.status };
-  if (manifest.status === 'failed') log.warn('image failed', { ...fields, reason: manifest.reason?.code, detail: manifest.reason?.message });
-  else log.info('image processed', { ...fields, ...manifest.metrics, variants: manifest.variants.length });
+  if (manifest.status === 'failed') run.log.warn('image failed', { ...fields, reason: manifest.reason?.code, detail: manifest.reason?.message });
+  else run.log.info('image processed', { ...fields, ...manifest.metrics, variants: manifest.variants.length });
   return { status: manifest.status, manifest };
 }
 
-/**
- * A transient fault: on the last allowed attempt the image ends `failed` (retries_exhausted) now, so the
- * platform's final retry leaves a manifest and a failure event behind; otherwise the attempt is counted
- * and the error rethrown for a platform retry.
- */
-async function giveUpOrRethrow(
-  deps: ProcessDeps,
-  log: Logger,
-  ref: { owner: string; id: string },
-  event: ObjectEvent,
-  started: number,
-  attempts: number,
-  err: unknown,
-): Promise<ProcessOutcome> {
-  if (isRetryable(err) && event.generation !== undefined && attempts >= deps.config.retry.maxAttempts) {
-    try {
-      const info = await headQuietly(deps.store, event.bucket, event.key);
-      return await finish(deps, log, ref, event, info, started, attempts, {
-        rejected: new ImageRejectedError('retries_exhausted', `gave up after ${attempts} attempts: ${err instanceof Error ? err.message : String(err)}`),
-      });
-    } catch {
-      // Storage is still down: the next delivery finds the budget spent and writes the manifest then.
-    }
-  }
-  throw await countAttempt(deps, log, ref.id, event, attempts, err);
-}
-
-async function countAttempt(deps: ProcessDeps, log: Logger, id: string, event: ObjectEvent, attempts: number, err: unknown): Promise<unknown> {
-  log.error('transient failure; the platform will retry', {
-    err,
-    attempt: attempts,
-    reason: err instanceof PixelpipeError ? err.code : 'internal',
-    retryable: isRetryable(err),
-  });
-  if (event.generation !== undefined) {
-    try {
-      await deps.store.put(deps.config.buckets.variants, attemptsKey(deps.config.layout, id, event.generation), Buffer.from(String(attempts)), {
-        contentType: 'text/plain',
-        cacheControl: 'no-store',
-      });
-    } catch (counterErr) {
-      // Counting is best effort: the event-age cap still ends a poison object if storage stays down.
-      log.warn('could not record the attempt', { err: counterErr });
-    }
-  }
-  return err;
-}
-
 /** The image's manifest, or `null` when absent or unreadable (transient storage errors are rethrown). */
-export async function readManifest(store: ObjectStore, config: PixelpipeConfig, id: string): Promise<Manifest | null> {
+export async function readManifest(store: ObjectStore, config: PixelpipeConfig, id: string, call: CallOptions = {}): Promise<Manifest | null> {
   try {
-    const obj = await store.get(config.buckets.variants, manifestKey(config.layout, id), { maxBytes: 1024 * 1024 });
+    const obj = await store.get(config.buckets.variants, manifestKey(config.layout, id), { maxBytes: 1024 * 1024, ...call });
     return parseManifest(JSON.parse(obj.body.toString('utf8')));
   } catch (err) {
     if (err instanceof ObjectNotFoundError) return null;
@@ -255,24 +244,13 @@ export async function readManifest(store: ObjectStore, config: PixelpipeConfig, 
   }
 }
 
-async function readAttempts(store: ObjectStore, config: PixelpipeConfig, id: string, generation: string): Promise<number> {
-  try {
-    const obj = await store.get(config.buckets.variants, attemptsKey(config.layout, id, generation), { maxBytes: 64 });
-    const n = Number.parseInt(obj.body.toString('utf8'), 10);
-    return Number.isFinite(n) && n >= 0 ? n : 0;
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) return 0;
-    throw err;
-  }
-}
-
 /**
  * Metadata for a failed manifest (size, filename, trace). Best effort: giving up must not depend on
  * storage answering, or a poison object whose reads and lookups both fail would be retried forever.
  */
-async function headQuietly(store: ObjectStore, bucket: string, key: string): Promise<ObjectInfo | undefined> {
+async function headQuietly(store: ObjectStore, bucket: string, key: string, call: CallOptions): Promise<ObjectInfo | undefined> {
   try {
-    return (await store.head(bucket, key)) ?? undefined;
+    return (await store.head(bucket, key, call)) ?? undefined;
   } catch {
     return undefined;
   }

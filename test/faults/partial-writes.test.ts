@@ -11,14 +11,15 @@ import type { ImageProcessor, ObjectStore, PutOptions, RenderResult } from '../.
 import { FixedClock } from '../../shared/testing/fakes';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage } from '../../shared/usecases/process-image';
+import { testInvocation } from '../../shared/testing/invocation';
 
 const ID = 'fa017000-0000-4000-8000-0000000000aa';
 const KEY = `originals/alice/${ID}`;
 
 /** Renders nine tiny outputs without sharp: this test is about the writes. */
 const processor: ImageProcessor = {
-  async render(): Promise<RenderResult> {
-    return {
+  render(): Promise<RenderResult> {
+    return Promise.resolve({
       probe: { mimeType: 'image/jpeg', format: 'jpeg', width: 640, height: 480, pages: 1, hasAlpha: false, hasProfile: false },
       outputs: Array.from({ length: 9 }, (_, i) => ({
         variant: `v${i}`,
@@ -31,7 +32,7 @@ const processor: ImageProcessor = {
       })),
       placeholder: null,
       metrics: { decodeMs: 1, encodeMs: {} },
-    };
+    });
   },
 };
 
@@ -61,7 +62,7 @@ test('after a failed variant write no further write starts, and the invocation f
   const info = await store.put(config.buckets.originals, KEY, Buffer.from('original'), { contentType: 'image/jpeg' });
   const deps = { store, processor, clock: new FixedClock(), logger: silentLogger, config };
 
-  const err = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation }).catch((e: unknown) => e);
+  const err = await processImage(deps, testInvocation(), { bucket: info.bucket, key: KEY, generation: info.generation }).catch((e: unknown) => e);
   const failedAt = performance.now();
   expect(err).toBeInstanceOf(TransientError);
   const startedAtFailure = store.started.length;

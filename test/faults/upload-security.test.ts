@@ -35,6 +35,7 @@ import { createUploadHandler as createGcpUploadHandler } from '../../functions/g
 import { verifyV4, type V4Request } from '../gcp/v4-verify';
 import { startLocalIdp, type LocalIdp } from '../support/jwks';
 import { editPolicy, verifyPostPolicy } from './post-policy';
+import { testInvocation } from '../../shared/testing/invocation';
 
 process.env.METADATA_SERVER_DETECTION = 'none';
 const ROOT = join(__dirname, '..', '..');
@@ -782,10 +783,11 @@ describe('variant URLs: private by default, a configured public base, or short-l
     const cfg = config({ PIXELPIPE_AUTH_MODE: 'anonymous', ...env });
     const store = new MemoryObjectStore();
     const info = await store.put(cfg.buckets.originals, `originals/alice/${ID}`, Buffer.from('x'), { contentType: 'image/jpeg' });
-    const out = await processImage(
-      { store, processor, clock: new FixedClock(), logger: silentLogger, config: cfg },
-      { bucket: info.bucket, key: info.key, generation: info.generation },
-    );
+    const out = await processImage({ store, processor, clock: new FixedClock(), config: cfg }, testInvocation(), {
+      bucket: info.bucket,
+      key: info.key,
+      generation: info.generation,
+    });
     if (out.status !== 'processed') throw new Error(`unexpected ${out.status}`);
     return { store, cfg, manifest: out.manifest };
   }
@@ -804,7 +806,7 @@ describe('variant URLs: private by default, a configured public base, or short-l
   test('the status use case signs reads for at most 15 minutes, for the owner only (GCS and S3)', async () => {
     const { store, cfg } = await processed();
     const now = new Date();
-    const gcs = await getImageStatus({ store, config: cfg, signer: gcsSigner() }, ID, 'alice');
+    const gcs = await getImageStatus({ store, config: cfg, signer: gcsSigner() }, testInvocation(), ID, 'alice');
     expect(gcs!.variants).toHaveLength(2);
     for (const v of gcs!.variants) {
       const u = new URL(v.url!);
@@ -815,13 +817,13 @@ describe('variant URLs: private by default, a configured public base, or short-l
       if (r.ok) expect(gcsVerify(asSent(v.url!, {}, 'GET'), new Date(r.signedAt.getTime() + 901_000))).toMatchObject({ ok: false, code: 'ExpiredToken' });
       expect(gcsVerify(asSent(v.url!, {}, 'PUT'), now).ok).toBe(false);
     }
-    const s3 = await getImageStatus({ store, config: cfg, signer: s3Signer() }, ID, 'alice');
+    const s3 = await getImageStatus({ store, config: cfg, signer: s3Signer() }, testInvocation(), ID, 'alice');
     for (const v of s3!.variants) {
       const u = new URL(v.url!);
       expect(u.host).toBe(`${VARIANTS}.s3.eu-west-1.amazonaws.com`);
       expect(Number(u.searchParams.get('X-Amz-Expires'))).toBeLessThanOrEqual(900);
       expect(u.searchParams.get('X-Amz-SignedHeaders')).toBe('host');
     }
-    expect(await getImageStatus({ store, config: cfg, signer: gcsSigner() }, ID, 'mallory')).toBeNull();
+    expect(await getImageStatus({ store, config: cfg, signer: gcsSigner() }, testInvocation(), ID, 'mallory')).toBeNull();
   });
 });

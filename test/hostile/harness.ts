@@ -16,6 +16,7 @@ import { FixedClock, MemoryEventPublisher } from '../../shared/testing/fakes';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { notifyCompletion, type NotifyOutcome } from '../../shared/usecases/notify-completion';
 import { processImage, type ObjectEvent, type ProcessOutcome } from '../../shared/usecases/process-image';
+import { testInvocation } from '../../shared/testing/invocation';
 
 /** One real processor for the whole suite (sharp's global settings are per process anyway). */
 export const processor = new SharpImageProcessor();
@@ -79,11 +80,14 @@ export function harness(env: Record<string, string> = {}, opts: { processor?: Im
       }),
     async process(event) {
       const from = lines.length;
-      const outcome = await processImage({ store, processor: proc, clock, config, logger }, event);
+      const outcome = await processImage({ store, processor: proc, clock, config }, testInvocation({ logger }), event);
       return { outcome, lines: lines.slice(from) };
     },
     async notify(id) {
-      const outcome = await notifyCompletion({ store, publisher, logger, config }, { bucket: config.buckets.variants, key: manifestKey(config.layout, id) });
+      const outcome = await notifyCompletion({ store, publisher, config }, testInvocation({ logger }), {
+        bucket: config.buckets.variants,
+        key: manifestKey(config.layout, id),
+      });
       if (outcome.status !== 'published') throw new Error(`nothing published: ${JSON.stringify(outcome)}`);
       return { outcome, event: parseCompletionEvent(publisher.messages[publisher.messages.length - 1].body) };
     },

@@ -9,6 +9,7 @@ import { MemoryEventPublisher } from '../../shared/testing/fakes';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { notifyCompletion } from '../../shared/usecases/notify-completion';
 import { completionEventJsonSchema, SCHEMA_PATH } from '../../scripts/gen-schema';
+import { testInvocation } from '../../shared/testing/invocation';
 
 const ID = '00000000-0000-4000-8000-000000000001';
 const manifest = (over: Partial<Manifest> = {}): Manifest => ({
@@ -45,7 +46,7 @@ describe('completion event', () => {
       subject: ID,
       source: '//pixelpipe',
       datacontenttype: 'application/json',
-      traceparent: expect.stringMatching(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/),
+      traceparent: expect.stringMatching(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/) as string,
       durationms: 12,
     });
     expect(attributes).toEqual({ type: 'pixelpipe.image.processed.v1', imageId: ID, owner: 'alice', status: 'processed' });
@@ -113,8 +114,8 @@ describe('notifyCompletion', () => {
 
   test('publishes one event; a redelivery publishes an identical message', async () => {
     const { publisher, deps } = await setup();
-    const a = await notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` });
-    const b = await notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` });
+    const a = await notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key: `manifests/${ID}.json` });
+    const b = await notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key: `manifests/${ID}.json` });
     expect(a.status).toBe('published');
     expect(publisher.messages).toHaveLength(2);
     expect(publisher.messages[0].body).toBe(publisher.messages[1].body);
@@ -128,14 +129,17 @@ describe('notifyCompletion', () => {
     ['an original', `originals/alice/${ID}`],
   ])('ignores %s', async (_w, key) => {
     const { publisher, deps } = await setup();
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key })).resolves.toEqual({ status: 'ignored', reason: 'not_a_manifest' });
+    await expect(notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key })).resolves.toEqual({
+      status: 'ignored',
+      reason: 'not_a_manifest',
+    });
     expect(publisher.messages).toEqual([]);
   });
 
   test('an invalid manifest is not published and not retried', async () => {
     const { store, publisher, deps } = await setup();
     await store.put(config.buckets.variants, `manifests/${ID}.json`, Buffer.from('{"id":'), { contentType: 'application/json' });
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({
+    await expect(notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({
       reason: 'invalid_manifest',
     });
     expect(publisher.messages).toEqual([]);
@@ -144,7 +148,7 @@ describe('notifyCompletion', () => {
   test('a refused publish (missing topic, permission) is still handed back for retry and dead-lettering', async () => {
     const { publisher, deps } = await setup();
     publisher.failNext(new PixelpipeError('internal', 'NOT_FOUND: topic', { retryable: false }));
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({
+    await expect(notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({
       retryable: true,
       code: 'publish_failed',
     });
@@ -153,7 +157,11 @@ describe('notifyCompletion', () => {
   test('an unavailable broker is rethrown for a platform retry', async () => {
     const { publisher, deps } = await setup();
     publisher.failNext(new TransientError('publish_failed', 'unavailable'));
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({ retryable: true });
-    await expect(notifyCompletion(deps, { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({ status: 'published' });
+    await expect(notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).rejects.toMatchObject({
+      retryable: true,
+    });
+    await expect(notifyCompletion(deps, testInvocation(), { bucket: config.buckets.variants, key: `manifests/${ID}.json` })).resolves.toMatchObject({
+      status: 'published',
+    });
   });
 });

@@ -8,6 +8,7 @@ import { createLogger } from '../../shared/logger';
 import { FixedClock } from '../../shared/testing/fakes';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage, type ProcessDeps } from '../../shared/usecases/process-image';
+import { testInvocation } from '../../shared/testing/invocation';
 
 const photo = readFileSync(join(__dirname, '..', '..', 'samples', 'landscape.jpg'));
 const ID = '00000000-0000-4000-8000-00000000abcd';
@@ -19,20 +20,23 @@ function setup(env: Record<string, string> = {}) {
   const store = new MemoryObjectStore();
   const lines: Array<Record<string, unknown>> = [];
   const clock = new FixedClock();
-  const deps: ProcessDeps = { store, processor, clock, config, logger: createLogger({ sink: (l) => lines.push(JSON.parse(l)) }) };
+  const deps: ProcessDeps = { store, processor, clock, config };
+  const logger = createLogger({ sink: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) });
+  // A fresh context per delivery, as the handler edge builds one per invocation.
+  const inv = () => testInvocation({ logger });
   const upload = (body: Buffer = photo, key = KEY) =>
     store.put(config.buckets.originals, key, body, {
       contentType: 'image/jpeg',
       metadata: { 'pixelpipe-trace': '4bf92f3577b34da6a3ce929d0e0e4736', 'pixelpipe-filename': encodeURIComponent('Été 2026.jpg') },
     });
-  return { config, store, deps, lines, clock, upload };
+  return { config, store, deps, lines, clock, upload, inv };
 }
 
 describe('processImage', () => {
   test('writes every variant with type and caching, then a complete manifest', async () => {
-    const { config, store, deps, upload } = setup();
+    const { config, store, deps, upload, inv } = setup();
     const info = await upload();
-    const out = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    const out = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(out.status).toBe('processed');
     if (out.status !== 'processed') return;
     const m = out.manifest;
@@ -91,10 +95,10 @@ describe('processImage', () => {
   });
 
   test('reads the original exactly once and writes the manifest last', async () => {
-    const { config, store, deps, upload } = setup();
+    const { config, store, deps, upload, inv } = setup();
     const info = await upload();
     store.calls.length = 0;
-    await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(store.calls.filter((c) => c.bucket === config.buckets.originals && c.op === 'get')).toHaveLength(1);
     const puts = store.calls.filter((c) => c.op === 'put');
     expect(puts[puts.length - 1].key).toBe(`manifests/${ID}.json`);
@@ -107,16 +111,17 @@ describe('processImage', () => {
     ['another prefix', 'pixelpipe-originals', 'uploads/x.jpg'],
     ['another bucket', 'someone-else', KEY],
   ])('ignores %s', async (_what, bucket, key) => {
-    const { deps, store } = setup();
-    await expect(processImage(deps, { bucket, key, generation: '1' })).resolves.toEqual({ status: 'ignored', reason: 'outside_originals' });
+    const { deps, store, inv } = setup();
+    await expect(processImage(deps, inv(), { bucket, key, generation: '1' })).resolves.toEqual({ status: 'ignored', reason: 'outside_originals' });
     expect(store.calls).toEqual([]);
   });
 
   test('single-bucket mode: outputs never re-trigger processing', async () => {
-    const { deps, store, upload } = setup({ PIXELPIPE_ORIGINALS_BUCKET: 'one-bucket', PIXELPIPE_VARIANTS_BUCKET: 'one-bucket' });
+    const { deps, store, upload, inv } = setup({ PIXELPIPE_ORIGINALS_BUCKET: 'one-bucket', PIXELPIPE_VARIANTS_BUCKET: 'one-bucket' });
     const outcomes: string[] = [];
     const pending: Array<Promise<unknown>> = [];
-    store.onPut = (o) => pending.push(processImage(deps, { bucket: o.bucket, key: o.key, generation: o.generation }).then((r) => outcomes.push(r.status)));
+    store.onPut = (o) =>
+      pending.push(processImage(deps, inv(), { bucket: o.bucket, key: o.key, generation: o.generation }).then((r) => outcomes.push(r.status)));
     await upload(photo, KEY);
     while (pending.length) await pending.shift();
     expect(outcomes.filter((s) => s === 'processed')).toHaveLength(1);
@@ -124,42 +129,42 @@ describe('processImage', () => {
   });
 
   test('a duplicate delivery of the same generation does no work', async () => {
-    const { deps, store, upload } = setup();
+    const { deps, store, upload, inv } = setup();
     const info = await upload();
-    const first = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    const first = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     store.calls.length = 0;
-    const second = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    const second = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(second.status).toBe('duplicate');
     expect(second.status === 'duplicate' && second.manifest).toEqual(first.status === 'processed' && first.manifest);
     expect(store.calls.filter((c) => c.op === 'put')).toEqual([]);
   });
 
   test('a new generation of the same key is processed again; a stale event is ignored', async () => {
-    const { deps, upload } = setup();
+    const { deps, upload, inv } = setup();
     const g1 = await upload();
-    await processImage(deps, { bucket: g1.bucket, key: KEY, generation: g1.generation });
+    await processImage(deps, inv(), { bucket: g1.bucket, key: KEY, generation: g1.generation });
     const g2 = await upload(await sharp(photo).resize(800).jpeg().toBuffer());
-    await expect(processImage(deps, { bucket: g1.bucket, key: KEY, generation: g1.generation, force: true })).resolves.toEqual({
+    await expect(processImage(deps, inv(), { bucket: g1.bucket, key: KEY, generation: g1.generation, force: true })).resolves.toEqual({
       status: 'ignored',
       reason: 'superseded',
     });
-    const again = await processImage(deps, { bucket: g2.bucket, key: KEY, generation: g2.generation });
+    const again = await processImage(deps, inv(), { bucket: g2.bucket, key: KEY, generation: g2.generation });
     expect(again.status).toBe('processed');
     expect(again.status === 'processed' && again.manifest.source).toMatchObject({ generation: g2.generation, width: 800 });
   });
 
   test('a deleted original is ignored, not retried', async () => {
-    const { deps } = setup();
-    await expect(processImage(deps, { bucket: 'pixelpipe-originals', key: KEY, generation: '5' })).resolves.toEqual({
+    const { deps, inv } = setup();
+    await expect(processImage(deps, inv(), { bucket: 'pixelpipe-originals', key: KEY, generation: '5' })).resolves.toEqual({
       status: 'ignored',
       reason: 'object_gone',
     });
   });
 
   test('a bad image ends in a failed manifest and returns normally, with one log line', async () => {
-    const { deps, upload, store, config, lines } = setup();
+    const { deps, upload, store, config, lines, inv } = setup();
     const info = await upload(Buffer.from('<html><script>alert(1)</script></html>'));
-    const out = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    const out = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(out.status).toBe('failed');
     if (out.status !== 'failed') return;
     expect(out.manifest.reason?.code).toBe('unsupported_type');
@@ -171,14 +176,14 @@ describe('processImage', () => {
   });
 
   test('an object over the byte limit fails without being read into memory', async () => {
-    const { deps, upload } = setup({ PIXELPIPE_MAX_INPUT_BYTES: '1000' });
+    const { deps, upload, inv } = setup({ PIXELPIPE_MAX_INPUT_BYTES: '1000' });
     const info = await upload();
-    const out = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    const out = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(out.status === 'failed' && out.manifest.reason?.code).toBe('too_many_bytes');
   });
 
   test('transient storage faults are rethrown (retryable), counted, and end failed after the attempt budget', async () => {
-    const { deps, upload, store, lines } = setup({ PIXELPIPE_MAX_ATTEMPTS: '3' });
+    const { deps, upload, store, lines, inv } = setup({ PIXELPIPE_MAX_ATTEMPTS: '3' });
     const info = await upload();
     const realPut = store.put.bind(store);
     // Variant writes fail; attempt counters and manifests still go through.
@@ -188,12 +193,12 @@ describe('processImage', () => {
     };
     const ev = { bucket: info.bucket, key: KEY, generation: info.generation };
     for (let attempt = 1; attempt <= 2; attempt++) {
-      const err = await processImage(deps, ev).catch((e: unknown) => e);
+      const err = await processImage(deps, inv(), ev).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TransientError);
       expect((err as TransientError).retryable).toBe(true);
     }
     // The third (last allowed) attempt ends the image instead of leaving it to a retry that never comes.
-    const last = await processImage(deps, ev);
+    const last = await processImage(deps, inv(), ev);
     expect(last.status).toBe('failed');
     expect(last.status === 'failed' && last.manifest.reason?.code).toBe('retries_exhausted');
     expect(last.status === 'failed' && last.manifest.attempts).toBe(3);
@@ -202,20 +207,20 @@ describe('processImage', () => {
   });
 
   test('an event older than the retry window ends failed instead of retrying forever', async () => {
-    const { deps, upload, clock } = setup({ PIXELPIPE_MAX_EVENT_AGE_SECONDS: '3600' });
+    const { deps, upload, clock, inv } = setup({ PIXELPIPE_MAX_EVENT_AGE_SECONDS: '3600' });
     const info = await upload();
     const eventTime = clock.now();
     clock.advance(3601 * 1000);
-    const out = await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation, eventTime });
+    const out = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation, eventTime });
     expect(out.status === 'failed' && out.manifest.reason?.code).toBe('retries_exhausted');
   });
 });
 
 describe('observability', () => {
   test('one structured line per processed image with the trace id and per-image metrics', async () => {
-    const { deps, upload, lines } = setup();
+    const { deps, upload, lines, inv } = setup();
     const info = await upload();
-    await processImage(deps, { bucket: info.bucket, key: KEY, generation: info.generation });
+    await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     const done = lines.filter((l) => l.message === 'image processed');
     expect(done).toHaveLength(1);
     expect(done[0]).toMatchObject({
@@ -226,10 +231,10 @@ describe('observability', () => {
       status: 'processed',
       variants: 9,
       bytesIn: photo.length,
-      decodeMs: expect.any(Number),
-      bytesOut: expect.any(Number),
-      peakRssBytes: expect.any(Number),
-      durationMs: expect.any(Number),
+      decodeMs: expect.any(Number) as number,
+      bytesOut: expect.any(Number) as number,
+      peakRssBytes: expect.any(Number) as number,
+      durationMs: expect.any(Number) as number,
     });
     expect(Object.keys(done[0].encodeMs as object)).toHaveLength(9);
     expect(typeof done[0].time).toBe('string');
@@ -238,7 +243,7 @@ describe('observability', () => {
   test('Cloud Logging trace correlation when the project is known', () => {
     const out: string[] = [];
     createLogger({ sink: (l) => out.push(l), fields: { gcpProject: 'my-proj' } }).info('x', { traceId: 'abc' });
-    expect(JSON.parse(out[0])['logging.googleapis.com/trace']).toBe('projects/my-proj/traces/abc');
+    expect((JSON.parse(out[0]) as Record<string, unknown>)['logging.googleapis.com/trace']).toBe('projects/my-proj/traces/abc');
   });
 
   test('levels below the threshold are dropped; errors are flattened', () => {
