@@ -419,9 +419,12 @@ for v in "${FORWARDED_ENV[@]}"; do
   if [[ -n ${!v+set} ]]; then common_env+=("$v=${!v}"); fi
 done
 
-pp_json env-yaml "${common_env[@]}" "PIXELPIPE_SIGNER_SERVICE_ACCOUNT=$SA_UPLOAD" >"$PP_TMP/env-upload.yaml"
-pp_json env-yaml "${common_env[@]}" "MALLOC_ARENA_MAX=2" >"$PP_TMP/env-process.yaml"
-pp_json env-yaml "${common_env[@]}" >"$PP_TMP/env-notify.yaml"
+# functions-framework does not tell a handler its deadline: each function learns its own --timeout
+# (validated above as <N>s) and stops retrying in time to record the attempt before it is killed.
+pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${UPLOAD_TIMEOUT%s}" \
+  "PIXELPIPE_SIGNER_SERVICE_ACCOUNT=$SA_UPLOAD" >"$PP_TMP/env-upload.yaml"
+pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${PROCESS_TIMEOUT%s}" "MALLOC_ARENA_MAX=2" >"$PP_TMP/env-process.yaml"
+pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${NOTIFY_TIMEOUT%s}" >"$PP_TMP/env-notify.yaml"
 
 deploy_function() { # fn name sa memory cpu timeout concurrency max-instances [extra flags...]
   local fn=$1 name=$2 sa=$3 memory=$4 cpu=$5 timeout=$6 concurrency=$7 max=$8

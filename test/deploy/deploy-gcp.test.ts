@@ -161,6 +161,11 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(env('upload').PIXELPIPE_SIGNER_SERVICE_ACCOUNT).toBe(SA.upload);
     expect(env('process').MALLOC_ARENA_MAX).toBe('2');
     expect(env('notify').MALLOC_ARENA_MAX).toBeUndefined();
+    // Each function's deadline is its own --timeout.
+    for (const fn of ['upload', 'process', 'notify']) {
+      expect(`${env(fn).PIXELPIPE_FUNCTION_TIMEOUT_SECONDS}s`).toBe(flag(functionDeploy(first.calls, `pixelpipe-${fn}`), 'timeout'));
+    }
+    expect(env('process').PIXELPIPE_FUNCTION_TIMEOUT_SECONDS).toBe('120');
   });
 
   test('buckets are private with CORS limited to the given origins and lifecycle rules', () => {
@@ -388,6 +393,7 @@ describe('scripts/deploy-gcp.sh --dry-run', () => {
     const process = r.stdout.split('\n').find((l) => l.startsWith('+ gcloud functions deploy pixelpipe-process')) as string;
     expect(process).toContain('--memory=2Gi');
     expect(process).toContain('--timeout=300s');
+    expect(r.stdout).toMatch(/PIXELPIPE_FUNCTION_TIMEOUT_SECONDS: "?300"?/);
     const notify = r.stdout.split('\n').find((l) => l.startsWith('+ gcloud functions deploy pixelpipe-notify')) as string;
     expect(notify).toContain('--max-instances=3');
   });

@@ -58,6 +58,7 @@ describe('infra/knative', () => {
     expect(c.resources.limits.memory).toBe(spec.memory);
     expect(c.resources.limits.cpu).toBeDefined();
     expect(tmpl.spec.timeoutSeconds).toBe(spec.timeout);
+    expect(env.PIXELPIPE_FUNCTION_TIMEOUT_SECONDS).toBe(String(spec.timeout));
     expect(tmpl.metadata.annotations['autoscaling.knative.dev/maxScale']).toBe(spec.maxScale);
     expect(JSON.stringify(svc)).not.toMatch(/allUsers|allAuthenticatedUsers/);
   });
