@@ -175,11 +175,23 @@ describe('processImage', () => {
     expect(failures[0]).toMatchObject({ imageId: ID, reason: 'unsupported_type', message: 'image failed' });
   });
 
-  test('an object over the byte limit fails without being read into memory', async () => {
-    const { deps, upload, inv } = setup({ PIXELPIPE_MAX_INPUT_BYTES: '1000' });
+  test('an object over the byte limit fails with its read capped at the limit, and no byte reaches the decoder', async () => {
+    const { deps, upload, inv, store, config } = setup({ PIXELPIPE_MAX_INPUT_BYTES: '1000' });
     const info = await upload();
-    const out = await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
+    const reads: Array<{ key: string; maxBytes?: number }> = [];
+    const realGet = store.get.bind(store);
+    store.get = (bucket, key, o) => {
+      reads.push({ key, maxBytes: o?.maxBytes });
+      return realGet(bucket, key, o);
+    };
+    const render = jest.fn(processor.render.bind(processor));
+    const out = await processImage({ ...deps, processor: { render } }, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(out.status === 'failed' && out.manifest.reason?.code).toBe('too_many_bytes');
+    // The store was told to stop after 1000 bytes (the adapters abort the download there), not asked for the whole object.
+    expect(reads.filter((r) => r.key === KEY)).toEqual([{ key: KEY, maxBytes: config.limits.maxInputBytes }]);
+    expect(config.limits.maxInputBytes).toBe(1000);
+    expect(render).not.toHaveBeenCalled();
+    expect(out.status === 'failed' && out.manifest.source.bytes).toBe(photo.length);
   });
 
   test('transient storage faults are rethrown (retryable), counted, and end failed after the attempt budget', async () => {
