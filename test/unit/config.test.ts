@@ -92,6 +92,17 @@ describe('loadConfig', () => {
     expect(loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous' }).auth).toEqual({ mode: 'anonymous' });
   });
 
+  test('invocation limits: defaults, and a reserve that would leave less than half the timeout is refused', () => {
+    expect(loadConfig({ ...jwt }).invocation).toEqual({ timeoutSeconds: 60, reserveMs: 5000 });
+    expect(loadConfig({ ...jwt, PIXELPIPE_FUNCTION_TIMEOUT_SECONDS: '10', PIXELPIPE_DEADLINE_RESERVE_MS: '5000' }).invocation).toEqual({
+      timeoutSeconds: 10,
+      reserveMs: 5000,
+    });
+    const err = configError({ ...jwt, PIXELPIPE_FUNCTION_TIMEOUT_SECONDS: '10', PIXELPIPE_DEADLINE_RESERVE_MS: '5001' });
+    expect(err.message).toContain('PIXELPIPE_DEADLINE_RESERVE_MS: must be at most half of PIXELPIPE_FUNCTION_TIMEOUT_SECONDS');
+    expect(configError({ ...jwt, PIXELPIPE_FUNCTION_TIMEOUT_SECONDS: '0' }).message).toContain('PIXELPIPE_FUNCTION_TIMEOUT_SECONDS');
+  });
+
   test('every problem is reported at once', () => {
     const err = configError({ ...jwt, PIXELPIPE_MAX_FRAMES: '0', PIXELPIPE_WEBP_EFFORT: '9' });
     expect(err.message).toContain('PIXELPIPE_MAX_FRAMES');
