@@ -90,13 +90,13 @@ describe.each([
   {
     cloud: 'AWS',
     timeoutMs: 60_000, // serverless.yml: the process function's timeout
-    run: (deps: ReturnType<typeof setup>, generation: string) =>
+    run: (deps: ReturnType<typeof setup>, generation: string): Promise<unknown> =>
       awsProcess({ ...deps, processor, clock: new FixedClock(T0) })(s3Event(deps.config.buckets.originals, KEY, generation), lambdaContext(60_000)),
   },
   {
     cloud: 'GCP',
     timeoutMs: 60_000, // PIXELPIPE_FUNCTION_TIMEOUT_SECONDS below, as the deploy sets it from --timeout
-    run: (deps: ReturnType<typeof setup>, generation: string) =>
+    run: (deps: ReturnType<typeof setup>, generation: string): Promise<unknown> =>
       gcpProcess({ ...deps, processor, clock: new FixedClock(T0) })(finalized(deps.config.buckets.originals, KEY, generation)),
   },
 ])('$cloud process handler under a storage stall', ({ timeoutMs, run }) => {
@@ -152,13 +152,13 @@ describe.each([
   {
     cloud: 'AWS',
     timeoutMs: 30_000, // serverless.yml: the notify function's timeout
-    run: (deps: ReturnType<typeof setup>, publisher: FaultyPublisher) =>
+    run: (deps: ReturnType<typeof setup>, publisher: FaultyPublisher): Promise<unknown> =>
       awsNotify({ ...deps, publisher })(s3Event(deps.config.buckets.variants, `manifests/${ID}.json`, 'v1'), lambdaContext(30_000)),
   },
   {
     cloud: 'GCP',
     timeoutMs: 30_000,
-    run: (deps: ReturnType<typeof setup>, publisher: FaultyPublisher) =>
+    run: (deps: ReturnType<typeof setup>, publisher: FaultyPublisher): Promise<unknown> =>
       gcpNotify({ ...deps, publisher })(finalized(deps.config.buckets.variants, `manifests/${ID}.json`, '1')),
   },
 ])('$cloud notify handler under a publish outage', ({ timeoutMs, run }) => {
