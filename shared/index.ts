@@ -9,6 +9,7 @@ export { buildCompletionEvent, parseCompletionEvent, completionEventId, completi
 export { manifestSchema, parseManifest, type Manifest, type VariantEntry } from './manifest';
 export * from './keys';
 export { requestUpload, type UploadResponse } from './usecases/request-upload';
+export { createInvocation, callOptions, remainingMs, childInvocation, withInvocation, newTraceId, type Invocation } from './invocation';
 export { processImage, type ObjectEvent, type ProcessOutcome } from './usecases/process-image';
 export { notifyCompletion, type NotifyOutcome } from './usecases/notify-completion';
 export { getImageStatus } from './usecases/get-image-status';

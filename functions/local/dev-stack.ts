@@ -89,7 +89,8 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
   };
   try {
     // The JVM is the slowest part: start it first and build everything else meanwhile.
-    let devLogger: Logger | undefined;
+    // Set once the config (and so the log level) is known; the emulator may stop before or after that.
+    const devLog: { current?: Logger } = {};
     const emulatorStarting =
       plan.kind === 'spawn'
         ? startEmulatorProcess({
@@ -97,7 +98,7 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
             host: options.host,
             port: options.pubsubPort,
             env: io.childEnv,
-            onUnexpectedExit: (detail) => devLogger?.error(`the Pub/Sub emulator stopped unexpectedly: ${detail}`),
+            onUnexpectedExit: (detail) => devLog.current?.error(`the Pub/Sub emulator stopped unexpectedly: ${detail}`),
           }).then((e) => {
             emulator = e;
             return e;
@@ -134,7 +135,7 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
     const config = loadConfig(devPixelpipeEnv(options, { page: pagePort, s3: s3.port }));
     const root = createLogger({ level: config.logLevel, sink: io.sink });
     const log = root.child({ fn: 'dev' });
-    devLogger = log;
+    devLog.current = log;
     if (plan.kind === 'embedded' && plan.warning) log.warn(plan.warning);
 
     const channel = await openChannel(plan, options, config, log, await emulatorStarting);
@@ -173,7 +174,7 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
 
     const images = new RecentImages();
     const sse = new SseHub();
-    cleanups.push(async () => sse.close());
+    cleanups.push(() => Promise.resolve(sse.close()));
 
     const rules = pipelineRules(config);
     s3.onRecord((record) => {

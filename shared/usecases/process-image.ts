@@ -85,7 +85,9 @@ export async function processImage(deps: ProcessDeps, inv: Invocation, event: Ob
   }
 
   const attempt = await beginAttempt(run, started);
-  const giveUp = { ...run, attempt: attempt.number, fail: (rejected: ImageRejectedError) => failLate(run, attempt.number, rejected) };
+  // Built when needed, so the ledger logs with the trace id learnt from the original.
+  const giveUp = (err: unknown): Promise<ProcessOutcome> =>
+    giveUpOrRethrow({ ...run, attempt: attempt.number, fail: (rejected: ImageRejectedError) => failLate(run, attempt.number, rejected) }, err);
   if (attempt.exhausted) return failLate(run, attempt.number, attempt.exhausted);
 
   let original: StoredObject;
@@ -96,9 +98,9 @@ export async function processImage(deps: ProcessDeps, inv: Invocation, event: Ob
       run.log.warn('original is gone (deleted or overwritten before processing)');
       return { status: 'ignored', reason: 'object_gone' };
     }
-    if (!(err instanceof ImageRejectedError)) return giveUpOrRethrow(giveUp, err);
+    if (!(err instanceof ImageRejectedError)) return giveUp(err);
     const info = await headQuietly(store, event.bucket, event.key, work);
-    return finish(run, attempt.number, info, { rejected: err }).catch((e: unknown) => giveUpOrRethrow(giveUp, e));
+    return finish(run, attempt.number, info, { rejected: err }).catch(giveUp);
   }
   if (event.generation !== undefined && original.generation !== event.generation) {
     run.log.info('event superseded by a newer generation of the same key', { current: original.generation });
@@ -111,8 +113,8 @@ export async function processImage(deps: ProcessDeps, inv: Invocation, event: Ob
   try {
     return await render(run, attempt.number, original);
   } catch (err) {
-    if (err instanceof ImageRejectedError) return finish(run, attempt.number, original, { rejected: err }).catch((e: unknown) => giveUpOrRethrow(giveUp, e));
-    return giveUpOrRethrow(giveUp, err);
+    if (err instanceof ImageRejectedError) return finish(run, attempt.number, original, { rejected: err }).catch(giveUp);
+    return giveUp(err);
   }
 }
 
