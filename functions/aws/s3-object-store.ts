@@ -3,9 +3,9 @@
  */
 import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { ImageRejectedError, ObjectNotFoundError, TransientError } from '../../shared/errors';
-import type { ListPage, ObjectInfo, ObjectStore, PutOptions, StoredObject } from '../../shared/ports';
-import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
+import { ImageRejectedError, ObjectNotFoundError } from '../../shared/errors';
+import type { CallOptions, GetOptions, ListOptions, ListPage, ObjectInfo, ObjectStore, PutOptions, StoredObject } from '../../shared/ports';
+import { cancelled, defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import { mapAwsError } from './sdk-errors';
 
 /** Options for {@link S3ObjectStore}. */
@@ -37,9 +37,9 @@ export class S3ObjectStore implements ObjectStore {
     this.policy = options.policy ?? defaultPolicy('s3');
   }
 
-  async get(bucket: string, key: string, options: { maxBytes?: number } = {}): Promise<StoredObject> {
+  async get(bucket: string, key: string, options: GetOptions = {}): Promise<StoredObject> {
     const max = options.maxBytes;
-    return this.call(`s3 get ${bucket}/${key}`, { bucket, key }, async (abortSignal) => {
+    return this.call(`s3 get ${bucket}/${key}`, { bucket, key }, options, async (abortSignal) => {
       const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal });
       const stream = res.Body as Readable | undefined;
       // S3 always sends Content-Length: refuse before reading a byte when it is already too large.
@@ -62,9 +62,9 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async head(bucket: string, key: string): Promise<ObjectInfo | null> {
+  async head(bucket: string, key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
     try {
-      return await this.call(`s3 head ${bucket}/${key}`, { bucket, key }, async (abortSignal) => {
+      return await this.call(`s3 head ${bucket}/${key}`, { bucket, key }, options, async (abortSignal) => {
         const res = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal });
         return {
           bucket,
@@ -86,7 +86,7 @@ export class S3ObjectStore implements ObjectStore {
   async put(bucket: string, key: string, body: Buffer, options: PutOptions): Promise<ObjectInfo> {
     const metadata = lowerKeys(options.metadata);
     // A whole-object PUT of the same bytes is idempotent, so retrying it is safe.
-    return this.call(`s3 put ${bucket}/${key}`, undefined, async (abortSignal) => {
+    return this.call(`s3 put ${bucket}/${key}`, undefined, options, async (abortSignal) => {
       const res = await this.client.send(
         new PutObjectCommand({
           Bucket: bucket,
@@ -112,8 +112,8 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async list(bucket: string, prefix: string, options: { pageToken?: string; pageSize?: number } = {}): Promise<ListPage> {
-    return this.call(`s3 list ${bucket}/${prefix}`, undefined, async (abortSignal) => {
+  async list(bucket: string, prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    return this.call(`s3 list ${bucket}/${prefix}`, undefined, options, async (abortSignal) => {
       const res = await this.client.send(
         new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: options.pageSize ?? 1000, ContinuationToken: options.pageToken }),
         { abortSignal },
@@ -130,9 +130,9 @@ export class S3ObjectStore implements ObjectStore {
     });
   }
 
-  async delete(bucket: string, key: string): Promise<void> {
+  async delete(bucket: string, key: string, options: CallOptions = {}): Promise<void> {
     try {
-      await this.call(`s3 delete ${bucket}/${key}`, { bucket, key }, async (abortSignal) => {
+      await this.call(`s3 delete ${bucket}/${key}`, { bucket, key }, options, async (abortSignal) => {
         await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal });
       });
     } catch (err) {
@@ -141,23 +141,27 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  /** One SDK call through the resilience policy, aborting the HTTP request when its attempt times out. */
-  private call<T>(what: string, object: { bucket: string; key: string } | undefined, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return resilient(this.policy, what, async () => {
-      const controller = new AbortController();
-      // withTimeout only stops waiting; aborting also frees the socket and stops a large download.
-      const timer = setTimeout(() => controller.abort(), this.policy.timeoutMs);
-      try {
-        return await fn(controller.signal);
-      } catch (err) {
-        // Whatever the aborted request reports (AbortError, a reset socket, a premature stream end),
-        // the cause is our own per-attempt timeout.
-        if (controller.signal.aborted) throw new TransientError('storage_timeout', `${what} timed out after ${this.policy.timeoutMs} ms`, err);
-        throw mapAwsError(err, what, 'storage_unavailable', object);
-      } finally {
-        clearTimeout(timer);
-      }
-    });
+  /**
+   * One SDK call through the resilience policy. The attempt's signal (its timeout, or the caller's
+   * cancellation) is the SDK's `abortSignal`: the HTTP request is destroyed, which frees the socket and
+   * stops a large download, and the body stream being read is destroyed with it.
+   */
+  private call<T>(what: string, object: { bucket: string; key: string } | undefined, call: CallOptions, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return resilient(
+      this.policy,
+      what,
+      async (signal) => {
+        try {
+          return await fn(signal);
+        } catch (err) {
+          // Whatever the aborted request reports (AbortError, a reset socket, a premature stream end),
+          // the cause is our own cancellation, as `resilient` describes it in the signal's reason.
+          if (signal.aborted) throw cancelled(signal, what);
+          throw mapAwsError(err, what, 'storage_unavailable', object);
+        }
+      },
+      { signal: call.signal, deadline: call.deadline },
+    );
   }
 }
 

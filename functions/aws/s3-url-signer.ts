@@ -14,7 +14,8 @@ import { isIP } from 'node:net';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../../shared/errors';
 import { compactUtcTimestamp, encodeRfc3986 } from '../../shared/http/signing';
-import type { Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
+import type { CallOptions, Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
+import { cancelled } from '../../shared/resilience';
 import { mapAwsError } from './sdk-errors';
 
 /** Options for {@link S3UrlSigner}. */
@@ -52,7 +53,7 @@ export class S3UrlSigner implements UrlSigner {
   /** `target` is fixed, or asked before every signature (see {@link fromClient}). */
   constructor(target: S3SigningTarget | (() => Promise<S3SigningTarget>), options: S3UrlSignerOptions = {}) {
     this.clock = options.clock ?? { now: () => new Date() };
-    this.resolveTarget = typeof target === 'function' ? target : async () => target;
+    this.resolveTarget = typeof target === 'function' ? target : () => Promise.resolve(target);
   }
 
   /**
@@ -70,7 +71,13 @@ export class S3UrlSigner implements UrlSigner {
     }, options);
   }
 
-  async signUpload(r: SignUploadRequest): Promise<UploadTarget> {
+  /**
+   * Signing is local; only the credential provider may go to the network (IMDS, STS, SSO), and the
+   * SDK's providers take no signal. So `options.signal` is checked before the work starts and the
+   * deadline is left to the provider's own timeouts.
+   */
+  async signUpload(r: SignUploadRequest, options: CallOptions = {}): Promise<UploadTarget> {
+    if (options.signal?.aborted) throw cancelled(options.signal, 'sign s3 upload');
     // Same bounds as the GCS signer: a leaked upload policy is only useful briefly, and never unbounded.
     if (!Number.isInteger(r.expiresInSeconds) || r.expiresInSeconds < 1 || r.expiresInSeconds > MAX_UPLOAD_EXPIRY_SECONDS) {
       throw new RangeError(`upload policies expire after 1..${MAX_UPLOAD_EXPIRY_SECONDS} s, got ${r.expiresInSeconds}`);
@@ -90,7 +97,8 @@ export class S3UrlSigner implements UrlSigner {
     return presignPost(bucketUrl(target, r.bucket).post, r, sigV4(target, creds), this.clock.now());
   }
 
-  async signRead(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
+  async signRead(bucket: string, key: string, expiresInSeconds: number, options: CallOptions = {}): Promise<string> {
+    if (options.signal?.aborted) throw cancelled(options.signal, 'sign s3 read');
     const target = await this.resolveTarget();
     const url = new URL(`${bucketUrl(target, bucket).objectBase}${key.split('/').map(encodeRfc3986).join('/')}`);
     return presignGet(url, sigV4(target, await target.credentials()), this.clock.now(), expiresInSeconds);
@@ -122,12 +130,12 @@ export function s3SigningTargetFromEnv(env: NodeJS.ProcessEnv): S3SigningTarget 
   if (sessionToken !== undefined) credentials.sessionToken = sessionToken;
   // The S3-specific override wins over the global one, as in the SDK's own configuration rules.
   const endpointVariable = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'].find((name) => read(name) !== undefined);
-  if (endpointVariable === undefined) return { region, credentials: async () => credentials };
+  if (endpointVariable === undefined) return { region, credentials: () => Promise.resolve(credentials) };
   const endpoint = read(endpointVariable)!;
   if (!URL.canParse(endpoint) || !/^https?:$/.test(new URL(endpoint).protocol)) {
     throw new ConfigError(endpointVariable, `must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
   }
-  return { region, credentials: async () => credentials, endpoint };
+  return { region, credentials: () => Promise.resolve(credentials), endpoint };
 }
 
 /**

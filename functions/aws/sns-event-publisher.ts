@@ -5,8 +5,8 @@
  */
 import { PublishCommand, type MessageAttributeValue, type SNSClient } from '@aws-sdk/client-sns';
 import { PixelpipeError, TransientError } from '../../shared/errors';
-import type { EventAttributes, EventPublisher } from '../../shared/ports';
-import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
+import type { CallOptions, EventAttributes, EventPublisher } from '../../shared/ports';
+import { cancelled, defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import { mapAwsError } from './sdk-errors';
 
 /** Options for {@link SnsEventPublisher}. */
@@ -32,7 +32,7 @@ export class SnsEventPublisher implements EventPublisher {
     this.policy = options.policy ?? defaultPolicy('sns');
   }
 
-  async publish(body: string, attributes: EventAttributes): Promise<string> {
+  async publish(body: string, attributes: EventAttributes, options: CallOptions = {}): Promise<string> {
     const MessageAttributes: Record<string, MessageAttributeValue> = {};
     for (const [name, value] of Object.entries(attributes)) {
       // SNS rejects empty attribute values; an absent attribute filters the same way.
@@ -42,22 +42,26 @@ export class SnsEventPublisher implements EventPublisher {
     if (Object.keys(MessageAttributes).length > MAX_ATTRIBUTES) {
       throw new PixelpipeError('internal', `SNS allows at most ${MAX_ATTRIBUTES} message attributes`, { retryable: false });
     }
-    return resilient(this.policy, 'sns publish', async () => {
-      const controller = new AbortController();
-      const timer = setTimeout(() => controller.abort(), this.policy.timeoutMs);
-      try {
-        const res = await this.client.send(new PublishCommand({ TopicArn: this.topicArn, Message: body, MessageAttributes }), {
-          abortSignal: controller.signal,
-        });
-        if (!res.MessageId) throw new TransientError('publish_failed', 'SNS returned no message id');
-        return res.MessageId;
-      } catch (err) {
-        const mapped = mapAwsError(err, 'sns publish', 'publish_failed');
-        // Timeouts are reported as storage_timeout by the shared mapper; for a broker it is a failed publish.
-        throw mapped.retryable && mapped.code === 'storage_timeout' ? new TransientError('publish_failed', mapped.message, err) : mapped;
-      } finally {
-        clearTimeout(timer);
-      }
+    return resilient(
+      this.policy,
+      'sns publish',
+      async (signal) => {
+        try {
+          // The attempt's signal destroys the HTTP request on a timeout or when the caller cancels.
+          const res = await this.client.send(new PublishCommand({ TopicArn: this.topicArn, Message: body, MessageAttributes }), { abortSignal: signal });
+          if (!res.MessageId) throw new TransientError('publish_failed', 'SNS returned no message id');
+          return res.MessageId;
+        } catch (err) {
+          if (signal.aborted) throw cancelled(signal, 'sns publish');
+          const mapped = mapAwsError(err, 'sns publish', 'publish_failed');
+          // Timeouts are reported as storage_timeout by the shared mapper; for a broker it is a failed publish.
+          throw mapped.retryable && mapped.code === 'storage_timeout' ? new TransientError('publish_failed', mapped.message, err) : mapped;
+        }
+      },
+      options,
+    ).catch((err: unknown) => {
+      // A publish cut by its attempt timeout is, for the caller, a broker that did not answer.
+      throw err instanceof PixelpipeError && err.code === 'storage_timeout' ? new TransientError('publish_failed', err.message, err) : err;
     });
   }
 }

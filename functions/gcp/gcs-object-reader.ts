@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ImageRejectedError, ObjectNotFoundError, TransientError } from '../../shared/errors';
-import type { ObjectInfo, ObjectReader, StoredObject } from '../../shared/ports';
+import type { CallOptions, GetOptions, ObjectInfo, ObjectReader, StoredObject } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import type { RequestAuthorizer } from './google-auth';
 import { googleFetch, googleJson } from './google-http';
@@ -36,41 +36,50 @@ export class GcsObjectReader implements ObjectReader {
   }
 
   /** See `readConsistently`; the body is also checked against the stored hash. */
-  async get(bucket: string, key: string, options: { maxBytes?: number } = {}): Promise<StoredObject> {
-    return resilient(this.policy, `gcs get ${bucket}/${key}`, () =>
-      readConsistently(
-        () => this.metadata(bucket, key),
-        (generation) => this.download(bucket, key, generation, options.maxBytes),
-        options.maxBytes,
-      ),
+  async get(bucket: string, key: string, options: GetOptions = {}): Promise<StoredObject> {
+    return resilient(
+      this.policy,
+      `gcs get ${bucket}/${key}`,
+      (signal) =>
+        readConsistently(
+          () => this.metadata(bucket, key, signal),
+          (generation) => this.download(bucket, key, generation, options.maxBytes, signal),
+          options.maxBytes,
+        ),
+      { signal: options.signal, deadline: options.deadline },
     );
   }
 
-  async head(bucket: string, key: string): Promise<ObjectInfo | null> {
-    return resilient(this.policy, `gcs head ${bucket}/${key}`, async () => {
-      try {
-        return await this.metadata(bucket, key);
-      } catch (err) {
-        if (err instanceof ObjectNotFoundError) return null;
-        throw err;
-      }
-    });
+  async head(bucket: string, key: string, options: CallOptions = {}): Promise<ObjectInfo | null> {
+    return resilient(
+      this.policy,
+      `gcs head ${bucket}/${key}`,
+      async (signal) => {
+        try {
+          return await this.metadata(bucket, key, signal);
+        } catch (err) {
+          if (err instanceof ObjectNotFoundError) return null;
+          throw err;
+        }
+      },
+      options,
+    );
   }
 
   private objectUrl(bucket: string, key: string): string {
     return `${this.base}/b/${encodeURIComponent(bucket)}/o/${encodeURIComponent(key)}`;
   }
 
-  private async metadata(bucket: string, key: string): Promise<ObjectInfo> {
+  private async metadata(bucket: string, key: string, signal: AbortSignal): Promise<ObjectInfo> {
     try {
-      const md = await googleJson<GcsMetadata>(this.objectUrl(bucket, key), { headers: await this.auth.headers(), timeoutMs: this.policy.timeoutMs });
+      const md = await googleJson<GcsMetadata>(this.objectUrl(bucket, key), { headers: await this.auth.headers(), timeoutMs: this.policy.timeoutMs, signal });
       return toObjectInfo(bucket, key, md);
     } catch (err) {
       throw mapStorageError(err, 'gcs metadata', bucket, key);
     }
   }
 
-  private async download(bucket: string, key: string, generation: string, maxBytes: number | undefined): Promise<Buffer> {
+  private async download(bucket: string, key: string, generation: string, maxBytes: number | undefined, signal: AbortSignal): Promise<Buffer> {
     const query = `alt=media${generation ? `&generation=${encodeURIComponent(generation)}` : ''}`;
     const chunks: Buffer[] = [];
     let received = 0;
@@ -80,6 +89,8 @@ export class GcsObjectReader implements ObjectReader {
         // Stored bytes as they are: a gzip-encoded object must not be inflated past the byte cap.
         headers: { ...(await this.auth.headers()), 'accept-encoding': 'identity' },
         timeoutMs: this.policy.timeoutMs,
+        // Also ends a body that stalls halfway: fetch aborts the stream being read below.
+        signal,
       });
       hashes = res.headers.get('x-goog-hash');
       if (res.body) {

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
 import { compactUtcTimestamp, encodeRfc3986 } from '../../shared/http/signing';
-import type { Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
+import type { CallOptions, Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import { httpStatusOf, isNetworkError } from './gcs-errors';
 import type { GoogleCredentials } from './google-auth';
@@ -67,7 +67,7 @@ export class GcsUrlSigner implements UrlSigner {
     ({ origin: this.origin, host: this.hostHeader } = parseHost(options.host ?? DEFAULT_HOST));
   }
 
-  async signUpload(r: SignUploadRequest): Promise<UploadTarget> {
+  async signUpload(r: SignUploadRequest, options: CallOptions = {}): Promise<UploadTarget> {
     if (!Number.isInteger(r.expiresInSeconds) || r.expiresInSeconds < 1 || r.expiresInSeconds > MAX_UPLOAD_EXPIRY_SECONDS) {
       throw new RangeError(`upload URLs expire after 1..${MAX_UPLOAD_EXPIRY_SECONDS} s, got ${r.expiresInSeconds}`);
     }
@@ -86,54 +86,68 @@ export class GcsUrlSigner implements UrlSigner {
       if (!META_VALUE.test(v)) throw new RangeError(`metadata value of "${k}" must be printable ASCII (URI-encode it)`);
       headers[`x-goog-meta-${key}`] = v;
     }
-    const url = await this.sign('PUT', r.bucket, r.key, this.clock.now(), r.expiresInSeconds, headers);
+    const url = await this.sign({ method: 'PUT', bucket: r.bucket, key: r.key, seconds: r.expiresInSeconds, headers }, options);
     return { method: 'PUT', url, headers };
   }
 
-  async signRead(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
+  async signRead(bucket: string, key: string, expiresInSeconds: number, options: CallOptions = {}): Promise<string> {
     if (!Number.isInteger(expiresInSeconds) || expiresInSeconds < 1 || expiresInSeconds > MAX_READ_EXPIRY_SECONDS) {
       throw new RangeError(`read URLs expire after 1..${MAX_READ_EXPIRY_SECONDS} s, got ${expiresInSeconds}`);
     }
-    return this.sign('GET', bucket, key, this.clock.now(), expiresInSeconds, {});
+    return this.sign({ method: 'GET', bucket, key, seconds: expiresInSeconds, headers: {} }, options);
   }
 
-  private sign(method: 'GET' | 'PUT', bucket: string, key: string, now: Date, seconds: number, headers: Record<string, string>): Promise<string> {
+  /**
+   * `call` bounds the retries of a keyless signature (IAM `signBlob`) by the caller's deadline and
+   * signal. The credentials' `signBlob` takes no signal, so an attempt in flight is abandoned at its
+   * timeout rather than cancelled; signBlob writes nothing, so nothing can land late.
+   */
+  private sign(
+    { method, bucket, key, seconds, headers }: { method: 'GET' | 'PUT'; bucket: string; key: string; seconds: number; headers: Record<string, string> },
+    call: CallOptions,
+  ): Promise<string> {
+    const now = this.clock.now();
     if (!bucket || !key) throw new RangeError('a signed URL needs a bucket and an object key');
-    return resilient(this.policy, `sign ${method} ${bucket}/${key}`, async () => {
-      try {
-        const email = await this.signerEmail();
-        const stamp = compactUtcTimestamp(now);
-        const scope = `${stamp.slice(0, 8)}/auto/storage/goog4_request`;
-        const signed: Record<string, string> = { host: this.hostHeader };
-        for (const [name, value] of Object.entries(headers)) signed[name.toLowerCase()] = value;
-        const names = Object.keys(signed).sort();
-        const path = `/${encodeRfc3986(bucket)}/${key.split('/').map(encodeRfc3986).join('/')}`;
-        // All five parameter names are ASCII and already in byte order; values are encoded like the path.
-        const query = [
-          ['X-Goog-Algorithm', ALGORITHM],
-          ['X-Goog-Credential', `${email}/${scope}`],
-          ['X-Goog-Date', stamp],
-          ['X-Goog-Expires', String(seconds)],
-          ['X-Goog-SignedHeaders', names.join(';')],
-        ]
-          .map(([k, v]) => `${k}=${encodeRfc3986(v)}`)
-          .join('&');
-        const canonicalRequest = [
-          method,
-          path,
-          query,
-          names.map((n) => `${n}:${signed[n].trim().replace(/\s+/g, ' ')}\n`).join(''),
-          names.join(';'),
-          // The body is not part of the signature; the range header bounds its size instead.
-          'UNSIGNED-PAYLOAD',
-        ].join('\n');
-        const stringToSign = [ALGORITHM, stamp, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
-        const signature = await this.credentials.signBlob(email, Buffer.from(stringToSign, 'utf8'));
-        return `${this.origin}${path}?${query}&X-Goog-Signature=${signature.toString('hex')}`;
-      } catch (err) {
-        throw mapSigningError(err, this.credentials.source);
-      }
-    });
+    return resilient(
+      this.policy,
+      `sign ${method} ${bucket}/${key}`,
+      async () => {
+        try {
+          const email = await this.signerEmail();
+          const stamp = compactUtcTimestamp(now);
+          const scope = `${stamp.slice(0, 8)}/auto/storage/goog4_request`;
+          const signed: Record<string, string> = { host: this.hostHeader };
+          for (const [name, value] of Object.entries(headers)) signed[name.toLowerCase()] = value;
+          const names = Object.keys(signed).sort();
+          const path = `/${encodeRfc3986(bucket)}/${key.split('/').map(encodeRfc3986).join('/')}`;
+          // All five parameter names are ASCII and already in byte order; values are encoded like the path.
+          const query = [
+            ['X-Goog-Algorithm', ALGORITHM],
+            ['X-Goog-Credential', `${email}/${scope}`],
+            ['X-Goog-Date', stamp],
+            ['X-Goog-Expires', String(seconds)],
+            ['X-Goog-SignedHeaders', names.join(';')],
+          ]
+            .map(([k, v]) => `${k}=${encodeRfc3986(v)}`)
+            .join('&');
+          const canonicalRequest = [
+            method,
+            path,
+            query,
+            names.map((n) => `${n}:${signed[n].trim().replace(/\s+/g, ' ')}\n`).join(''),
+            names.join(';'),
+            // The body is not part of the signature; the range header bounds its size instead.
+            'UNSIGNED-PAYLOAD',
+          ].join('\n');
+          const stringToSign = [ALGORITHM, stamp, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+          const signature = await this.credentials.signBlob(email, Buffer.from(stringToSign, 'utf8'));
+          return `${this.origin}${path}?${query}&X-Goog-Signature=${signature.toString('hex')}`;
+        } catch (err) {
+          throw mapSigningError(err, this.credentials.source);
+        }
+      },
+      call,
+    );
   }
 
   private async signerEmail(): Promise<string> {
@@ -199,7 +213,7 @@ function mapSigningError(err: unknown, source: GoogleCredentials['source']): Pix
 function errorText(err: unknown): string {
   const parts: string[] = [];
   for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    parts.push(e instanceof Error ? e.message : String(e));
+    parts.push(e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e));
   }
   return parts.join(': ').slice(0, 500);
 }

@@ -29,6 +29,8 @@ export interface GoogleFetchOptions {
   body?: string | Uint8Array;
   /** Per-request deadline; the request is aborted (not just abandoned) when it passes. */
   timeoutMs?: number;
+  /** The caller's cancellation (an attempt's timeout, the invocation's end): aborts the request and its body. */
+  signal?: AbortSignal;
 }
 
 /** Default per-request deadline: a stalled connection must not eat the function's whole timeout. */
@@ -45,12 +47,18 @@ export async function googleFetch(url: string, options: GoogleFetchOptions = {})
     method: options.method ?? 'GET',
     headers: options.headers,
     body: options.body as BodyInit | undefined,
-    signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS),
+    signal: requestSignal(options),
     redirect: 'error',
   });
   if (res.ok) return res;
   const text = await res.text().catch(() => '');
   throw new GoogleApiError(res.status, `${options.method ?? 'GET'} ${redactUrl(url)} → HTTP ${res.status}: ${errorDetail(text)}`, errorStatus(text));
+}
+
+/** The request's own timeout, combined with the caller's signal when there is one. */
+function requestSignal(options: GoogleFetchOptions): AbortSignal {
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  return options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
 }
 
 /** Like {@link googleFetch}, parsing a JSON body. */
@@ -62,7 +70,7 @@ export async function googleJson<T>(url: string, options: GoogleFetchOptions = {
 function parseError(text: string): { message?: unknown; status?: unknown; error_description?: unknown } | undefined {
   try {
     const body = JSON.parse(text) as { error?: unknown; error_description?: unknown };
-    if (body.error && typeof body.error === 'object') return body.error as { message?: unknown; status?: unknown };
+    if (body.error && typeof body.error === 'object') return body.error;
     // OAuth token endpoints answer `{"error": "invalid_grant", "error_description": "…"}`.
     if (typeof body.error === 'string') return { message: body.error, status: body.error, error_description: body.error_description };
   } catch {

@@ -10,8 +10,8 @@
  * that decides how long a publish may take.
  */
 import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
-import type { EventAttributes, EventPublisher } from '../../shared/ports';
-import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
+import type { CallOptions, EventAttributes, EventPublisher } from '../../shared/ports';
+import { cancelled, defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
 import type { RequestAuthorizer } from './google-auth';
 import { googleJson } from './google-http';
 import { httpStatusOf } from './gcs-errors';
@@ -58,27 +58,38 @@ export class PubSubEventPublisher implements EventPublisher {
     this.policy = options.policy ?? defaultPolicy('pubsub', { timeoutMs: 10_000 });
   }
 
-  async publish(body: string, attributes: EventAttributes): Promise<string> {
+  async publish(body: string, attributes: EventAttributes, options: CallOptions = {}): Promise<string> {
     const payload = JSON.stringify({ messages: [{ data: Buffer.from(body, 'utf8').toString('base64'), attributes: { ...attributes } }] });
-    return resilient(this.policy, `publish to ${this.topic}`, async () => {
-      try {
-        const r = await googleJson<{ messageIds?: unknown }>(this.url, {
-          method: 'POST',
-          headers: { ...(await this.auth.headers()), 'content-type': 'application/json' },
-          body: payload,
-          timeoutMs: this.policy.timeoutMs,
-        });
-        const id = Array.isArray(r.messageIds) ? r.messageIds[0] : undefined;
-        if (typeof id !== 'string' || !id) throw new Error('the publish response has no message id');
-        return id;
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        const status = httpStatusOf(err);
-        if (status !== undefined && PERMANENT_STATUS.has(status)) {
-          throw new PixelpipeError('internal', `publish to ${this.topic} failed: ${message}`, { retryable: false, cause: err });
+    return resilient(
+      this.policy,
+      `publish to ${this.topic}`,
+      async (signal) => {
+        try {
+          const r = await googleJson<{ messageIds?: unknown }>(this.url, {
+            method: 'POST',
+            headers: { ...(await this.auth.headers()), 'content-type': 'application/json' },
+            body: payload,
+            timeoutMs: this.policy.timeoutMs,
+            signal,
+          });
+          const id: unknown = Array.isArray(r.messageIds) ? (r.messageIds as unknown[])[0] : undefined;
+          if (typeof id !== 'string' || !id) throw new Error('the publish response has no message id');
+          return id;
+        } catch (err) {
+          // Our own cancellation: the attempt's timeout or the invocation's end, as `resilient` reports it.
+          if (signal.aborted) throw cancelled(signal, `publish to ${this.topic}`);
+          const message = err instanceof Error ? err.message : String(err);
+          const status = httpStatusOf(err);
+          if (status !== undefined && PERMANENT_STATUS.has(status)) {
+            throw new PixelpipeError('internal', `publish to ${this.topic} failed: ${message}`, { retryable: false, cause: err });
+          }
+          throw new TransientError('publish_failed', `publish to ${this.topic} failed: ${message}`, err);
         }
-        throw new TransientError('publish_failed', `publish to ${this.topic} failed: ${message}`, err);
-      }
+      },
+      options,
+    ).catch((err: unknown) => {
+      // A publish cut by its attempt timeout is, for the caller, a broker that did not answer.
+      throw err instanceof PixelpipeError && err.code === 'storage_timeout' ? new TransientError('publish_failed', err.message, err) : err;
     });
   }
 }

@@ -4,7 +4,8 @@
  * emulator (`pubsub-event-channel.ts`) and an in-process one ({@link EmbeddedEventChannel}).
  */
 import { randomUUID } from 'node:crypto';
-import type { EventAttributes, EventPublisher, Logger } from '../../shared/ports';
+import type { CallOptions, EventAttributes, EventPublisher, Logger } from '../../shared/ports';
+import { cancelled } from '../../shared/resilience';
 
 /** One delivered message, shaped like a Pub/Sub pull message so `parseCompletionEvent` takes it as is. */
 export interface ChannelMessage {
@@ -41,8 +42,10 @@ export class EmbeddedEventChannel implements EventChannel, EventPublisher {
     return this;
   }
 
-  async publish(body: string, attributes: EventAttributes): Promise<string> {
-    if (this.closed) throw new Error('event channel is closed');
+  publish(body: string, attributes: EventAttributes, options: CallOptions = {}): Promise<string> {
+    // Delivery is in-process and immediate, so only a call that is already cancelled can be refused.
+    if (options.signal?.aborted) return Promise.reject(cancelled(options.signal, 'embedded publish'));
+    if (this.closed) return Promise.reject(new Error('event channel is closed'));
     const message: ChannelMessage = { id: randomUUID(), data: Buffer.from(body, 'utf8'), attributes: { ...attributes } };
     setImmediate(() => {
       for (const l of this.listeners) {
@@ -54,15 +57,16 @@ export class EmbeddedEventChannel implements EventChannel, EventPublisher {
         }
       }
     });
-    return message.id;
+    return Promise.resolve(message.id);
   }
 
   subscribe(listener: (message: ChannelMessage) => void): void {
     this.listeners.push(listener);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.closed = true;
     this.listeners.length = 0;
+    return Promise.resolve();
   }
 }

@@ -1,8 +1,14 @@
 /** Small in-memory fakes for the remaining ports. */
 import { createHash } from 'node:crypto';
-import type { Clock, EventAttributes, EventPublisher, IdGenerator, SignUploadRequest, UploadTarget, UrlSigner } from '../ports';
+import type { CallOptions, Clock, EventAttributes, EventPublisher, IdGenerator, SignUploadRequest, UploadTarget, UrlSigner } from '../ports';
+import { cancelled } from '../resilience';
 
-/** Records published messages; `failNext` simulates an unavailable broker. */
+/** Rejects with the signal's retryable error if it already aborted: the fakes answer at once, so this is their only cancellation point. */
+function notCancelled(signal: AbortSignal | undefined, what: string): Promise<void> {
+  return signal?.aborted ? Promise.reject(cancelled(signal, what)) : Promise.resolve();
+}
+
+/** Records published messages; `failNext` simulates an unavailable broker; an aborted signal publishes nothing. */
 export class MemoryEventPublisher implements EventPublisher {
   readonly messages: Array<{ id: string; body: string; attributes: EventAttributes }> = [];
   private failures: Error[] = [];
@@ -12,7 +18,8 @@ export class MemoryEventPublisher implements EventPublisher {
     for (let i = 0; i < times; i++) this.failures.push(err);
   }
 
-  async publish(body: string, attributes: EventAttributes): Promise<string> {
+  async publish(body: string, attributes: EventAttributes, options: CallOptions = {}): Promise<string> {
+    await notCancelled(options.signal, 'memory publish');
     const failure = this.failures.shift();
     if (failure) throw failure;
     const id = String(++this.seq);
@@ -26,7 +33,8 @@ export class FakeUrlSigner implements UrlSigner {
   readonly requests: SignUploadRequest[] = [];
   constructor(private readonly base = 'https://storage.test') {}
 
-  async signUpload(r: SignUploadRequest): Promise<UploadTarget> {
+  async signUpload(r: SignUploadRequest, options: CallOptions = {}): Promise<UploadTarget> {
+    await notCancelled(options.signal, 'fake sign upload');
     this.requests.push(r);
     const sig = createHash('sha256').update(JSON.stringify(r)).digest('hex').slice(0, 16);
     return {
@@ -36,7 +44,8 @@ export class FakeUrlSigner implements UrlSigner {
     };
   }
 
-  async signRead(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
+  async signRead(bucket: string, key: string, expiresInSeconds: number, options: CallOptions = {}): Promise<string> {
+    await notCancelled(options.signal, 'fake sign read');
     return `${this.base}/${bucket}/${encodeURIComponent(key)}?expires=${expiresInSeconds}`;
   }
 }

@@ -4,7 +4,11 @@
  * connection, a response that never comes, or a body that trickles or stops halfway.
  *
  * The proxy counts what reached it (`requests`) and what it passed on (`forwarded`), so tests can
- * assert how many calls an adapter really made against a failing downstream.
+ * assert how many calls an adapter really made against a failing downstream. It also sees what a
+ * client's cancellation does on the wire: when each exchange ended and whether the client closed its
+ * connection first (`clientClosedAt`), and how many requests for one method and path were in flight
+ * at once (`peakInFlight`), which is how tests show that a timed-out write was really cancelled
+ * before its retry started.
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -39,7 +43,13 @@ export interface SeenRequest {
   /** `forwarded` when the upstream answered it, else the fault that was applied. */
   outcome: 'forwarded' | FaultAction['kind'];
   at: number;
+  /** When the exchange ended: the response was sent in full, or the client's connection closed. */
+  endedAt?: number;
+  /** When the client closed the connection before the response was complete (a cancelled request). */
+  clientClosedAt?: number;
 }
+
+type Filter = { method?: string; pathIncludes?: string };
 
 /** A running proxy. */
 export interface FaultProxy {
@@ -50,6 +60,12 @@ export interface FaultProxy {
   forwarded(filter?: { method?: string; pathIncludes?: string }): number;
   /** Requests that reached the proxy (faulted or not). */
   count(filter?: { method?: string; pathIncludes?: string }): number;
+  /** The most requests with the same method and path that were in flight at once, over the matching ones. */
+  peakInFlight(filter?: Filter): number;
+  /** Requests that have not ended yet. */
+  inFlight(filter?: Filter): number;
+  /** Resolves once no matching request is in flight (rejects after `timeoutMs`). */
+  idle(filter?: Filter, timeoutMs?: number): Promise<void>;
   inject(rule: FaultRule): void;
   clear(): void;
   close(): Promise<void>;
@@ -71,16 +87,39 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     timers.add(t);
   };
 
+  /** In flight per `method path`, and the peak each reached. */
+  const open = new Map<string, number>();
+  const peaks = new Map<string, { method: string; path: string; peak: number }>();
+  const idleWaiters = new Set<() => void>();
+
   const server: Server = createServer((req, res) => {
     const path = decodePath(req.url ?? '/');
     const rule = rules.find((r) => r.left > 0 && (!r.method || r.method === req.method) && (!r.pathIncludes || path.includes(r.pathIncludes)));
     if (rule) rule.left--;
     const action = rule?.action;
-    requests.push({
+    const seen: SeenRequest = {
       method: req.method ?? '',
       path,
       outcome: action && action.kind !== 'slow-body' && action.kind !== 'stall-body' ? action.kind : 'forwarded',
       at: Date.now(),
+    };
+    requests.push(seen);
+    const id = `${seen.method} ${path}`;
+    open.set(id, (open.get(id) ?? 0) + 1);
+    const p = peaks.get(id) ?? { method: seen.method, path, peak: 0 };
+    p.peak = Math.max(p.peak, open.get(id)!);
+    peaks.set(id, p);
+    const end = (): void => {
+      if (seen.endedAt !== undefined) return;
+      seen.endedAt = Date.now();
+      open.set(id, open.get(id)! - 1);
+      for (const w of [...idleWaiters]) w();
+    };
+    res.once('finish', end);
+    // 'close' before 'finish': the client went away (or the proxy reset it) before the answer was complete.
+    res.once('close', () => {
+      if (!res.writableFinished) seen.clientClosedAt = Date.now();
+      end();
     });
 
     if (action?.kind === 'reset') {
@@ -145,6 +184,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       if (!res.headersSent) sendS3Error(res, 502, 'BadGateway', false);
       else res.destroy();
     });
+    // A client that gives up cancels the upstream request too, as a real frontend would.
+    res.once('close', () => {
+      if (!res.writableFinished) up.destroy();
+    });
     req.pipe(up);
   }
 
@@ -153,14 +196,32 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  const matches = (r: SeenRequest, f?: { method?: string; pathIncludes?: string }) =>
+  const matches = (r: { method: string; path: string }, f?: Filter) =>
     (!f?.method || r.method === f.method) && (!f?.pathIncludes || r.path.includes(f.pathIncludes));
+  const inFlight = (f?: Filter): number => requests.filter((r) => r.endedAt === undefined && matches(r, f)).length;
 
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
     forwarded: (f) => requests.filter((r) => r.outcome === 'forwarded' && matches(r, f)).length,
     count: (f) => requests.filter((r) => matches(r, f)).length,
+    peakInFlight: (f) => Math.max(0, ...[...peaks.values()].filter((p) => matches(p, f)).map((p) => p.peak)),
+    inFlight,
+    idle: (f, timeoutMs = 5000) =>
+      new Promise<void>((resolve, reject) => {
+        const check = (): void => {
+          if (inFlight(f) > 0) return;
+          clearTimeout(timer);
+          idleWaiters.delete(check);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          idleWaiters.delete(check);
+          reject(new Error(`${inFlight(f)} request(s) still in flight after ${timeoutMs} ms`));
+        }, timeoutMs);
+        idleWaiters.add(check);
+        check();
+      }),
     inject(rule) {
       rules.push({ ...rule, left: rule.times });
     },
