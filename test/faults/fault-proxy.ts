@@ -34,6 +34,8 @@ export interface FaultRule {
   method?: string;
   /** Matches when the request path (decoded, without the query) contains this text. */
   pathIncludes?: string;
+  /** Matches when the raw query string contains this text (e.g. `alt=media`: a download, not a metadata read). */
+  queryIncludes?: string;
 }
 
 /** One request as the proxy saw it. */
@@ -66,6 +68,8 @@ export interface FaultProxy {
   inFlight(filter?: Filter): number;
   /** Resolves once no matching request is in flight (rejects after `timeoutMs`). */
   idle(filter?: Filter, timeoutMs?: number): Promise<void>;
+  /** Resolves once `count` matching requests have reached the proxy (rejects after `timeoutMs`). */
+  arrived(filter?: Filter, count?: number, timeoutMs?: number): Promise<void>;
   inject(rule: FaultRule): void;
   clear(): void;
   close(): Promise<void>;
@@ -90,11 +94,34 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   /** In flight per `method path`, and the peak each reached. */
   const open = new Map<string, number>();
   const peaks = new Map<string, { method: string; path: string; peak: number }>();
-  const idleWaiters = new Set<() => void>();
+  /** Re-checked whenever a request arrives or ends. */
+  const waiters = new Set<() => void>();
+  const until = (what: () => boolean, describe: () => string, timeoutMs: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const check = (): void => {
+        if (!what()) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        reject(new Error(describe()));
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
 
   const server: Server = createServer((req, res) => {
     const path = decodePath(req.url ?? '/');
-    const rule = rules.find((r) => r.left > 0 && (!r.method || r.method === req.method) && (!r.pathIncludes || path.includes(r.pathIncludes)));
+    const query = (req.url ?? '').split('?')[1] ?? '';
+    const rule = rules.find(
+      (r) =>
+        r.left > 0 &&
+        (!r.method || r.method === req.method) &&
+        (!r.pathIncludes || path.includes(r.pathIncludes)) &&
+        (!r.queryIncludes || query.includes(r.queryIncludes)),
+    );
     if (rule) rule.left--;
     const action = rule?.action;
     const seen: SeenRequest = {
@@ -104,6 +131,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       at: Date.now(),
     };
     requests.push(seen);
+    for (const w of [...waiters]) w();
     const id = `${seen.method} ${path}`;
     open.set(id, (open.get(id) ?? 0) + 1);
     const p = peaks.get(id) ?? { method: seen.method, path, peak: 0 };
@@ -113,7 +141,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       if (seen.endedAt !== undefined) return;
       seen.endedAt = Date.now();
       open.set(id, open.get(id)! - 1);
-      for (const w of [...idleWaiters]) w();
+      for (const w of [...waiters]) w();
     };
     res.once('finish', end);
     // 'close' before 'finish': the client went away (or the proxy reset it) before the answer was complete.
@@ -208,20 +236,17 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     peakInFlight: (f) => Math.max(0, ...[...peaks.values()].filter((p) => matches(p, f)).map((p) => p.peak)),
     inFlight,
     idle: (f, timeoutMs = 5000) =>
-      new Promise<void>((resolve, reject) => {
-        const check = (): void => {
-          if (inFlight(f) > 0) return;
-          clearTimeout(timer);
-          idleWaiters.delete(check);
-          resolve();
-        };
-        const timer = setTimeout(() => {
-          idleWaiters.delete(check);
-          reject(new Error(`${inFlight(f)} request(s) still in flight after ${timeoutMs} ms`));
-        }, timeoutMs);
-        idleWaiters.add(check);
-        check();
-      }),
+      until(
+        () => inFlight(f) === 0,
+        () => `${inFlight(f)} request(s) still in flight after ${timeoutMs} ms`,
+        timeoutMs,
+      ),
+    arrived: (f, n = 1, timeoutMs = 5000) =>
+      until(
+        () => requests.filter((r) => matches(r, f)).length >= n,
+        () => `expected ${n} matching request(s) within ${timeoutMs} ms`,
+        timeoutMs,
+      ),
     inject(rule) {
       rules.push({ ...rule, left: rule.times });
     },

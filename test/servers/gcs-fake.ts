@@ -264,7 +264,9 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
         const name = url.searchParams.get('name') ?? (typeof metadata.name === 'string' ? metadata.name : '');
         const id = `s${++sessionSeq}`;
         sessions.set(id, { bucket, name, metadata });
-        res.writeHead(200, { location: `${base}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=resumable&upload_id=${id}` });
+        // Relative to the host the client used, as GCS does, so a proxy in front of the fake stays in the path.
+        const origin = req.headers.host ? `http://${req.headers.host}` : base;
+        res.writeHead(200, { location: `${origin}/upload/storage/v1/b/${encodeURIComponent(bucket)}/o?uploadType=resumable&upload_id=${id}` });
         res.end();
         return;
       }
@@ -421,7 +423,7 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
         `content length ${declared} is outside ${range.min},${range.max}`,
       );
     }
-    const body = await readBody(req, range ? range.max + 1 : maxBody).catch(async (err: unknown) => {
+    const body = await readBody(req, range ? range.max + 1 : maxBody).catch((err: unknown) => {
       if (err instanceof HttpError && err.status === 413) throw new XmlError(400, 'EntityTooLarge', 'the body is larger than the signed range allows');
       throw err;
     });
@@ -502,7 +504,8 @@ function safeDecode(s: string): string {
 function stringRecord(v: unknown): Record<string, string> | undefined {
   if (!v || typeof v !== 'object') return undefined;
   const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v as Record<string, unknown>)) if (val !== null && val !== undefined) out[k] = String(val);
+  for (const [k, val] of Object.entries(v as Record<string, unknown>))
+    if (val !== null && val !== undefined) out[k] = typeof val === 'string' ? val : JSON.stringify(val);
   return out;
 }
 
