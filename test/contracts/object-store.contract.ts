@@ -3,7 +3,7 @@
  * Call `objectStoreContract(name, setup)` from a test file; `setup` returns a store and a bucket that
  * exists and is empty for the suite.
  */
-import { ImageRejectedError, ObjectNotFoundError } from '../../shared/errors';
+import { ImageRejectedError, ObjectNotFoundError, PixelpipeError } from '../../shared/errors';
 import type { ObjectStore } from '../../shared/ports';
 
 export interface ContractTarget {
@@ -98,6 +98,31 @@ export function objectStoreContract(name: string, setup: () => Promise<ContractT
       } while (token && pages < 10);
       expect(seen).toEqual(keys);
       expect(pages).toBe(3);
+    });
+
+    test('an aborted signal rejects the call with a retryable error and writes nothing', async () => {
+      const kept = `${run}abort/kept`;
+      await t.store.put(t.bucket, kept, Buffer.from('k'), { contentType: 'text/plain' });
+      const invocation = new AbortController();
+      invocation.abort(new DOMException('invocation deadline passed', 'TimeoutError'));
+      const signal = invocation.signal;
+      const calls: Array<[string, () => Promise<unknown>]> = [
+        ['put', () => t.store.put(t.bucket, `${run}abort/new`, Buffer.from('n'), { contentType: 'text/plain', signal })],
+        ['put over', () => t.store.put(t.bucket, kept, Buffer.from('overwritten'), { contentType: 'text/plain', signal })],
+        ['delete', () => t.store.delete(t.bucket, kept, { signal })],
+        ['get', () => t.store.get(t.bucket, kept, { signal })],
+        ['head', () => t.store.head(t.bucket, kept, { signal })],
+        ['list', () => t.store.list(t.bucket, `${run}abort/`, { signal })],
+      ];
+      for (const [name, call] of calls) {
+        const err = await call().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect([name, err instanceof PixelpipeError && err.retryable]).toEqual([name, true]);
+      }
+      await expect(t.store.head(t.bucket, `${run}abort/new`)).resolves.toBeNull();
+      expect((await t.store.get(t.bucket, kept)).body.toString()).toBe('k');
     });
 
     test('delete removes an object and tolerates a missing one', async () => {

@@ -25,9 +25,9 @@ const sdkStore = (url: string) =>
 function countingAuth(): RequestAuthorizer & { calls: number } {
   const a = {
     calls: 0,
-    async headers() {
+    headers() {
       a.calls++;
-      return { authorization: 'Bearer test-token' };
+      return Promise.resolve({ authorization: 'Bearer test-token' });
     },
   };
   return a;
@@ -39,10 +39,10 @@ objectStoreContract('GCS reader (gcs-fake; writes through GcsObjectStore)', asyn
   const reader = new GcsObjectReader(countingAuth(), { endpoint: fake.url, policy: fastPolicy('contract') });
   const store: ObjectStore = {
     get: (b, k, o) => reader.get(b, k, o),
-    head: (b, k) => reader.head(b, k),
+    head: (b, k, o) => reader.head(b, k, o),
     put: (b, k, body, o) => writer.put(b, k, body, o),
     list: (b, p, o) => writer.list(b, p, o),
-    delete: (b, k) => writer.delete(b, k),
+    delete: (b, k, o) => writer.delete(b, k, o),
   };
   return { store, bucket: 'contract-bucket', close: () => fake.close() };
 });
