@@ -503,9 +503,9 @@ describe('a storage 503 on variant writes, through the process functions', () =>
       const putsStartedAt: number[] = [];
       const store: ObjectStore = {
         get: (b, k, o) => s3Store.get(b, k, o),
-        head: (b, k) => s3Store.head(b, k),
+        head: (b, k, o) => s3Store.head(b, k, o),
         list: (b, p, o) => s3Store.list(b, p, o),
-        delete: (b, k) => s3Store.delete(b, k),
+        delete: (b, k, o) => s3Store.delete(b, k, o),
         put: (b, k, body, o) => {
           putsStartedAt.push(Date.now());
           return s3Store.put(b, k, body, o);
@@ -537,6 +537,8 @@ describe('a storage 503 on variant writes, through the process functions', () =>
       // Nothing outlives the failed invocation (a frozen Lambda would otherwise resume it later).
       const failedAt = Date.now();
       const atFailure = proxy.count();
+      // No request is still open at the proxy when the invocation has failed.
+      expect(proxy.inFlight()).toBe(0);
       await new Promise((r) => setTimeout(r, 300));
       expect(proxy.count()).toBe(atFailure);
       expect(putsStartedAt.filter((t) => t > failedAt)).toEqual([]);
