@@ -11,6 +11,7 @@
  * destroys the HTTP requests the SDK started for it (metadata, list and delete included), because the
  * SDK's transport (node-fetch 2) does not close a socket when its stream is destroyed.
  */
+import type { ClientRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Storage } from '@google-cloud/storage';
@@ -60,6 +61,7 @@ export function toObjectInfo(bucket: string, key: string, md: GcsMetadata): Obje
 export class GcsObjectStore implements ObjectStore {
   private readonly policy: ResiliencePolicy;
   private readonly simpleUploadMaxBytes: number;
+  private readonly ownsRequest: (request: ClientRequest) => boolean;
 
   constructor(
     private readonly storage: Storage,
@@ -67,6 +69,9 @@ export class GcsObjectStore implements ObjectStore {
   ) {
     this.policy = options.policy ?? defaultPolicy('gcs');
     this.simpleUploadMaxBytes = options.simpleUploadMaxBytes ?? 8 * 1024 * 1024;
+    // Only requests to the Storage API itself: token refreshes are shared with other calls.
+    const apiHost = new URL(storage.apiEndpoint).hostname;
+    this.ownsRequest = (request) => request.host === apiHost;
   }
 
   /** See {@link readConsistently}: metadata, then the body of exactly that generation, byte-capped. */
@@ -176,7 +181,7 @@ export class GcsObjectStore implements ObjectStore {
       this.policy,
       what,
       (signal) =>
-        withRequestScope(signal, () => fn(signal)).catch((err: unknown) => {
+        withRequestScope(signal, () => fn(signal), this.ownsRequest).catch((err: unknown) => {
           throw signal.aborted ? cancelled(signal, what) : err;
         }),
       { signal: call.signal, deadline: call.deadline },

@@ -18,6 +18,7 @@ import type { ClientRequest } from 'node:http';
 
 interface Scope {
   readonly signal: AbortSignal;
+  readonly owns: (request: ClientRequest) => boolean;
   readonly open: Set<ClientRequest>;
   /** Resolves when `open` empties after an abort. */
   onDrained?: () => void;
@@ -29,7 +30,7 @@ let subscribed = false;
 function track(message: unknown): void {
   const scope = scopes.getStore();
   const request = (message as { request?: ClientRequest } | null)?.request;
-  if (!scope || !request) return;
+  if (!scope || !request || !scope.owns(request)) return;
   scope.open.add(request);
   request.once('close', () => {
     scope.open.delete(request);
@@ -46,14 +47,18 @@ const DRAIN_MS = 1000;
  * Runs `fn` so that every HTTP request it starts, directly or through a library, is destroyed when
  * `signal` aborts. Rejects with the signal's reason once those requests have closed (or after a
  * short bound); resolves or rejects with `fn`'s outcome otherwise.
+ *
+ * `owns` narrows which requests belong to the call. A library may start a request that other calls
+ * share (google-auth-library refreshes one access token for every caller waiting on it); destroying
+ * that would fail the others too, so callers pass a filter on the API's own host.
  */
-export function withRequestScope<T>(signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+export function withRequestScope<T>(signal: AbortSignal, fn: () => Promise<T>, owns: (request: ClientRequest) => boolean = () => true): Promise<T> {
   if (!subscribed) {
     subscribe('http.client.request.start', track);
     subscribed = true;
   }
   if (signal.aborted) return Promise.reject(signal.reason as Error);
-  const scope: Scope = { signal, open: new Set() };
+  const scope: Scope = { signal, owns, open: new Set() };
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const onAbort = (): void => {
