@@ -8,7 +8,7 @@
  * - a call that gives up leaves nothing open behind it (`idle`), and the caller's own signal (the
  *   invocation ending) cancels a request in flight the same way, with a retryable error.
  *
- * Each case forces at most two attempts of 300 ms; the backoff is fixed by an injected `random`.
+ * Each case forces at most two attempts of 750 ms; the backoff is fixed by an injected `random`.
  * Only 127.0.0.1 is used: the GCS fake, s3rver, the local SNS and the Google fake.
  */
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -31,7 +31,8 @@ import { startFaultProxy, type FaultProxy } from './fault-proxy';
 jest.setTimeout(30_000);
 process.env.METADATA_SERVER_DETECTION = 'none';
 
-const TIMEOUT_MS = 300;
+/** Long enough that the retry, which is answered, never times out on a loaded machine; each stall costs this much. */
+const TIMEOUT_MS = 750;
 const ATTRS = { type: 'pixelpipe.image.processed.v1', imageId: 'i-1', owner: 'alice', status: 'processed' };
 
 /** Two attempts of TIMEOUT_MS with a fixed 20 ms backoff between them, and a fresh breaker. */
@@ -122,7 +123,7 @@ describe('GCS through the fault proxy (gcs-fake upstream)', () => {
       proxy.inject({ action: { kind: 'stall' }, times: 1, method: c.method, pathIncludes: c.pathIncludes });
       expect((await failure(c.run())).code).toBe('storage_timeout');
       // Without cancellation the SDK's request would stay open until the proxy closes.
-      await proxy.idle({ method: c.method, pathIncludes: c.pathIncludes }, 1000);
+      await proxy.idle({ method: c.method, pathIncludes: c.pathIncludes }, 3000);
       const [seen] = proxy.requests.filter((r) => r.method === c.method && r.path.includes(c.pathIncludes));
       expect([c.method, c.pathIncludes, seen.clientClosedAt !== undefined]).toEqual([c.method, c.pathIncludes, true]);
     }
@@ -138,7 +139,7 @@ describe('GCS through the fault proxy (gcs-fake upstream)', () => {
     invocation.abort(new DOMException('invocation deadline passed', 'TimeoutError'));
     const err = await failure(call);
     expect([err.retryable, err.code]).toEqual([true, 'deadline_exceeded']);
-    await proxy.idle(upload, 1000);
+    await proxy.idle(upload, 3000);
     expect(proxy.count(upload)).toBe(1);
     expect(fake.getObject('w3', 'k/outer')).toBeUndefined();
   });
@@ -220,7 +221,7 @@ describe('S3 through the fault proxy (s3rver upstream)', () => {
     invocation.abort(new DOMException('invocation deadline passed', 'TimeoutError'));
     const err = await failure(call);
     expect([err.retryable, err.code]).toEqual([true, 'deadline_exceeded']);
-    await proxy.idle(put, 1000);
+    await proxy.idle(put, 3000);
     expect(proxy.count(put)).toBe(1);
     expect(await store.head('b', 'w/outer')).toBeNull();
   });
@@ -256,7 +257,7 @@ describe('event publishers through the fault proxy', () => {
       const publisher = new PubSubEventPublisher(NO_AUTH, 'projects/p/topics/t', { endpoint: proxy.url, policy: policy('pubsub-dead') });
       const err = await failure(publisher.publish('{}', ATTRS));
       expect([err.retryable, err.code]).toEqual([true, 'publish_failed']);
-      await proxy.idle({ method: 'POST' }, 1000);
+      await proxy.idle({ method: 'POST' }, 3000);
       expect(proxy.requests.map((r) => r.clientClosedAt !== undefined)).toEqual([true, true]);
       expect(proxy.peakInFlight({ method: 'POST' })).toBe(1);
     } finally {

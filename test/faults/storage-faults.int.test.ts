@@ -13,7 +13,8 @@
  * the only time bound is the deadline the test itself gives the call (that the connections are really
  * closed is test/faults/cancellation.int.test.ts).
  *
- * Policies are injected short (5–50 ms backoff, 300 ms per attempt) so the file runs in seconds. The
+ * Policies are injected short (5–50 ms backoff; 500 ms per attempt where a stall is under test, 5 s
+ * where every fault is answered, so load cannot add a retry) so the file runs in seconds. The
  * GCP process function is the exception: it runs exactly as deployed (default policy) over HTTP.
  */
 import { readFileSync } from 'node:fs';
@@ -41,7 +42,13 @@ jest.setTimeout(90_000);
 process.env.METADATA_SERVER_DETECTION = 'none';
 
 const ROOT = join(__dirname, '..', '..');
-const TIMEOUT_MS = 300;
+/** Per-attempt timeout where a stall is the fault under test: short, so stalls cost little. */
+const TIMEOUT_MS = 500;
+/**
+ * Per-attempt timeout where every fault is answered (statuses, resets, slow bodies): generous, so a
+ * loaded machine cannot turn a slow but successful attempt into an extra, uncounted retry.
+ */
+const ANSWERED_MS = 5000;
 const ATTEMPTS = 4;
 /** A deadline that leaves room for two attempts of TIMEOUT_MS but not for all four. */
 const TWO_ATTEMPTS_MS = 2 * TIMEOUT_MS + 150;
@@ -64,14 +71,17 @@ interface Recorded {
 }
 
 /** The brief's short policy, with an observable backoff and (optionally) a breaker on a manual clock. */
-function shortPolicy(name: string, breaker?: { failureThreshold: number; openMs: number; clock: ManualClock }): Recorded {
+function shortPolicy(name: string, breaker?: { failureThreshold: number; openMs: number; clock: ManualClock }, timeoutMs = ANSWERED_MS): Recorded {
   const delays: Recorded['delays'] = [];
-  const base = defaultPolicy(name, { baseDelayMs: 5, maxDelayMs: 50, timeoutMs: TIMEOUT_MS, onRetry: (_e, attempt, delay) => delays.push({ attempt, delay }) });
+  const base = defaultPolicy(name, { baseDelayMs: 5, maxDelayMs: 50, timeoutMs, onRetry: (_e, attempt, delay) => delays.push({ attempt, delay }) });
   const policy: ResiliencePolicy = breaker
     ? { ...base, breaker: new CircuitBreaker(name, { failureThreshold: breaker.failureThreshold, openMs: breaker.openMs, now: breaker.clock.now }) }
     : base;
   return { policy, delays };
 }
+
+/** The short policy with the short attempt timeout, for the stall tests. */
+const stallPolicy = (name: string): Recorded => shortPolicy(name, undefined, TIMEOUT_MS);
 
 /** Every backoff lies in [0, min(max, base·2^(n-1))): full jitter on an exponential cap. */
 function expectJitteredBackoff(delays: Recorded['delays']): void {
@@ -153,7 +163,7 @@ describe('GcsObjectStore against the GCS fake with injected faults', () => {
 
     // Stalled for good: every attempt times out; the call retries exactly ATTEMPTS - 1 times, then gives up.
     stall(100);
-    const all = shortPolicy('gcs-stall');
+    const all = stallPolicy('gcs-stall');
     expect((await failure(new GcsObjectStore(client(), { policy: all.policy }).get('b', 'retry/stall'))).code).toBe('storage_timeout');
     expect(all.delays.map((d) => d.attempt)).toEqual([1, 2, 3]);
     fake.clearFaults();
@@ -161,7 +171,7 @@ describe('GcsObjectStore against the GCS fake with injected faults', () => {
     // Stalled for good, with a deadline that leaves room for two attempts: the deadline, not the
     // attempt count, ends the call, and it ends by that deadline.
     stall(100);
-    const cut = shortPolicy('gcs-stall-deadline');
+    const cut = stallPolicy('gcs-stall-deadline');
     const deadline = Date.now() + TWO_ATTEMPTS_MS;
     const late = await timed(new GcsObjectStore(client(), { policy: cut.policy }).get('b', 'retry/stall', { deadline }));
     expect((late.error as PixelpipeError).retryable).toBe(true);
@@ -172,7 +182,7 @@ describe('GcsObjectStore against the GCS fake with injected faults', () => {
     // Stalled twice, then the fault clears: the third attempt succeeds. (A fresh store: the failures
     // above count towards the default breaker, which would otherwise be open by now.)
     stall(2);
-    const fresh = shortPolicy('gcs-stall-2');
+    const fresh = stallPolicy('gcs-stall-2');
     const recovered = await new GcsObjectStore(client(), { policy: fresh.policy }).get('b', 'retry/stall');
     expect(recovered.body.toString()).toBe('late');
     expect(fresh.delays.map((d) => d.attempt)).toEqual([1, 2]);
@@ -310,11 +320,11 @@ describe('S3ObjectStore against s3rver behind a fault-injecting proxy', () => {
 
       before = proxy.count(get);
       proxy.inject({ action, times: 100, ...get });
-      const all = shortPolicy('s3-stall');
+      const all = stallPolicy('s3-stall');
       expect((await failure(new S3ObjectStore(client(), { policy: all.policy }).get('b', 's/1'))).code).toBe('storage_timeout');
       expect([action.kind, proxy.count(get) - before, all.delays.length]).toEqual([action.kind, ATTEMPTS, ATTEMPTS - 1]);
 
-      const cut = shortPolicy('s3-stall-deadline');
+      const cut = stallPolicy('s3-stall-deadline');
       const deadline = Date.now() + TWO_ATTEMPTS_MS;
       const late = await timed(new S3ObjectStore(client(), { policy: cut.policy }).get('b', 's/1', { deadline }));
       expect((late.error as PixelpipeError).retryable).toBe(true);
@@ -323,7 +333,7 @@ describe('S3ObjectStore against s3rver behind a fault-injecting proxy', () => {
       proxy.clear();
 
       proxy.inject({ action, times: 2, ...get });
-      const twice = shortPolicy('s3-stall-2');
+      const twice = stallPolicy('s3-stall-2');
       expect((await new S3ObjectStore(client(), { policy: twice.policy }).get('b', 's/1')).body.length).toBe(32 * 1024);
       expect(twice.delays.map((d) => d.attempt)).toEqual([1, 2]);
       proxy.clear();
