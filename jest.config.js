@@ -10,8 +10,10 @@ module.exports = {
   roots: ['<rootDir>/shared', '<rootDir>/functions', '<rootDir>/test', '<rootDir>/scripts'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
-  // thumbhash ships ES modules only.
-  transformIgnorePatterns: ['/node_modules/(?!thumbhash/)'],
+  // thumbhash ships ES modules only; gaxios 7 loads node-fetch with import(), which Jest runs only
+  // when transformed into require() (then test/support/jest-resolver.cjs hands it Node's fetch).
+  transformIgnorePatterns: ['/node_modules/(?!(?:.+/node_modules/)?(?:thumbhash|gaxios)/)'],
+  resolver: '<rootDir>/test/support/jest-resolver.cjs',
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   testTimeout: 30000,
   maxWorkers: 2,

@@ -3,18 +3,25 @@
 // platform, installed next to the bundle (see serverless.yml / the GCP deploy). Cloud SDKs are bundled
 // so a cold start loads one file instead of resolving hundreds of modules.
 import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
 import { mkdir, writeFile, stat, readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
 
-/** name → [entry, extra externals, runtime dependencies of the bundle] */
+// google-auth-library's gaxios 7 loads node-fetch (and its web-streams polyfill) when it runs on Node;
+// the slim GCP functions send every request with Node's own fetch instead (see functions/gcp/google-auth.ts),
+// and this makes the metadata-server requests of gcp-metadata do the same. Not for the process
+// function or the CLI, whose @google-cloud/storage relies on gaxios 6 and node-fetch 2.
+const NATIVE_FETCH = { 'node-fetch': join(root, 'scripts', 'lib', 'native-fetch.cjs') };
+
+/** name → [entry, extra externals, runtime dependencies of the bundle, import aliases] */
 export const FUNCTIONS = {
-  'gcp/upload': ['functions/gcp/upload.ts', [], []],
+  'gcp/upload': ['functions/gcp/upload.ts', [], [], NATIVE_FETCH],
   'gcp/process': ['functions/gcp/process.ts', ['sharp'], ['sharp']],
-  'gcp/notify': ['functions/gcp/notify.ts', [], []],
+  'gcp/notify': ['functions/gcp/notify.ts', [], [], NATIVE_FETCH],
   'aws/upload': ['functions/aws/upload.ts', [], []],
   'aws/process': ['functions/aws/process.ts', ['sharp'], ['sharp']],
   'aws/notify': ['functions/aws/notify.ts', [], []],
@@ -25,7 +32,51 @@ export const FUNCTIONS = {
 const only = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const quiet = process.argv.includes('--quiet');
 const rows = [];
-for (const [name, [entry, external, deps]] of Object.entries(FUNCTIONS)) {
+/**
+ * Bundles one copy of a package that npm installed more than once at the same version. npm nests
+ * gaxios 7 (with google-logging-utils) under both google-auth-library and gcp-metadata because
+ * @google-cloud/storage holds gaxios 6 at the top; identical name and version means identical code,
+ * so the second copy only costs cold start (and would keep separate module state).
+ */
+function dedupeSameVersion() {
+  const pkgDir = (file) => {
+    const parts = file.split(sep);
+    const i = parts.lastIndexOf('node_modules');
+    if (i < 0) return undefined;
+    return parts.slice(0, i + (parts[i + 1]?.startsWith('@') ? 3 : 2)).join(sep);
+  };
+  const versions = new Map();
+  const versionOf = (dir) => {
+    if (!versions.has(dir)) {
+      try {
+        const { name, version } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+        versions.set(dir, name && version ? `${name}@${version}` : undefined);
+      } catch {
+        versions.set(dir, undefined);
+      }
+    }
+    return versions.get(dir);
+  };
+  return {
+    name: 'dedupe-same-version',
+    setup(b) {
+      const first = new Map();
+      b.onResolve({ filter: /^[^./]/ }, async (args) => {
+        if (args.pluginData?.dedupe) return undefined;
+        const r = await b.resolve(args.path, { kind: args.kind, importer: args.importer, resolveDir: args.resolveDir, pluginData: { dedupe: true } });
+        // Unresolvable (e.g. an optional require in a try block) or external: esbuild's own handling.
+        if (r.errors.length || r.external || !r.path) return undefined;
+        const dir = pkgDir(r.path);
+        const id = dir && versionOf(dir);
+        if (!id) return { path: r.path, sideEffects: r.sideEffects };
+        if (!first.has(id)) first.set(id, dir);
+        return { path: first.get(id) + r.path.slice(dir.length), sideEffects: r.sideEffects };
+      });
+    },
+  };
+}
+
+for (const [name, [entry, external, deps, alias = {}]] of Object.entries(FUNCTIONS)) {
   if (only.length && !only.includes(name)) continue;
   try {
     await stat(join(root, entry));
@@ -50,6 +101,8 @@ for (const [name, [entry, external, deps]] of Object.entries(FUNCTIONS)) {
     // heic-decode's WebAssembly is only loaded for HEIC input: keep it out of the hot bundle.
     external: [...external, 'heic-decode'],
     logLevel: 'warning',
+    alias,
+    plugins: [dedupeSameVersion()],
   });
   const runtimeDeps = Object.fromEntries([...deps, ...(external.includes('sharp') ? ['heic-decode'] : [])].map((d) => [d, pkg.dependencies[d]]));
   if (!external.includes('sharp')) delete runtimeDeps['heic-decode'];

@@ -7,19 +7,20 @@
  * enforced by GCS) and the object metadata (`x-goog-meta-*`): all are signed headers, so a holder of
  * the URL cannot change any of them. The browser must send exactly `UploadTarget.headers`.
  *
- * Who signs (see `google-auth.ts` for where the credentials come from):
- * - with a service-account key (local development, tests) the signature is computed locally;
- * - without a key (Cloud Functions / Cloud Run) it comes from IAM `signBlob` for the runtime service
- *   account, which therefore needs `roles/iam.serviceAccountTokenCreator` on itself;
+ * Only the signature bytes come from `google-auth-library` (see `google-auth.ts` for where the
+ * credentials come from); the canonical request, the string to sign and the URL are built here:
+ * - with a service-account key (local development, tests) the library signs locally;
+ * - with an impersonated service account's ADC file, the library's IAM `signBlob` as that account;
+ * - without a key (Cloud Functions / Cloud Run, workload identity federation) IAM `signBlob` for the
+ *   runtime service account, which therefore needs `roles/iam.serviceAccountTokenCreator` on itself;
  * - with `signerEmail` (`PIXELPIPE_SIGNER_SERVICE_ACCOUNT`) always IAM `signBlob` as that account.
  */
 import { createHash } from 'node:crypto';
-import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
+import { ConfigError } from '../../shared/errors';
 import { compactUtcTimestamp, encodeRfc3986 } from '../../shared/http/signing';
 import type { CallOptions, Clock, SignUploadRequest, UploadTarget, UrlSigner } from '../../shared/ports';
 import { defaultPolicy, resilient, type ResiliencePolicy } from '../../shared/resilience';
-import { httpStatusOf, isNetworkError } from './gcs-errors';
-import type { GoogleCredentials } from './google-auth';
+import { mapAuthError, type GoogleCredentials } from './google-auth';
 
 /** Longest upload URL lifetime we hand out: a leaked URL is only useful briefly. */
 export const MAX_UPLOAD_EXPIRY_SECONDS = 15 * 60;
@@ -48,6 +49,15 @@ const META_KEY = /^[a-z0-9][a-z0-9_-]{0,127}$/;
 // Header values must survive a browser's fetch(): printable ASCII only (request-upload URI-encodes names).
 const META_VALUE = /^[\x20-\x7e]{0,2048}$/;
 const CONTENT_TYPE = /^[\x21-\x7e][\x20-\x7e]{0,255}$/;
+
+/** One URL to sign: the method, the object and what the holder must send (signed headers, lower-case names). */
+interface SignedRequest {
+  method: 'GET' | 'PUT';
+  bucket: string;
+  key: string;
+  seconds: number;
+  headers: Record<string, string>;
+}
 
 /** Signs GCS V4 upload (PUT) and read (GET) URLs. */
 export class GcsUrlSigner implements UrlSigner {
@@ -97,21 +107,13 @@ export class GcsUrlSigner implements UrlSigner {
     return this.sign({ method: 'GET', bucket, key, seconds: expiresInSeconds, headers: {} }, options);
   }
 
-  /**
-   * `call` bounds the retries of a keyless signature (IAM `signBlob`) by the caller's deadline and
-   * signal. The credentials' `signBlob` takes no signal, so an attempt in flight is abandoned at its
-   * timeout rather than cancelled; signBlob writes nothing, so nothing can land late.
-   */
-  private sign(
-    { method, bucket, key, seconds, headers }: { method: 'GET' | 'PUT'; bucket: string; key: string; seconds: number; headers: Record<string, string> },
-    call: CallOptions,
-  ): Promise<string> {
-    const now = this.clock.now();
+  private sign({ method, bucket, key, seconds, headers }: SignedRequest, call: CallOptions): Promise<string> {
     if (!bucket || !key) throw new RangeError('a signed URL needs a bucket and an object key');
+    const now = this.clock.now();
     return resilient(
       this.policy,
       `sign ${method} ${bucket}/${key}`,
-      async () => {
+      async (signal) => {
         try {
           const email = await this.signerEmail();
           const stamp = compactUtcTimestamp(now);
@@ -140,10 +142,10 @@ export class GcsUrlSigner implements UrlSigner {
             'UNSIGNED-PAYLOAD',
           ].join('\n');
           const stringToSign = [ALGORITHM, stamp, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
-          const signature = await this.credentials.signBlob(email, Buffer.from(stringToSign, 'utf8'));
+          const signature = await this.credentials.signBlob(email, stringToSign, { signal });
           return `${this.origin}${path}?${query}&X-Goog-Signature=${signature.toString('hex')}`;
         } catch (err) {
-          throw mapSigningError(err, this.credentials.source);
+          throw mapAuthError(err, 'signing');
         }
       },
       call,
@@ -156,7 +158,7 @@ export class GcsUrlSigner implements UrlSigner {
     if (!email) {
       throw new ConfigError(
         'PIXELPIPE_SIGNER_SERVICE_ACCOUNT',
-        `${this.credentials.source} credentials are not a service account and cannot sign URLs: set it to a service account you hold roles/iam.serviceAccountTokenCreator on`,
+        `${await this.credentials.source()} credentials are not a service account and cannot sign URLs: set it to a service account you hold roles/iam.serviceAccountTokenCreator on`,
       );
     }
     return email;
@@ -175,53 +177,4 @@ function parseHost(value: string): { origin: string; host: string } {
     throw new RangeError(`GcsUrlSigner: host "${value}" must be scheme://host[:port] (path-style URLs are built on it)`);
   }
   return { origin: u.origin, host: u.host };
-}
-
-/**
- * Failures of the token request or of IAM `signBlob`: the IAM service unreachable, timing out, 429 or
- * 5xx → transient; an HTTP 4xx (permission denied, unknown account) or a credentials problem →
- * permanent, a deployment problem that retries cannot fix.
- */
-function mapSigningError(err: unknown, source: GoogleCredentials['source']): PixelpipeError {
-  if (err instanceof PixelpipeError) return err;
-  const detail = errorText(err);
-  const status = httpStatusOf(err);
-  if (status !== undefined) {
-    if (status === 408 || status === 429 || status >= 500)
-      return new TransientError('storage_unavailable', `signing failed with HTTP ${status}: ${detail}`, err);
-    return new PixelpipeError('internal', `signing failed with HTTP ${status}: ${detail}`, { retryable: false, cause: err });
-  }
-  // Outside Google Cloud the metadata server's name does not resolve: there are no credentials at all.
-  if (source === 'metadata_server' && errorCodes(err).includes('ENOTFOUND')) {
-    return new PixelpipeError(
-      'internal',
-      `signing failed: no Google credentials (no GOOGLE_APPLICATION_CREDENTIALS, no gcloud ADC file, no metadata server): ${detail}`,
-      {
-        retryable: false,
-        cause: err,
-      },
-    );
-  }
-  const name = (err as { name?: unknown } | null)?.name;
-  if (isNetworkError(err) || name === 'TimeoutError' || name === 'AbortError') {
-    return new TransientError('storage_unavailable', `signing failed: ${detail}`, err);
-  }
-  return new PixelpipeError('internal', `signing failed: ${detail}`, { retryable: false, cause: err });
-}
-
-/** `fetch` reports "fetch failed" and hides the socket error in `cause`: keep both for the logs. */
-function errorText(err: unknown): string {
-  const parts: string[] = [];
-  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    parts.push(e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e));
-  }
-  return parts.join(': ').slice(0, 500);
-}
-
-function errorCodes(err: unknown): string[] {
-  const codes: string[] = [];
-  for (let e = err as { code?: unknown; cause?: unknown } | null, depth = 0; e && typeof e === 'object' && depth < 4; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string') codes.push(e.code);
-  }
-  return codes;
 }

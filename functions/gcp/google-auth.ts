@@ -1,20 +1,30 @@
 /**
  * Google credentials for the adapters that call Google's REST APIs directly (see `google-http.ts` for
- * why they do not use the client libraries).
+ * why they do not use the storage and Pub/Sub client libraries), from `google-auth-library`:
+ * Application Default Credentials as Google's own libraries find them — `GOOGLE_APPLICATION_CREDENTIALS`,
+ * gcloud's ADC file (`CLOUDSDK_CONFIG`), the metadata server (`GCE_METADATA_HOST` / `GCE_METADATA_IP`,
+ * `METADATA_SERVER_DETECTION`) — with every credential type the library knows: service-account keys,
+ * gcloud user credentials, workload identity federation (`external_account`), impersonated service
+ * accounts. The library also caches tokens and refreshes them before they expire.
  *
- * Three sources, found the way Application Default Credentials finds them:
- * 1. `GOOGLE_APPLICATION_CREDENTIALS` naming a key file (`service_account` or `authorized_user`);
- * 2. gcloud's ADC file (`gcloud auth application-default login`);
- * 3. the metadata server (Cloud Functions, Cloud Run, GCE) — what runs in production.
- * Other ADC types (workload identity federation, impersonation files) are refused with an error that
- * says so, rather than half supported.
+ * What stays here is the wiring: one `GoogleAuth` per process, the library's requests sent with
+ * Node's own `fetch` under a per-request timeout, a broken key file refused at cold start, and the
+ * library's errors mapped onto the pipeline's hierarchy (transient `auth_unavailable` or permanent).
  */
-import { createPrivateKey, createSign, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { ConfigError } from '../../shared/errors';
-import { googleJson, googleFetch } from './google-http';
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import {
+  BaseExternalAccountClient,
+  Compute,
+  ExternalAccountAuthorizedUserClient,
+  GoogleAuth,
+  Impersonated,
+  JWT,
+  UserRefreshClient,
+  type AuthClient,
+} from 'google-auth-library';
+import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
+import { httpStatusOf, isNetworkError } from './gcs-errors';
 
 /** Adds authentication to requests for a Google API. */
 export interface RequestAuthorizer {
@@ -25,268 +35,160 @@ export interface RequestAuthorizer {
 /** For local emulators, which take no credentials. */
 export const NO_AUTH: RequestAuthorizer = { headers: async () => ({}) };
 
+/** The kind of credentials Application Default Credentials resolved to (the ADC file's `type`, or the metadata server). */
+export type CredentialSource =
+  | 'service_account'
+  | 'authorized_user'
+  | 'external_account'
+  | 'external_account_authorized_user'
+  | 'impersonated_service_account'
+  | 'metadata_server'
+  | 'other';
+
 /**
  * Credentials that can call Google APIs and sign as a service account (the V4 signed URL port needs
- * both). Tokens are cached and refreshed a few minutes before they expire; concurrent callers share
- * one refresh.
+ * both). Failures are `PixelpipeError`s: `ConfigError` when no usable credentials were found,
+ * `TransientError('auth_unavailable')` when a token or IAM endpoint is unreachable, slow or answers
+ * 408/429/5xx, a permanent `internal` error for other refusals (revoked grant, permission denied).
  */
 export interface GoogleCredentials extends RequestAuthorizer {
-  /** Where they came from, for logs and errors. */
-  readonly source: 'service_account_key' | 'authorized_user' | 'metadata_server';
-  /** A bearer token with the `cloud-platform` scope. */
-  accessToken(): Promise<string>;
-  /** The service account these credentials are; `null` for a user's credentials. */
+  /** What the credentials are, for logs and errors. */
+  source(): Promise<CredentialSource>;
+  /** The service account these credentials act as; `null` for a user's (or an unimpersonated federated) identity. */
   serviceAccountEmail(): Promise<string | null>;
   /**
-   * RSA-SHA256 signature of `data` as `email`: locally when the credentials hold that account's key,
-   * otherwise through IAM `signBlob` (the caller needs `iam.serviceAccounts.signBlob` on `email`).
+   * RSA-SHA256 signature of `data` (UTF-8) as `email`: locally when the credentials hold that
+   * account's key, otherwise through IAM Credentials `signBlob` (the caller needs
+   * `iam.serviceAccounts.signBlob` on `email`).
    */
-  signBlob(email: string, data: Buffer): Promise<Buffer>;
+  signBlob(email: string, data: string, options?: { signal?: AbortSignal }): Promise<Buffer>;
 }
 
-/** Where the sources send their requests; tests point them at local servers. */
-export interface GoogleAuthOptions {
-  /** `host[:port]` of the metadata server (Google's libraries read `GCE_METADATA_HOST` likewise). */
-  metadataHost?: string;
-  /** Base URL of the IAM Credentials API. */
-  iamEndpoint?: string;
-  /** OAuth token endpoint for user credentials (service-account keys carry their own `token_uri`). */
-  tokenEndpoint?: string;
-  /** Milliseconds since the epoch; tokens expire by it. */
-  now?: () => number;
+/** Options of {@link applicationDefaultCredentials} and {@link credentialsFromJson}. */
+export interface GoogleCredentialsOptions {
+  /** Saves the library a project-id lookup (which may spawn `gcloud` or ask the metadata server). */
+  projectId?: string;
+  /** Per-request deadline of the library's token and IAM requests; a stalled endpoint must not eat the invocation. */
   timeoutMs?: number;
+  /** Transport of the library's clients (default: Node's `fetch`); tests route it to local fakes. */
+  fetch?: typeof fetch;
 }
 
-const SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
-const GOOGLE_TOKEN_URI = 'https://oauth2.googleapis.com/token';
-const IAM_ENDPOINT = 'https://iamcredentials.googleapis.com';
-// Refresh this long before expiry, so a token is never sent in its last seconds (clock skew, slow requests).
-const REFRESH_MARGIN_MS = 5 * 60_000;
-// A token this close to expiry is not worth sending when a refresh has failed.
-const MIN_USABLE_MS = 30_000;
+const SCOPES = ['https://www.googleapis.com/auth/cloud-platform'];
+const DEFAULT_TIMEOUT_MS = 10_000;
 
-interface TokenResponse {
-  access_token?: unknown;
-  expires_in?: unknown;
+/**
+ * Application Default Credentials, looked up by the library on first use (so loading does no network
+ * I/O). A key file named by `GOOGLE_APPLICATION_CREDENTIALS` is read and checked now, at cold start,
+ * so a broken one fails the deployment instead of a request; a broken gcloud ADC file, or no
+ * credentials at all, is a `ConfigError` on first use.
+ */
+export function applicationDefaultCredentials(options: GoogleCredentialsOptions = {}): GoogleCredentials {
+  const file = process.env.GOOGLE_APPLICATION_CREDENTIALS;
+  if (file) checkCredentialsJson(readJson(file, 'GOOGLE_APPLICATION_CREDENTIALS'), 'GOOGLE_APPLICATION_CREDENTIALS');
+  return new LibraryCredentials(null, 'GOOGLE_APPLICATION_CREDENTIALS', options);
 }
 
-/** A service-account key file's fields used here. */
-interface ServiceAccountKey {
-  type: 'service_account';
-  client_email: string;
-  private_key: string;
-  private_key_id?: string;
-  token_uri?: string;
+/** Credentials from a parsed key or ADC file (any type the library accepts); `origin` names where it came from in errors. */
+export function credentialsFromJson(json: unknown, origin: string, options: GoogleCredentialsOptions = {}): GoogleCredentials {
+  return new LibraryCredentials(checkCredentialsJson(json, origin), origin, options);
 }
 
-/** A user's ADC file (`gcloud auth application-default login`). */
-interface AuthorizedUser {
-  type: 'authorized_user';
-  client_id: string;
-  client_secret: string;
-  refresh_token: string;
-  quota_project_id?: string;
-}
+class LibraryCredentials implements GoogleCredentials {
+  private readonly auth: GoogleAuth;
+  private email?: Promise<string | null>;
 
-abstract class BaseCredentials implements GoogleCredentials {
-  abstract readonly source: GoogleCredentials['source'];
-  private cached?: { token: string; expiresAt: number; refreshAt: number };
-  private inFlight?: Promise<string>;
-  protected readonly now: () => number;
-  protected readonly timeoutMs: number | undefined;
-  private readonly iamEndpoint: string;
-
-  constructor(options: GoogleAuthOptions) {
-    this.now = options.now ?? Date.now;
-    this.timeoutMs = options.timeoutMs;
-    this.iamEndpoint = (options.iamEndpoint ?? IAM_ENDPOINT).replace(/\/$/, '');
+  constructor(
+    json: Record<string, unknown> | null,
+    private readonly origin: string,
+    options: GoogleCredentialsOptions,
+  ) {
+    this.auth = new GoogleAuth({
+      scopes: SCOPES,
+      ...(json ? { credentials: json } : {}),
+      ...(options.projectId ? { projectId: options.projectId } : {}),
+      clientOptions: {
+        transporterOptions: {
+          // Node's fetch, not node-fetch (gaxios' default on Node): one HTTP stack, and AbortSignals that close the socket.
+          fetchImplementation: options.fetch ?? fetch,
+          timeout: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+          // No retries inside the library (its token requests ask for up to 3, plus 2 after no answer):
+          // resilient() retries around every call here, within the invocation's deadline.
+          retryConfig: { retry: 0, noResponseRetries: 0 },
+        },
+      },
+    });
   }
 
-  /** Fetches a fresh token and its lifetime in seconds. */
-  protected abstract fetchToken(): Promise<TokenResponse>;
-  abstract serviceAccountEmail(): Promise<string | null>;
-
-  async accessToken(): Promise<string> {
-    const cached = this.cached;
-    if (cached && cached.refreshAt > this.now()) return cached.token;
-    this.inFlight ??= this.refresh().finally(() => (this.inFlight = undefined));
-    try {
-      return await this.inFlight;
-    } catch (err) {
-      // Refreshing early is a precaution: while the old token is still good, a failed refresh must not fail the call.
-      if (cached && cached.expiresAt - MIN_USABLE_MS > this.now()) return cached.token;
-      throw err;
-    }
+  async source(): Promise<CredentialSource> {
+    return sourceOf(await this.client());
   }
 
   async headers(): Promise<Record<string, string>> {
-    return { authorization: `Bearer ${await this.accessToken()}` };
+    const client = await this.client();
+    try {
+      return Object.fromEntries((await client.getRequestHeaders()).entries());
+    } catch (err) {
+      throw mapAuthError(err, 'getting a Google access token');
+    }
   }
 
-  async signBlob(email: string, data: Buffer): Promise<Buffer> {
-    const url = `${this.iamEndpoint}/v1/projects/-/serviceAccounts/${encodeURIComponent(email)}:signBlob`;
-    const body = await googleJson<{ signedBlob?: unknown }>(url, {
-      method: 'POST',
-      headers: { ...(await this.headers()), 'content-type': 'application/json' },
-      body: JSON.stringify({ payload: data.toString('base64') }),
-      timeoutMs: this.timeoutMs,
-    });
-    if (typeof body.signedBlob !== 'string' || !body.signedBlob) throw new Error(`IAM signBlob for ${email} returned no signature`);
-    return Buffer.from(body.signedBlob, 'base64');
-  }
-
-  private async refresh(): Promise<string> {
-    const started = this.now();
-    const r = await this.fetchToken();
-    if (typeof r.access_token !== 'string' || !r.access_token) throw new Error(`${this.source}: the token response has no access_token`);
-    const lifetimeMs = (typeof r.expires_in === 'number' && r.expires_in > 0 ? r.expires_in : 3600) * 1000;
-    // The metadata server hands out its cached token with the time it has left, which can be under the
-    // margin: then refresh halfway instead of on every call.
-    const margin = Math.min(REFRESH_MARGIN_MS, lifetimeMs / 2);
-    this.cached = { token: r.access_token, expiresAt: started + lifetimeMs, refreshAt: started + lifetimeMs - margin };
-    return r.access_token;
-  }
-}
-
-/** A service-account key: tokens through the JWT-bearer grant, signatures computed locally. */
-class ServiceAccountKeyCredentials extends BaseCredentials {
-  readonly source = 'service_account_key' as const;
-  private readonly key: KeyObject;
-
-  constructor(
-    private readonly sa: ServiceAccountKey,
-    options: GoogleAuthOptions,
-  ) {
-    super(options);
-    this.key = createPrivateKey(sa.private_key);
-  }
-
-  async serviceAccountEmail(): Promise<string> {
-    return this.sa.client_email;
-  }
-
-  override async signBlob(email: string, data: Buffer): Promise<Buffer> {
-    // Signing as another account (PIXELPIPE_SIGNER_SERVICE_ACCOUNT) goes through IAM even with a key.
-    if (email !== this.sa.client_email) return super.signBlob(email, data);
-    return createSign('RSA-SHA256').update(data).sign(this.key);
-  }
-
-  protected async fetchToken(): Promise<TokenResponse> {
-    const tokenUri = this.sa.token_uri ?? GOOGLE_TOKEN_URI;
-    const iat = Math.floor(this.now() / 1000);
-    const header = { alg: 'RS256', typ: 'JWT', ...(this.sa.private_key_id ? { kid: this.sa.private_key_id } : {}) };
-    const claims = { iss: this.sa.client_email, scope: SCOPE, aud: tokenUri, iat, exp: iat + 3600 };
-    const unsigned = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-    const assertion = `${unsigned}.${createSign('RSA-SHA256').update(unsigned).sign(this.key).toString('base64url')}`;
-    return postForm(tokenUri, { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }, this.timeoutMs);
-  }
-}
-
-/** A user's refresh token. It can call APIs (and IAM signBlob on an account it may impersonate) but has no key. */
-class AuthorizedUserCredentials extends BaseCredentials {
-  readonly source = 'authorized_user' as const;
-  private readonly tokenEndpoint: string;
-
-  constructor(
-    private readonly user: AuthorizedUser,
-    options: GoogleAuthOptions,
-  ) {
-    super(options);
-    this.tokenEndpoint = options.tokenEndpoint ?? GOOGLE_TOKEN_URI;
-  }
-
-  async serviceAccountEmail(): Promise<null> {
-    return null;
-  }
-
-  override async headers(): Promise<Record<string, string>> {
-    // User credentials bill API usage to a quota project; gcloud writes it into the ADC file.
-    const h = await super.headers();
-    if (this.user.quota_project_id) h['x-goog-user-project'] = this.user.quota_project_id;
-    return h;
-  }
-
-  protected fetchToken(): Promise<TokenResponse> {
-    return postForm(
-      this.tokenEndpoint,
-      { grant_type: 'refresh_token', client_id: this.user.client_id, client_secret: this.user.client_secret, refresh_token: this.user.refresh_token },
-      this.timeoutMs,
-    );
-  }
-}
-
-/** The runtime's service account, through the metadata server. */
-class MetadataServerCredentials extends BaseCredentials {
-  readonly source = 'metadata_server' as const;
-  private readonly base: string;
-  private email?: Promise<string>;
-
-  constructor(options: GoogleAuthOptions) {
-    super(options);
-    this.base = `http://${options.metadataHost ?? 'metadata.google.internal'}/computeMetadata/v1/instance/service-accounts/default`;
-  }
-
-  serviceAccountEmail(): Promise<string> {
-    // Asked once per process: the runtime identity does not change. A failure (also one while reading
-    // the body) is not cached, so the next call asks again.
-    this.email ??= this.metadata('email')
-      .then(async (r) => (await r.text()).trim())
+  serviceAccountEmail(): Promise<string | null> {
+    // Asked once per process (on the metadata server it is a request): the identity does not change.
+    // A failure is not cached, so the next call asks again.
+    this.email ??= this.client()
+      .then(async () => (await this.auth.getCredentials()).client_email || null)
       .catch((err: unknown) => {
         this.email = undefined;
-        throw err;
+        throw mapAuthError(err, 'finding the service account of the Google credentials');
       });
     return this.email;
   }
 
-  protected async fetchToken(): Promise<TokenResponse> {
-    return (await this.metadata('token')).json() as Promise<TokenResponse>;
-  }
-
-  private metadata(path: string): Promise<Response> {
-    return googleFetch(`${this.base}/${path}`, { headers: { 'metadata-flavor': 'Google' }, timeoutMs: this.timeoutMs ?? 3000 });
-  }
-}
-
-/** Credentials from a parsed ADC/key file; `origin` names where it came from for errors. */
-export function credentialsFromJson(json: unknown, origin: string, options: GoogleAuthOptions = {}): GoogleCredentials {
-  const j = (json ?? {}) as Record<string, unknown>;
-  const str = (k: string) => typeof j[k] === 'string' && (j[k] as string).length > 0;
-  if (j.type === 'service_account') {
-    if (!str('client_email') || !str('private_key')) throw new ConfigError(origin, 'the service account key lacks client_email or private_key');
+  async signBlob(email: string, data: string, options: { signal?: AbortSignal } = {}): Promise<Buffer> {
+    const client = await this.client();
     try {
-      return new ServiceAccountKeyCredentials(j as unknown as ServiceAccountKey, options);
+      // The library's sign(): local RSA-SHA256 with a key file's key, or the impersonated account's
+      // signBlob through its source credentials (which hold the token creator role, not the target).
+      if ((client instanceof JWT && client.key && client.email === email) || (client instanceof Impersonated && client.getTargetPrincipal() === email)) {
+        return Buffer.from(await this.auth.sign(data), 'base64');
+      }
+      // Keyless (metadata server, federation, a user) or another account (PIXELPIPE_SIGNER_SERVICE_ACCOUNT):
+      // IAM signBlob through the client's authorized request(). Not GoogleAuth.sign(), which takes no
+      // AbortSignal: an attempt that resilient() timed out must be cancelled, not left running.
+      const res = await client.request<{ signedBlob?: unknown }>({
+        url: `https://iamcredentials.${client.universeDomain}/v1/projects/-/serviceAccounts/${encodeURIComponent(email)}:signBlob`,
+        method: 'POST',
+        data: { payload: Buffer.from(data, 'utf8').toString('base64') },
+        signal: options.signal,
+        retry: false,
+      });
+      const signed = res.data.signedBlob;
+      if (typeof signed !== 'string' || !signed) throw new PixelpipeError('internal', `IAM signBlob for ${email} returned no signature`, { retryable: false });
+      return Buffer.from(signed, 'base64');
     } catch (err) {
-      throw new ConfigError(origin, `the service account's private_key does not parse: ${(err as Error).message}`);
+      throw mapAuthError(err, `signing as ${email}`);
     }
   }
-  if (j.type === 'authorized_user') {
-    if (!str('client_id') || !str('client_secret') || !str('refresh_token'))
-      throw new ConfigError(origin, 'the user credentials lack client_id, client_secret or refresh_token');
-    return new AuthorizedUserCredentials(j as unknown as AuthorizedUser, options);
+
+  /** The library's client for the credentials found; failing to find or load them is a deployment problem. */
+  private async client(): Promise<AuthClient> {
+    try {
+      return await this.auth.getClient();
+    } catch (err) {
+      throw new ConfigError(this.origin, `no usable Google credentials: ${errorText(err)}`);
+    }
   }
-  throw new ConfigError(
-    origin,
-    `credential type "${String(j.type)}" is not supported; use a service account key, gcloud user credentials, or the metadata server`,
-  );
 }
 
-/** The runtime service account through the metadata server. */
-export function metadataServerCredentials(options: GoogleAuthOptions = {}): GoogleCredentials {
-  return new MetadataServerCredentials(options);
-}
-
-/**
- * Application Default Credentials from the environment (see the module comment for the order). The
- * key file is read now, at cold start, so a broken one fails the deployment instead of a request.
- */
-export function googleCredentialsFromEnv(env: Record<string, string | undefined>, options: GoogleAuthOptions = {}): GoogleCredentials {
-  const opts: GoogleAuthOptions = { ...options, metadataHost: options.metadataHost ?? (env.GCE_METADATA_HOST || undefined) };
-  const explicit = env.GOOGLE_APPLICATION_CREDENTIALS;
-  if (explicit) return credentialsFromJson(readJson(explicit, 'GOOGLE_APPLICATION_CREDENTIALS'), 'GOOGLE_APPLICATION_CREDENTIALS', opts);
-  const home = env.HOME || homedir();
-  const wellKnown = join(env.CLOUDSDK_CONFIG || join(home, '.config', 'gcloud'), 'application_default_credentials.json');
-  if (existsSync(wellKnown)) return credentialsFromJson(readJson(wellKnown, wellKnown), wellKnown, opts);
-  return metadataServerCredentials(opts);
+function sourceOf(client: AuthClient): CredentialSource {
+  if (client instanceof JWT) return 'service_account';
+  if (client instanceof UserRefreshClient) return 'authorized_user';
+  if (client instanceof Compute) return 'metadata_server';
+  if (client instanceof Impersonated) return 'impersonated_service_account';
+  if (client instanceof BaseExternalAccountClient) return 'external_account';
+  if (client instanceof ExternalAccountAuthorizedUserClient) return 'external_account_authorized_user';
+  return 'other';
 }
 
 function readJson(path: string, origin: string): unknown {
@@ -297,15 +199,63 @@ function readJson(path: string, origin: string): unknown {
   }
 }
 
-function postForm(url: string, fields: Record<string, string>, timeoutMs: number | undefined): Promise<TokenResponse> {
-  return googleJson<TokenResponse>(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(fields).toString(),
-    timeoutMs,
-  });
+/**
+ * Lets the library build a client from the JSON (which checks the fields its type needs) without
+ * using it, and parses a service account's private key, which the library only does when signing.
+ */
+function checkCredentialsJson(json: unknown, origin: string): Record<string, unknown> {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ConfigError(origin, 'the credentials are not a JSON object');
+  const j = json as Record<string, unknown>;
+  try {
+    new GoogleAuth({ scopes: SCOPES }).fromJSON(j);
+  } catch (err) {
+    throw new ConfigError(origin, `the ${typeof j.type === 'string' ? `"${j.type}" ` : ''}credentials are not usable: ${(err as Error).message}`);
+  }
+  if (j.type === 'service_account') {
+    try {
+      createPrivateKey(String(j.private_key));
+    } catch (err) {
+      throw new ConfigError(origin, `the service account's private_key does not parse: ${(err as Error).message}`);
+    }
+  }
+  return j;
 }
 
-function b64url(s: string): string {
-  return Buffer.from(s, 'utf8').toString('base64url');
+/**
+ * Failures of token requests (OAuth, STS, metadata server) and IAM: unreachable, timing out, cancelled,
+ * 408, 429 or 5xx → `TransientError('auth_unavailable')`; any other HTTP refusal (revoked grant,
+ * permission denied, unknown account) or an unrecognised failure → permanent, a deployment problem
+ * that retries cannot fix.
+ */
+export function mapAuthError(err: unknown, what: string): PixelpipeError {
+  if (err instanceof PixelpipeError) return err;
+  const detail = errorText(err);
+  const status = httpStatusOf(err);
+  if (status !== undefined) {
+    if (status === 408 || status === 429 || status >= 500) return new TransientError('auth_unavailable', `${what} failed with HTTP ${status}: ${detail}`, err);
+    return new PixelpipeError('internal', `${what} failed with HTTP ${status}: ${detail}`, { retryable: false, cause: err });
+  }
+  if (isNetworkError(err) || isTimeoutOrAbort(err)) return new TransientError('auth_unavailable', `${what} failed: ${detail}`, err);
+  return new PixelpipeError('internal', `${what} failed: ${detail}`, { retryable: false, cause: err });
+}
+
+function isTimeoutOrAbort(err: unknown): boolean {
+  for (
+    let e = err as { name?: unknown; code?: unknown; cause?: unknown } | null, depth = 0;
+    e && typeof e === 'object' && depth < 4;
+    e = e.cause as typeof e, depth++
+  ) {
+    if (['TimeoutError', 'AbortError'].includes(String(e.name)) || ['TimeoutError', 'AbortError'].includes(String(e.code))) return true;
+  }
+  return false;
+}
+
+/** `fetch` reports "fetch failed" and hides the socket error in `cause`: keep the chain for the logs. */
+function errorText(err: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const m = e instanceof Error ? e.message : String(e);
+    if (!parts.includes(m)) parts.push(m);
+  }
+  return parts.join(': ').slice(0, 500);
 }

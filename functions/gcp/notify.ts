@@ -1,15 +1,15 @@
 /**
  * GCP entry: `notify` CloudEvent function. Wired either to a GCS Pub/Sub notification on the
  * `manifests/` prefix (`messagePublished`) or directly to a storage `finalized` trigger; publishes
- * the completion event. No Google client library: the manifest read and the publish are one REST
- * request each, which keeps the cold start inside its budget (see google-http.ts). Wiring only; the
- * handler is `notify-handler.ts`.
+ * the completion event. No storage or Pub/Sub client library: the manifest read and the publish are
+ * one REST request each, authorized by `google-auth-library`, which keeps the cold start inside its
+ * budget (see google-http.ts). Wiring only; the handler is `notify-handler.ts`.
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { loadGcpSettings } from './gcp-settings';
-import { googleCredentialsFromEnv, NO_AUTH } from './google-auth';
+import { applicationDefaultCredentials, NO_AUTH, type RequestAuthorizer } from './google-auth';
 import { GcsObjectReader } from './gcs-object-reader';
 import { createNotifyHandler } from './notify-handler';
 import { PubSubEventPublisher, pubsubTopicPath } from './pubsub-event-publisher';
@@ -19,7 +19,7 @@ const gcp = loadGcpSettings(process.env);
 const logger = createLogger({ level: config.logLevel, fields: { fn: 'notify', ...(gcp.projectId ? { gcpProject: gcp.projectId } : {}) } });
 // Emulators take no credentials; in production tokens come from the metadata server on first use.
 const { STORAGE_EMULATOR_HOST: storageEmulator, PUBSUB_EMULATOR_HOST: pubsubEmulator } = process.env;
-const credentials = googleCredentialsFromEnv(process.env);
+const credentials: RequestAuthorizer = storageEmulator && pubsubEmulator ? NO_AUTH : applicationDefaultCredentials({ projectId: gcp.projectId });
 
 /** The deployed handler (also exported for tests). */
 export const notifyHandler = createNotifyHandler({

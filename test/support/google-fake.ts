@@ -1,8 +1,10 @@
 /**
- * A local stand-in for the Google endpoints `functions/gcp/google-auth.ts` calls (OAuth token
- * endpoint, metadata server, IAM Credentials `signBlob`), listening on 127.0.0.1 only. Each route is
- * a function of the recorded request, so a test states what Google answers and then checks what was
- * asked. Unrouted requests get Google's 404 error shape.
+ * A local stand-in for the Google endpoints that `google-auth-library` calls through
+ * `functions/gcp/google-auth.ts` (OAuth token endpoint, STS, metadata server, IAM Credentials),
+ * listening on 127.0.0.1 only. Each route is a function of the recorded request, so a test states
+ * what Google answers and then checks what was asked. Unrouted requests get Google's 404 error shape.
+ * Answers under `/computeMetadata/` carry `Metadata-Flavor: Google`, as the real metadata server's
+ * do (the library refuses answers without it).
  */
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -19,11 +21,12 @@ export interface RecordedRequest {
   body: string;
 }
 
-/** What a route answers: a JSON or text body with a status (default 200), optionally after a delay. */
+/** What a route answers: a JSON or text body with a status (default 200) and headers, optionally after a delay. */
 export interface FakeAnswer {
   status?: number;
   json?: unknown;
   text?: string;
+  headers?: Record<string, string>;
   delayMs?: number;
 }
 
@@ -38,6 +41,12 @@ export interface GoogleFake {
   requests: RecordedRequest[];
   /** Sets (or replaces) the answer for `"<METHOD> <path>"`. */
   route(key: string, handler: Route): void;
+  /**
+   * A `fetch` for the credentials' library clients that sends `https://<host>.googleapis.com/<path>`
+   * here as `/<host>.googleapis.com/<path>` (so routes say which Google service was asked) and any
+   * other URL where it points.
+   */
+  fetch: typeof fetch;
   close(): Promise<void>;
 }
 
@@ -66,7 +75,11 @@ export async function startGoogleFake(routes: Record<string, Route> = {}): Promi
       }
       if (res.destroyed) return;
       const text = answer.json !== undefined ? JSON.stringify(answer.json) : (answer.text ?? '');
-      res.writeHead(answer.status ?? 200, { 'content-type': answer.json !== undefined ? 'application/json' : 'text/plain' });
+      res.writeHead(answer.status ?? 200, {
+        'content-type': answer.json !== undefined ? 'application/json' : 'text/plain',
+        ...(recorded.path.startsWith('/computeMetadata/') ? { 'metadata-flavor': 'Google' } : {}),
+        ...answer.headers,
+      });
       res.end(text);
     })().catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
@@ -81,6 +94,11 @@ export async function startGoogleFake(routes: Record<string, Route> = {}): Promi
     host: new URL(served.url).host,
     requests,
     route: (key, handler) => table.set(key, handler),
+    fetch: (input, init) => {
+      const u = new URL(input instanceof Request ? input.url : String(input));
+      if (u.protocol === 'https:' && u.hostname.endsWith('.googleapis.com')) return fetch(`${served.url}/${u.hostname}${u.pathname}${u.search}`, init);
+      return fetch(input, init);
+    },
     close: () => {
       for (const t of timers) clearTimeout(t);
       return served.close();
@@ -108,7 +126,11 @@ export interface FakeServiceAccount {
   keyJson: Record<string, string>;
 }
 
-/** Generates an RSA key pair and a key file for `email`; the default token endpoint is a port `fetch` refuses to use. */
+/**
+ * Generates an RSA key pair and a key file for `email`. `token_uri` is informational: the library
+ * sends service-account grants to https://oauth2.googleapis.com/token whatever the file says (tests
+ * route that host to a fake through the credentials' `fetch`); the default is a port `fetch` refuses to use.
+ */
 export function fakeServiceAccount(email: string, tokenUri = 'http://127.0.0.1:9/token'): FakeServiceAccount {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   return {
