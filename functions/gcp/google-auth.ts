@@ -13,6 +13,7 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
 import {
   BaseExternalAccountClient,
   Compute,
@@ -33,7 +34,7 @@ export interface RequestAuthorizer {
 }
 
 /** For local emulators, which take no credentials. */
-export const NO_AUTH: RequestAuthorizer = { headers: async () => ({}) };
+export const NO_AUTH: RequestAuthorizer = { headers: () => Promise.resolve({}) };
 
 /** The kind of credentials Application Default Credentials resolved to (the ADC file's `type`, or the metadata server). */
 export type CredentialSource =
@@ -240,12 +241,13 @@ export function mapAuthError(err: unknown, what: string): PixelpipeError {
 }
 
 function isTimeoutOrAbort(err: unknown): boolean {
+  const names = ['TimeoutError', 'AbortError'];
   for (
     let e = err as { name?: unknown; code?: unknown; cause?: unknown } | null, depth = 0;
     e && typeof e === 'object' && depth < 4;
     e = e.cause as typeof e, depth++
   ) {
-    if (['TimeoutError', 'AbortError'].includes(String(e.name)) || ['TimeoutError', 'AbortError'].includes(String(e.code))) return true;
+    if (names.includes(typeof e.name === 'string' ? e.name : '') || names.includes(typeof e.code === 'string' ? e.code : '')) return true;
   }
   return false;
 }
@@ -254,7 +256,7 @@ function isTimeoutOrAbort(err: unknown): boolean {
 function errorText(err: unknown): string {
   const parts: string[] = [];
   for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const m = e instanceof Error ? e.message : String(e);
+    const m = e instanceof Error ? e.message : typeof e === 'string' ? e : inspect(e, { depth: 1 });
     if (!parts.includes(m)) parts.push(m);
   }
   return parts.join(': ').slice(0, 500);

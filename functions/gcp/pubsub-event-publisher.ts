@@ -78,6 +78,8 @@ export class PubSubEventPublisher implements EventPublisher {
         } catch (err) {
           // Our own cancellation: the attempt's timeout or the invocation's end, as `resilient` reports it.
           if (signal.aborted) throw cancelled(signal, `publish to ${this.topic}`);
+          // Already classified, e.g. by the credentials: missing ones (ConfigError) must not become a retry.
+          if (err instanceof PixelpipeError) throw err;
           const message = err instanceof Error ? err.message : String(err);
           const status = httpStatusOf(err);
           if (status !== undefined && PERMANENT_STATUS.has(status)) {

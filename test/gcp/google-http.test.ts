@@ -5,6 +5,9 @@
 import { googleFetch, googleJson } from '../../functions/gcp/google-http';
 import { startGoogleFake, type GoogleFake } from '../support/google-fake';
 
+/** `expect.stringContaining`, typed for object matchers. */
+const containing = (text: string): string => expect.stringContaining(text) as string;
+
 let google: GoogleFake;
 beforeAll(async () => {
   google = await startGoogleFake();
@@ -19,7 +22,7 @@ test('non-2xx → GoogleApiError with the status; text bodies are quoted; query 
   expect((e1 as Error).message).not.toContain('secret');
   await expect(googleJson(`${google.url}/empty`, { method: 'POST', body: '{}' })).rejects.toMatchObject({
     code: 429,
-    message: expect.stringContaining('(empty body)'),
+    message: containing('(empty body)'),
   });
 });
 
@@ -29,12 +32,12 @@ test("Google's JSON error bodies give the message and the canonical status; OAut
   await expect(googleFetch(`${google.url}/denied`)).rejects.toMatchObject({
     code: 403,
     status: 'PERMISSION_DENIED',
-    message: expect.stringContaining('caller lacks permission'),
+    message: containing('caller lacks permission'),
   });
   await expect(googleFetch(`${google.url}/oauth`, { method: 'POST' })).rejects.toMatchObject({
     code: 400,
     status: 'invalid_grant',
-    message: expect.stringContaining('invalid_grant: Token has been expired or revoked.'),
+    message: containing('invalid_grant: Token has been expired or revoked.'),
   });
 });
 

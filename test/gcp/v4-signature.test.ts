@@ -1,17 +1,23 @@
 /**
  * Independent check of the GCS V4 signed URLs that GcsUrlSigner produces: a generated service account
- * key signing locally (no network), and our own implementation of Google's documented V4 algorithm
- * (test/gcp/v4-verify.ts, which shares no code with the signer) recomputing the canonical request and
- * verifying the RSA signature. Signing as another account goes through a local fake of IAM `signBlob`.
+ * key signing locally through google-auth-library (no network), and our own implementation of
+ * Google's documented V4 algorithm (test/gcp/v4-verify.ts, which shares no code with the signer)
+ * recomputing the canonical request and verifying the RSA signature. Keyless signing and signing as
+ * another account go through the library to a local fake of the metadata server and IAM `signBlob`
+ * (the credentials' `fetch` routes https://*.googleapis.com to the fake).
  */
 import { generateKeyPairSync, sign as rsaSign } from 'node:crypto';
 import { GcsUrlSigner } from '../../functions/gcp/gcs-url-signer';
-import { credentialsFromJson, metadataServerCredentials, type GoogleCredentials } from '../../functions/gcp/google-auth';
+import { applicationDefaultCredentials, credentialsFromJson, type GoogleCredentialsOptions } from '../../functions/gcp/google-auth';
 import { ConfigError, PixelpipeError, TransientError } from '../../shared/errors';
 import type { SignUploadRequest } from '../../shared/ports';
 import { defaultPolicy } from '../../shared/resilience';
+import { applyEnv } from './gcp-test-kit';
 import { fakeServiceAccount, startGoogleFake, type GoogleFake } from '../support/google-fake';
 import { canonicalRequestOf, verifyV4, type V4Request } from './v4-verify';
+
+/** `expect.stringContaining`, typed for object matchers. */
+const containing = (text: string): string => expect.stringContaining(text) as string;
 
 const EMAIL = 'uploader@pixelpipe-test.iam.gserviceaccount.com';
 const sa = fakeServiceAccount(EMAIL);
@@ -191,31 +197,47 @@ describe('URL shape', () => {
   });
 });
 
-describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOUNT)', () => {
-  const SIGNER = 'signer@pixelpipe-test.iam.gserviceaccount.com';
-  const RUNTIME = 'runtime@pixelpipe-test.iam.gserviceaccount.com';
-  const IAM_PATH = `/v1/projects/-/serviceAccounts/${encodeURIComponent(SIGNER)}:signBlob`;
-  let google: GoogleFake;
+const SIGNER = 'signer@pixelpipe-test.iam.gserviceaccount.com';
+const RUNTIME = 'runtime@pixelpipe-test.iam.gserviceaccount.com';
+const METADATA = '/computeMetadata/v1/instance/service-accounts/default';
+const signBlobPath = (email: string) => `/iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/${encodeURIComponent(email)}:signBlob`;
+const IAM_PATH = signBlobPath(SIGNER);
 
-  beforeAll(async () => {
-    // A keyless runtime: its token and email from the metadata server, signatures from IAM, which
-    // signs with the signer account's key (held by Google, here by the fake).
-    google = await startGoogleFake({
-      'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({
-        json: { access_token: 'runtime-token', expires_in: 3599, token_type: 'Bearer' },
-      }),
-      'GET /computeMetadata/v1/instance/service-accounts/default/email': () => ({ text: RUNTIME }),
-      [`POST ${IAM_PATH}`]: (req) => {
-        const { payload } = JSON.parse(req.body) as { payload: string };
-        return { json: { keyId: 'k1', signedBlob: rsaSign('RSA-SHA256', Buffer.from(payload, 'base64'), other.privateKey).toString('base64') } };
-      },
-    });
+/**
+ * A keyless runtime for the rest of the file: no key or ADC file, the metadata server is the fake
+ * (its token and email), IAM signs with the signer account's key (held by Google, here by the fake).
+ */
+let google: GoogleFake;
+let restoreEnv: () => void;
+beforeAll(async () => {
+  google = await startGoogleFake();
+  restoreEnv = applyEnv({
+    GOOGLE_APPLICATION_CREDENTIALS: '',
+    CLOUDSDK_CONFIG: '/nonexistent',
+    GCE_METADATA_HOST: google.host,
+    GCE_METADATA_IP: '',
+    METADATA_SERVER_DETECTION: 'assume-present',
+    GOOGLE_CLOUD_QUOTA_PROJECT: '',
   });
-  afterAll(() => google.close());
-  beforeEach(() => google.requests.splice(0));
+});
+afterAll(async () => {
+  restoreEnv();
+  await google.close();
+});
+beforeEach(() => {
+  google.requests.splice(0);
+  google.route(`GET ${METADATA}/token`, () => ({ json: { access_token: 'runtime-token', expires_in: 3599, token_type: 'Bearer' } }));
+  google.route(`GET ${METADATA}/email`, () => ({ text: RUNTIME }));
+  google.route(`POST ${IAM_PATH}`, (req) => {
+    const { payload } = JSON.parse(req.body) as { payload: string };
+    return { json: { keyId: 'k1', signedBlob: rsaSign('RSA-SHA256', Buffer.from(payload, 'base64'), other.privateKey).toString('base64') } };
+  });
+});
 
-  const runtime = () => metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url });
+const via = (extra: GoogleCredentialsOptions = {}): GoogleCredentialsOptions => ({ fetch: google.fetch, projectId: 'pixelpipe-test', ...extra });
+const runtime = (extra: GoogleCredentialsOptions = {}) => applicationDefaultCredentials(via(extra));
 
+describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOUNT)', () => {
   test('the URL names that account and carries its IAM signBlob signature', async () => {
     const target = await new GcsUrlSigner(runtime(), { policy: policy(), signerEmail: SIGNER }).signUpload(request);
     if (target.method !== 'PUT') throw new Error('expected PUT');
@@ -225,10 +247,7 @@ describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOU
     if (!r.ok) return;
     // The runtime's email is never asked; the token is fetched with the metadata header; IAM gets
     // the bearer token and, as payload, exactly the string to sign.
-    expect(google.requests.map((q) => `${q.method} ${q.path}`)).toEqual([
-      'GET /computeMetadata/v1/instance/service-accounts/default/token',
-      `POST ${IAM_PATH}`,
-    ]);
+    expect(google.requests.map((q) => `${q.method} ${q.path}`)).toEqual([`GET ${METADATA}/token`, `POST ${IAM_PATH}`]);
     const [token, iam] = google.requests;
     expect(token.headers['metadata-flavor']).toBe('Google');
     expect(iam.headers.authorization).toBe('Bearer runtime-token');
@@ -236,19 +255,18 @@ describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOU
     expect(Buffer.from((JSON.parse(iam.body) as { payload: string }).payload, 'base64').toString('utf8')).toBe(r.stringToSign);
   });
 
-  test('a key for another account also signs through IAM, with a token from its own token endpoint', async () => {
-    const runtimeSa = fakeServiceAccount(RUNTIME, `${google.url}/token`);
-    google.route('POST /token', () => ({ json: { access_token: 'key-token', expires_in: 3600 } }));
-    const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'runtime key', { iamEndpoint: google.url }), { policy: policy(), signerEmail: SIGNER });
+  test('a key for another account also signs through IAM, with the token of its JWT grant', async () => {
+    const runtimeSa = fakeServiceAccount(RUNTIME);
+    google.route('POST /oauth2.googleapis.com/token', () => ({ json: { access_token: 'key-token', expires_in: 3600 } }));
+    const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'runtime key', via()), { policy: policy(), signerEmail: SIGNER });
     const url = await s.signRead('pixelpipe-variants', 'variants/x.webp', 60);
     expect(verifyV4(asSent(url, {}, 'GET'), { keys: { [SIGNER]: other.publicKey }, now: new Date() }).ok).toBe(true);
-    expect(google.requests.map((q) => q.path)).toEqual(['/token', IAM_PATH]);
+    expect(google.requests.map((q) => q.path)).toEqual(['/oauth2.googleapis.com/token', IAM_PATH]);
     expect(google.requests[1].headers.authorization).toBe('Bearer key-token');
   });
 
   test('without it, a keyless runtime signs as itself (email from the metadata server, asked once)', async () => {
-    const own = `/v1/projects/-/serviceAccounts/${encodeURIComponent(RUNTIME)}:signBlob`;
-    google.route(`POST ${own}`, (req) => ({
+    google.route(`POST ${signBlobPath(RUNTIME)}`, (req) => ({
       json: {
         signedBlob: rsaSign('RSA-SHA256', Buffer.from((JSON.parse(req.body) as { payload: string }).payload, 'base64'), sa.privateKey).toString('base64'),
       },
@@ -267,42 +285,29 @@ describe('signing as a dedicated service account (PIXELPIPE_SIGNER_SERVICE_ACCOU
   });
 
   test('user credentials without a signer account fail permanently, naming the variable, before any request', async () => {
-    const user = credentialsFromJson({ type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r' }, 'adc', {
-      tokenEndpoint: `${google.url}/token`,
-    });
+    const user = credentialsFromJson({ type: 'authorized_user', client_id: 'c', client_secret: 's', refresh_token: 'r' }, 'adc', via());
     const err = await new GcsUrlSigner(user, { policy: policy(3) }).signRead('b', 'o', 60).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
-    expect(err).toMatchObject({ retryable: false, variable: 'PIXELPIPE_SIGNER_SERVICE_ACCOUNT' });
+    expect(err).toMatchObject({ retryable: false, variable: 'PIXELPIPE_SIGNER_SERVICE_ACCOUNT', message: containing('authorized_user') });
     expect(google.requests).toEqual([]);
   });
 });
 
 describe('signing failures: transient (retried) or permanent', () => {
-  const SIGNER = 'signer@pixelpipe-test.iam.gserviceaccount.com';
-  const IAM_PATH = `/v1/projects/-/serviceAccounts/${encodeURIComponent(SIGNER)}:signBlob`;
-  let google: GoogleFake;
-  beforeAll(async () => {
-    google = await startGoogleFake({
-      'GET /computeMetadata/v1/instance/service-accounts/default/token': () => ({ json: { access_token: 't', expires_in: 3600 } }),
-    });
-  });
-  afterAll(() => google.close());
-  beforeEach(() => google.requests.splice(0));
-
   const signerWith = (attempts: number, timeoutMs?: number) =>
-    new GcsUrlSigner(metadataServerCredentials({ metadataHost: google.host, iamEndpoint: google.url, timeoutMs }), {
-      policy: policy(attempts),
+    new GcsUrlSigner(runtime(), {
+      policy: defaultPolicy('sign', { attempts, baseDelayMs: 1, maxDelayMs: 1, ...(timeoutMs ? { timeoutMs } : {}) }),
       signerEmail: SIGNER,
     });
   const iamCalls = () => google.requests.filter((q) => q.path === IAM_PATH).length;
 
-  test.each([429, 500, 503])('IAM HTTP %i → TransientError storage_unavailable, retried', async (status) => {
+  test.each([429, 500, 503])('IAM HTTP %i → TransientError auth_unavailable, retried by the signer (the library does not retry)', async (status) => {
     google.route(`POST ${IAM_PATH}`, () => ({ status, json: { error: { code: status, message: 'try later', status: 'UNAVAILABLE' } } }));
     const err = await signerWith(3)
       .signRead('b', 'o', 60)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransientError);
-    expect(err).toMatchObject({ code: 'storage_unavailable', retryable: true });
+    expect(err).toMatchObject({ code: 'auth_unavailable', retryable: true });
     expect((err as Error).message).toContain(`HTTP ${status}`);
     expect(iamCalls()).toBe(3);
   });
@@ -324,51 +329,45 @@ describe('signing failures: transient (retried) or permanent', () => {
   });
 
   test('a token endpoint that refuses the grant → permanent', async () => {
-    const runtimeSa = fakeServiceAccount('rt@pixelpipe-test.iam.gserviceaccount.com', `${google.url}/token`);
-    google.route('POST /token', () => ({ status: 400, json: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } }));
-    const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'key', { iamEndpoint: google.url }), { policy: policy(3), signerEmail: SIGNER });
+    const runtimeSa = fakeServiceAccount(RUNTIME);
+    google.route('POST /oauth2.googleapis.com/token', () => ({ status: 400, json: { error: 'invalid_grant', error_description: 'Invalid JWT Signature.' } }));
+    const s = new GcsUrlSigner(credentialsFromJson(runtimeSa.keyJson, 'key', via()), { policy: policy(3), signerEmail: SIGNER });
     await expect(s.signRead('b', 'o', 60)).rejects.toMatchObject({
       code: 'internal',
       retryable: false,
-      message: expect.stringContaining('Invalid JWT Signature'),
+      message: containing('Invalid JWT Signature'),
     });
-    expect(google.requests.map((q) => q.path)).toEqual(['/token']);
+    expect(google.requests.map((q) => q.path)).toEqual(['/oauth2.googleapis.com/token']);
   });
 
-  test('IAM too slow (request timeout) → transient', async () => {
-    google.route(`POST ${IAM_PATH}`, () => ({ delayMs: 2000, json: { signedBlob: 'AA==' } }));
-    await expect(signerWith(1, 100).signRead('b', 'o', 60)).rejects.toMatchObject({ code: 'storage_unavailable', retryable: true });
+  test("IAM slower than the signer's attempt timeout → transient; the request is cancelled and retried", async () => {
+    google.route(`POST ${IAM_PATH}`, () => ({ delayMs: 5000, json: { signedBlob: 'AA==' } }));
+    await expect(signerWith(2, 150).signRead('b', 'o', 60)).rejects.toMatchObject({ code: 'storage_timeout', retryable: true });
+    const attempts = google.requests.filter((q) => q.path === IAM_PATH);
+    expect(attempts).toHaveLength(2);
+    // Each timed-out attempt was cancelled, not left running while the next one started.
+    for (const a of attempts) await google.closedUnanswered(a, 3000);
   });
 
   test('IAM unreachable (connection refused) → transient', async () => {
     const gone = await startGoogleFake();
-    const closedUrl = gone.url;
     await gone.close();
-    const s = new GcsUrlSigner(metadataServerCredentials({ metadataHost: google.host, iamEndpoint: closedUrl }), { policy: policy(2), signerEmail: SIGNER });
+    // Metadata from the fake (GCE_METADATA_HOST), every https://*.googleapis.com request to a closed port.
+    const s = new GcsUrlSigner(runtime({ fetch: gone.fetch }), { policy: policy(2), signerEmail: SIGNER });
     const err = await s.signRead('b', 'o', 60).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'storage_unavailable', retryable: true });
+    expect(err).toMatchObject({ code: 'auth_unavailable', retryable: true });
     expect((err as Error).message).toMatch(/ECONNREFUSED/);
   });
 
-  test('no metadata server (not on Google Cloud, no key) → permanent "no Google credentials"', async () => {
-    const notFound = Object.assign(new TypeError('fetch failed'), {
-      cause: Object.assign(new Error('getaddrinfo ENOTFOUND metadata.google.internal'), { code: 'ENOTFOUND' }),
-    });
-    let calls = 0;
-    const creds: GoogleCredentials = {
-      source: 'metadata_server',
-      headers: async () => ({}),
-      accessToken: async () => {
-        throw notFound;
-      },
-      serviceAccountEmail: async () => {
-        calls++;
-        throw notFound;
-      },
-      signBlob: async () => Buffer.alloc(0),
-    };
-    const err = await new GcsUrlSigner(creds, { policy: policy(3) }).signRead('b', 'o', 60).catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: 'internal', retryable: false, message: expect.stringContaining('no Google credentials') });
-    expect(calls).toBe(1);
+  test('no credentials at all (no key, no ADC file, not on Google Cloud) → permanent ConfigError, before any request', async () => {
+    const restore = applyEnv({ METADATA_SERVER_DETECTION: 'none' });
+    try {
+      const err = await new GcsUrlSigner(runtime(), { policy: policy(3) }).signRead('b', 'o', 60).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConfigError);
+      expect(err).toMatchObject({ code: 'invalid_config', retryable: false, message: containing('no usable Google credentials') });
+      expect(google.requests).toEqual([]);
+    } finally {
+      restore();
+    }
   });
 });

@@ -19,6 +19,8 @@ export interface RecordedRequest {
   /** Lower-case names. */
   headers: Record<string, string | string[] | undefined>;
   body: string;
+  /** Set once the client closed the connection before the fake answered (it gave up or was aborted). */
+  closedBeforeAnswer?: boolean;
 }
 
 /** What a route answers: a JSON or text body with a status (default 200) and headers, optionally after a delay. */
@@ -39,6 +41,8 @@ export interface GoogleFake {
   host: string;
   /** Every request received, in order. */
   requests: RecordedRequest[];
+  /** Resolves once the client has closed the connection of `req` unanswered; rejects after `timeoutMs`. */
+  closedUnanswered(req: RecordedRequest, timeoutMs?: number): Promise<void>;
   /** Sets (or replaces) the answer for `"<METHOD> <path>"`. */
   route(key: string, handler: Route): void;
   /**
@@ -63,6 +67,9 @@ export async function startGoogleFake(routes: Record<string, Route> = {}): Promi
       const u = new URL(req.url ?? '/', 'http://fake');
       const recorded: RecordedRequest = { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, headers: req.headers, body };
       requests.push(recorded);
+      res.on('close', () => {
+        if (!res.writableEnded) recorded.closedBeforeAnswer = true;
+      });
       const route = table.get(`${recorded.method} ${recorded.path}`);
       const answer: FakeAnswer = route
         ? await route(recorded)
@@ -94,6 +101,13 @@ export async function startGoogleFake(routes: Record<string, Route> = {}): Promi
     host: new URL(served.url).host,
     requests,
     route: (key, handler) => table.set(key, handler),
+    closedUnanswered: async (req, timeoutMs = 5000) => {
+      const until = Date.now() + timeoutMs;
+      while (!req.closedBeforeAnswer) {
+        if (Date.now() > until) throw new Error(`${req.method} ${req.path} was not closed by the client within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
     fetch: (input, init) => {
       const u = new URL(input instanceof Request ? input.url : String(input));
       if (u.protocol === 'https:' && u.hostname.endsWith('.googleapis.com')) return fetch(`${served.url}/${u.hostname}${u.pathname}${u.search}`, init);

@@ -54,12 +54,19 @@ test.each(shared.map((f) => [relative(root, f)]))('%s never reads process.env', 
 });
 
 /**
- * The cold-start budget of the upload (150 ms) and notify (250 ms) functions has no room for a cloud
- * SDK: each costs 95–310 ms to load. What an entry's bundle pulls in is read from esbuild's metafile.
+ * The cold-start budget of the upload (150 ms) and notify (250 ms) functions has no room for a storage
+ * or Pub/Sub client library: each costs 95–310 ms to load. What an entry's bundle pulls in is read
+ * from esbuild's metafile. The GCP entries authenticate with google-auth-library (and its gaxios,
+ * gcp-metadata, …), about 30 ms; the AWS upload entry needs no Google code at all.
  */
 describe('slim function bundles', () => {
-  const HEAVY = /node_modules\/(@google-cloud\/(storage|pubsub)|google-auth-library|google-gax|gaxios|@grpc|@aws-sdk|@smithy|sharp)\//;
-  test.each([['functions/gcp/upload.ts'], ['functions/gcp/notify.ts'], ['functions/aws/upload.ts']])('%s bundles no cloud SDK and no sharp', async (entry) => {
+  const HEAVY = /node_modules\/(@google-cloud\/(storage|pubsub)|google-gax|@grpc|@aws-sdk|@smithy|sharp)\//;
+  const GOOGLE_AUTH = /node_modules\/(google-auth-library|gaxios|gcp-metadata|google-logging-utils)\//;
+  test.each([
+    ['functions/gcp/upload.ts', true],
+    ['functions/gcp/notify.ts', true],
+    ['functions/aws/upload.ts', false],
+  ])('%s bundles no storage/Pub/Sub/AWS SDK and no sharp (Google auth library: %s)', async (entry, googleAuth) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { build } = require('esbuild') as typeof import('esbuild');
     const r = await build({
@@ -75,5 +82,7 @@ describe('slim function bundles', () => {
     const inputs = Object.keys(r.metafile.inputs);
     expect(inputs.length).toBeGreaterThan(10);
     expect(inputs.filter((i) => HEAVY.test(i))).toEqual([]);
+    expect(inputs.some((i) => /node_modules\/google-auth-library\//.test(i))).toBe(googleAuth);
+    if (!googleAuth) expect(inputs.filter((i) => GOOGLE_AUTH.test(i))).toEqual([]);
   });
 });
