@@ -256,7 +256,9 @@ function isTimeoutOrAbort(err: unknown): boolean {
 function errorText(err: unknown): string {
   const parts: string[] = [];
   for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
-    const m = e instanceof Error ? e.message : typeof e === 'string' ? e : inspect(e, { depth: 1 });
+    // Duck-typed: fetch's errors may come from another realm (instanceof Error fails there).
+    const message = (e as { message?: unknown }).message;
+    const m = typeof message === 'string' ? message : typeof e === 'string' ? e : inspect(e, { depth: 0 });
     if (!parts.includes(m)) parts.push(m);
   }
   return parts.join(': ').slice(0, 500);
