@@ -1,11 +1,10 @@
 /**
- * The one HTTP call path of the GCP adapters that talk to Google's REST APIs directly (token
- * endpoints, IAM `signBlob`, the Storage JSON API, Pub/Sub `publish`).
+ * The one HTTP call path of the GCP adapters that talk to Google's REST APIs directly (the Storage
+ * JSON API, Pub/Sub `publish`); tokens and IAM `signBlob` go through google-auth-library (`google-auth.ts`).
  *
- * Why not the client libraries: `@google-cloud/storage` and `@google-cloud/pubsub` (with
- * google-auth-library, gaxios and gRPC) cost 150–310 ms to load, which is the whole cold-start budget
- * of the upload and notify functions, while each of them needs one or two plain HTTPS requests.
- * `fetch` is built into Node.
+ * Why not the client libraries: `@google-cloud/storage` and `@google-cloud/pubsub` (with google-gax
+ * and gRPC) cost 150–310 ms to load, which is the whole cold-start budget of the upload and notify
+ * functions, while each of them needs one or two plain HTTPS requests. `fetch` is built into Node.
  */
 
 /** A non-2xx answer from a Google API. `code` carries the HTTP status, as the client libraries' errors do. */
