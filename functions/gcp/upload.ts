@@ -2,7 +2,7 @@
  * GCP entry: `upload` HTTP function. Wiring only: configuration, logger, signer and authenticator are
  * built once per cold start and handed to the factory in `upload-handler.ts`. Loads no Google storage
  * client: the URL signer builds the V4 URL itself and only its signature comes from
- * `google-auth-library` (~20–30 ms of cold start; `@google-cloud/storage` would cost ~150 ms).
+ * `google-auth-library` (~15–30 ms of cold start; `@google-cloud/storage` would cost ~150 ms).
  */
 import { http } from '@google-cloud/functions-framework';
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
