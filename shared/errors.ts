@@ -38,7 +38,14 @@ export type ClientReasonCode =
   | 'not_found';
 
 export type TransientReasonCode =
-  'storage_unavailable' | 'storage_timeout' | 'publish_failed' | 'circuit_open' | 'deadline_exceeded' | 'auth_unavailable' | 'internal';
+  | 'storage_unavailable'
+  | 'storage_timeout'
+  | 'publish_failed'
+  | 'circuit_open'
+  | 'deadline_exceeded'
+  | 'auth_unavailable'
+  | 'analyzer_unavailable'
+  | 'internal';
 
 export type ReasonCode = ImageReasonCode | ClientReasonCode | TransientReasonCode | 'invalid_config' | 'not_found_object';
 

@@ -167,6 +167,80 @@ export interface RenderOptions {
   placeholder: boolean;
 }
 
+/** What an {@link ImageAnalyzer} can be asked for. */
+export const ANALYSIS_KINDS = ['faces', 'labels', 'moderation'] as const;
+export type AnalysisKind = (typeof ANALYSIS_KINDS)[number];
+
+/**
+ * Decoded pixels handed to an analyzer: interleaved 8-bit samples, row-major, no padding between rows.
+ * They must show the whole auto-oriented original (downscaled, never cropped), so that a box expressed
+ * as fractions of these pixels is the same box on the oriented original.
+ */
+export interface AnalysisPixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  /** 1 grey, 2 grey + alpha, 3 sRGB, 4 sRGB + alpha. */
+  channels: 1 | 2 | 3 | 4;
+}
+
+/** A rectangle as fractions (0–1) of the oriented original's width and height. */
+export interface NormalizedBox {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+export interface DetectedFace {
+  box: NormalizedBox;
+  /** Detector confidence, 0–1. */
+  score: number;
+}
+
+export interface ImageLabel {
+  name: string;
+  score: number;
+}
+
+/**
+ * Moderation outcome. `unavailable` means the analyzer cannot moderate (or was not asked to): it is
+ * never to be read as `ok`.
+ */
+export interface ModerationResult {
+  verdict: 'ok' | 'flagged' | 'unavailable';
+  categories: { name: string; score: number }[];
+}
+
+/** What one analysis of one image found; only the requested analyses are present. */
+export interface AnalysisResult {
+  faces?: DetectedFace[];
+  labels?: ImageLabel[];
+  /** Present whenever moderation was requested, with verdict `unavailable` if the analyzer cannot moderate. */
+  moderation?: ModerationResult;
+  /** Requested analyses this analyzer cannot perform (they are absent above, or `unavailable`). */
+  unavailable: AnalysisKind[];
+  /** Which adapter and model produced it, e.g. `face-api/tiny_face_detector@416`. */
+  analyzer: string;
+  /** Wall time of this analysis, including a lazy model load on first use. */
+  ms: number;
+}
+
+/**
+ * Sees what is in a picture. Called once per image on a small rung (≤ 640 px long side) of the pixels
+ * the processor already decoded, never on the full-size original and never with a second decode.
+ *
+ * Throws `TransientError('analyzer_unavailable')` when a remote service failed in a way that may pass;
+ * any other error is permanent for this analyzer configuration (broken runtime, missing model files).
+ */
+export interface ImageAnalyzer {
+  /** Stable adapter/model identifier recorded in manifests. */
+  readonly name: string;
+  /** Analyses this adapter can really perform. */
+  readonly supports: readonly AnalysisKind[];
+  analyze(pixels: AnalysisPixels, analyses: readonly AnalysisKind[], options?: CallOptions): Promise<AnalysisResult>;
+}
+
 /** Time source, injectable so tests control expiry and durations. */
 export interface Clock {
   now(): Date;
