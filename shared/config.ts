@@ -8,6 +8,13 @@ import { ConfigError } from './errors';
 export const FITS = ['cover', 'contain', 'inside', 'outside', 'fill'] as const;
 export const OUTPUT_FORMATS = ['jpeg', 'webp', 'avif', 'png', 'original'] as const;
 export type Fit = (typeof FITS)[number];
+/**
+ * Where a `cover` variant is cut: `centre` (the default), sharp's saliency strategies `attention` and
+ * `entropy`, or `faces` (the smallest crop holding every detected face; `attention` when none was found).
+ * Absent means `centre`.
+ */
+export const POSITIONS = ['centre', 'attention', 'entropy', 'faces'] as const;
+export type Position = (typeof POSITIONS)[number];
 export type ImageFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** Input types the pipeline can decode (HEIC/HEIF through the WebAssembly decoder). */
@@ -98,6 +105,8 @@ const variantSchema = z
     width: z.number().int().min(1).max(8192).optional(),
     height: z.number().int().min(1).max(8192).optional(),
     fit: z.enum(FITS).default('inside'),
+    // Optional rather than defaulted, so configurations (and their parsed form) without it stay exactly as they were.
+    position: z.enum(POSITIONS).optional(),
     formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).default(['webp', 'jpeg']),
     quality: z.number().int().min(1).max(100).default(80),
     withoutEnlargement: z.boolean().default(true),
@@ -108,6 +117,9 @@ const variantSchema = z
   .refine((v) => v.width !== undefined || v.height !== undefined, 'needs a width or a height')
   .refine((v) => !(v.fit === 'cover' || v.fit === 'contain' || v.fit === 'fill') || (v.width !== undefined && v.height !== undefined), {
     message: 'fit cover, contain and fill need both width and height',
+  })
+  .refine((v) => v.position === undefined || v.position === 'centre' || v.fit === 'cover', {
+    message: 'position only applies to fit cover (the other fits do not crop)',
   });
 
 export type VariantSpec = z.output<typeof variantSchema>;

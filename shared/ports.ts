@@ -143,6 +143,16 @@ export interface RenderedOutput {
   width: number;
   height: number;
   body: Buffer;
+  /** For `cover` variants: the region of the oriented original this output shows. */
+  crop?: CropRect;
+}
+
+/** A rectangle in whole pixels of the oriented original. */
+export interface CropRect {
+  left: number;
+  top: number;
+  width: number;
+  height: number;
 }
 
 export interface RenderResult {
@@ -150,6 +160,8 @@ export interface RenderResult {
   outputs: RenderedOutput[];
   placeholder: { type: 'thumbhash'; value: string; dataUrl: string } | null;
   metrics: { decodeMs: number; encodeMs: Record<string, number> };
+  /** What `RenderOptions.analyze` returned; absent when it was not given. */
+  analysis?: AnalysisResult | null;
 }
 
 /** Turns one original into every configured output. Must decode the pixels at most once. */
@@ -165,7 +177,16 @@ export interface RenderOptions {
   webpEffort: number;
   avifEffort: number;
   placeholder: boolean;
+  /**
+   * Called once, after the single decode and before any variant, with a rung of at most
+   * {@link ANALYSIS_MAX_SIDE} px of the oriented pixels (the analysis must not decode again). Its faces place
+   * the `position: faces` crops; `null` (analysis off or failed and optional) makes them fall back to `attention`.
+   */
+  analyze?: (pixels: AnalysisPixels) => Promise<AnalysisResult | null>;
 }
+
+/** Long side of the pixels handed to an analyzer: enough for faces down to ≈ 20 px, cheap to infer. */
+export const ANALYSIS_MAX_SIDE = 640;
 
 /** What an {@link ImageAnalyzer} can be asked for. */
 export const ANALYSIS_KINDS = ['faces', 'labels', 'moderation'] as const;

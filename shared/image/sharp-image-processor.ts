@@ -11,7 +11,18 @@ import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import { rgbaToThumbHash, thumbHashToDataURL } from 'thumbhash';
 import type { ImageFormat, PixelpipeConfig, VariantSpec, Filter } from '../config';
 import { ImageRejectedError } from '../errors';
-import type { ImageProbe, ImageProcessor, RenderOptions, RenderResult, RenderedOutput } from '../ports';
+import {
+  ANALYSIS_MAX_SIDE,
+  type AnalysisPixels,
+  type CropRect,
+  type ImageProbe,
+  type ImageProcessor,
+  type NormalizedBox,
+  type RenderOptions,
+  type RenderResult,
+  type RenderedOutput,
+} from '../ports';
+import { facesCrop } from './smart-crop';
 import { decodeSize, scaledSize, type Size } from './geometry';
 import { sniffMimeType } from './sniff';
 import { decodeHeic, probeHeic } from './heic';
@@ -57,6 +68,8 @@ export class SharpImageProcessor implements ImageProcessor {
     const t0 = performance.now();
     const base = await this.decode(input, probe, variants, limits);
     const decodeMs = performance.now() - t0;
+    const analysis = options.analyze ? await options.analyze(await analysisRung(base)) : undefined;
+    const faces = analysis?.faces ?? [];
 
     const encodeMs: Record<string, number> = {};
     const ladder: RawImage[] = [base];
@@ -66,7 +79,7 @@ export class SharpImageProcessor implements ImageProcessor {
     for (const v of order) {
       const need = scaledSize(v, probe);
       const from = pickSource(ladder, need);
-      const resized = await resize(from, v, need);
+      const resized = await resize(from, v, need, { probe, faces });
       // Only uncropped, unpadded, proportional results can be shared (and the smallest feeds the placeholder).
       if ((v.fit === 'inside' || v.fit === 'outside') && resized.channels === base.channels) ladder.push(resized);
       for (const fmt of v.formats) {
@@ -75,6 +88,7 @@ export class SharpImageProcessor implements ImageProcessor {
           (async () => {
             const t = performance.now();
             const out = await encode(resized, v, format, options);
+            if (resized.crop) out.crop = resized.crop;
             encodeMs[`${v.name}.${format}`] = Math.round((performance.now() - t) * 10) / 10;
             return out;
           })(),
@@ -93,7 +107,13 @@ export class SharpImageProcessor implements ImageProcessor {
     const rank = new Map(variants.map((v, i) => [v.name, i]));
     outputs.sort((a, b) => rank.get(a.variant)! - rank.get(b.variant)! || a.format.localeCompare(b.format));
     const placeholder = await placeholderJob;
-    return { probe, outputs, placeholder, metrics: { decodeMs: Math.round(decodeMs * 10) / 10, encodeMs } };
+    return {
+      probe,
+      outputs,
+      placeholder,
+      metrics: { decodeMs: Math.round(decodeMs * 10) / 10, encodeMs },
+      ...(analysis !== undefined ? { analysis } : {}),
+    };
   }
 
   /** Validates type and limits from headers only; no pixel is decoded here. */
@@ -236,20 +256,26 @@ function fromRaw(img: RawImage): Sharp {
 
 /**
  * Scales `src` to exactly `scaled` (computed from the original's dimensions, so a reduced decode or a
- * cascade step never shifts the result by a rounding pixel), then crops (cover, centred) or pads
+ * cascade step never shifts the result by a rounding pixel), then crops (cover, where `position` says) or pads
  * (contain) to the box.
  */
-async function resize(src: RawImage, v: VariantSpec, scaled: Size): Promise<RawImage> {
+async function resize(src: RawImage, v: VariantSpec, scaled: Size, subject: Subject): Promise<RawImage & { crop?: CropRect }> {
   // Already the right pixels (the decode was made at this variant's size): share them, read-only.
   if (src.width === scaled.width && src.height === scaled.height && (v.fit === 'inside' || v.fit === 'outside' || v.fit === 'fill')) return src;
+  if (v.fit === 'cover' && v.position !== undefined && v.position !== 'centre') {
+    const positioned = await positionedCover(src, v, scaled, subject);
+    if (positioned) return positioned;
+  }
   let p = fromRaw(src);
   if (src.width !== scaled.width || src.height !== scaled.height) p = p.resize(scaled.width, scaled.height, { fit: 'fill' });
+  let crop: CropRect | undefined;
   if (v.fit === 'cover') {
     const width = Math.min(v.width!, scaled.width);
     const height = Math.min(v.height!, scaled.height);
-    if (width < scaled.width || height < scaled.height) {
-      p = p.extract({ left: Math.floor((scaled.width - width) / 2), top: Math.floor((scaled.height - height) / 2), width, height });
-    }
+    const left = Math.floor((scaled.width - width) / 2);
+    const top = Math.floor((scaled.height - height) / 2);
+    if (width < scaled.width || height < scaled.height) p = p.extract({ left, top, width, height });
+    crop = toOriginal({ left, top, width, height }, scaled, subject.probe);
   } else if (v.fit === 'contain' && (scaled.width < v.width! || scaled.height < v.height!)) {
     const padX = Math.max(0, v.width! - scaled.width);
     const padY = Math.max(0, v.height! - scaled.height);
@@ -258,6 +284,68 @@ async function resize(src: RawImage, v: VariantSpec, scaled: Size): Promise<RawI
     if (src.channels === 3) p = p.removeAlpha();
   }
   const { data, info } = await p.raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels, ...(crop ? { crop } : {}) };
+}
+
+/** What the cover crops may aim at: the oriented original's size and the faces found in it. */
+interface Subject {
+  probe: Pick<ImageProbe, 'width' | 'height'>;
+  faces: readonly { box: NormalizedBox }[];
+}
+
+/** A rectangle of the `scaled` grid in pixels of the oriented original. */
+function toOriginal(r: CropRect, scaled: Size, probe: Subject['probe']): CropRect {
+  const sx = probe.width / scaled.width;
+  const sy = probe.height / scaled.height;
+  return { left: Math.round(r.left * sx), top: Math.round(r.top * sy), width: Math.round(r.width * sx), height: Math.round(r.height * sy) };
+}
+
+/**
+ * `cover` at a non-central position, or `null` when nothing is cut off (the image is no wider, nor
+ * taller, than the box). `faces` extracts the {@link facesCrop} rectangle and scales it to the box; without
+ * a face it falls back to `attention`. `attention`/`entropy` are sharp's strategies, whose chosen offset
+ * sharp reports, so every crop is recorded.
+ */
+async function positionedCover(src: RawImage, v: VariantSpec, scaled: Size, subject: Subject): Promise<(RawImage & { crop: CropRect }) | null> {
+  const width = Math.min(v.width!, scaled.width);
+  const height = Math.min(v.height!, scaled.height);
+  if (width >= scaled.width && height >= scaled.height) return null;
+  const { probe, faces } = subject;
+  const rect =
+    v.position === 'faces'
+      ? facesCrop({ width: probe.width, height: probe.height, aspect: width / height, faces: faces.map((f) => f.box), minWidth: width })
+      : null;
+  if (rect) {
+    // The crop is in original pixels; the source may be a reduced decode of it.
+    const sx = src.width / probe.width;
+    const sy = src.height / probe.height;
+    const left = Math.min(src.width - 1, Math.round(rect.left * sx));
+    const top = Math.min(src.height - 1, Math.round(rect.top * sy));
+    const region = {
+      left,
+      top,
+      width: Math.max(1, Math.min(src.width - left, Math.round(rect.width * sx))),
+      height: Math.max(1, Math.min(src.height - top, Math.round(rect.height * sy))),
+    };
+    const { data, info } = await fromRaw(src).extract(region).resize(width, height, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+    return { data, width: info.width, height: info.height, channels: info.channels, crop: rect };
+  }
+  const strategy = v.position === 'entropy' ? sharp.strategy.entropy : sharp.strategy.attention;
+  let scaledRaw = src;
+  if (src.width !== scaled.width || src.height !== scaled.height) {
+    const r = await fromRaw(src).resize(scaled.width, scaled.height, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+    scaledRaw = { data: r.data, width: r.info.width, height: r.info.height, channels: r.info.channels };
+  }
+  const { data, info } = await fromRaw(scaledRaw).resize(width, height, { fit: 'cover', position: strategy }).raw().toBuffer({ resolveWithObject: true });
+  // sharp reports where its strategy cut as negative offsets into the (already scaled) input.
+  const crop = toOriginal({ left: Math.abs(info.cropOffsetLeft ?? 0), top: Math.abs(info.cropOffsetTop ?? 0), width, height }, scaled, probe);
+  return { data, width: info.width, height: info.height, channels: info.channels, crop };
+}
+
+/** The pixels an analyzer sees: the decode itself when small enough, else a ≤ {@link ANALYSIS_MAX_SIDE} px rung of it. */
+async function analysisRung(base: RawImage): Promise<AnalysisPixels> {
+  if (Math.max(base.width, base.height) <= ANALYSIS_MAX_SIDE) return { data: base.data, width: base.width, height: base.height, channels: base.channels };
+  const { data, info } = await fromRaw(base).resize(ANALYSIS_MAX_SIDE, ANALYSIS_MAX_SIDE, { fit: 'inside' }).raw().toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
 

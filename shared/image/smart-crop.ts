@@ -2,15 +2,9 @@
  * Subject-aware crops: where to cut a `cover` variant so the detected faces stay in it. Pure geometry on
  * the oriented original's pixel grid; the processor turns the rectangle into a sharp `extract`.
  */
-import type { NormalizedBox } from '../ports';
+import type { CropRect, NormalizedBox } from '../ports';
 
-/** A crop rectangle in whole pixels of the oriented original. */
-export interface CropRect {
-  left: number;
-  top: number;
-  width: number;
-  height: number;
-}
+export type { CropRect } from '../ports';
 
 export interface FacesCropInput {
   /** Oriented original size in pixels. */
