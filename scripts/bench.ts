@@ -17,6 +17,7 @@ import { parseArgs, USAGE, type BenchOptions } from './bench/options';
 import { checkTargets, compareReports, renderMarkdown, type BenchReport, type ImageReport, type KnobRow, type ThroughputReport } from './bench/report';
 import { benchSetup } from './bench/pipelines';
 import { compareQuality } from './bench/quality';
+import { analysisTargets, type AnalysisCostResult } from './bench/analysis';
 import { REPO_ROOT } from './bench/root';
 import { median, round } from './bench/stats';
 import { runTask, type CompareResult, type RssResult, type ThroughputResult, type VariantsResult, type WorkerTask } from './bench/worker';
@@ -345,7 +346,19 @@ async function main(): Promise<void> {
       log(`knobs: ${(err as Error).message}`);
     }
   }
-  report.targets = checkTargets(report);
+  if (!o.skip.has('analysis')) {
+    // The 12 MP photo is the yardstick of the issue's target; quick runs use their largest JPEG.
+    const yardstick = images.find((i) => i.id === 'jpeg-12mp') ?? images.find((i) => i.id.startsWith('jpeg-'));
+    if (yardstick) {
+      try {
+        log(`face analysis: detectors on the reference photos vs the default render of ${yardstick.id} (1 vCPU)`);
+        report.analysis = await runWorker<AnalysisCostResult>({ kind: 'analysis', render: yardstick.file, rounds: o.quick ? 1 : 3 }, ONE_VCPU);
+      } catch (err) {
+        log(`analysis: ${(err as Error).message}`);
+      }
+    }
+  }
+  report.targets = [...checkTargets(report), ...analysisTargets(report.analysis)];
 
   const markdown = renderMarkdown(report);
   const human = o.json === true ? process.stderr : process.stdout;

@@ -2,6 +2,7 @@
  * The benchmark's report: the JSON document (`--json`), the Markdown tables printed for the README,
  * the target checks, and the comparison of two runs (`--compare`).
  */
+import { renderAnalysis, type AnalysisReport } from './analysis';
 import type { BundleResult } from './coldstart';
 import { COLD_START_TARGET_MS } from './coldstart';
 import type { Instance } from './child';
@@ -84,6 +85,8 @@ export interface BenchReport {
   knobs?: KnobRow[];
   /** Per image: pixelpipe's and the baseline's outputs scored against lossless references. */
   quality?: Array<{ image: string; rows: QualityRow[] }>;
+  /** The embedded face analyzer's cost per image against the default 12 MP render (scripts/bench/analysis.ts). */
+  analysis?: AnalysisReport;
   targets: TargetCheck[];
 }
 
@@ -414,6 +417,8 @@ export function renderMarkdown(r: BenchReport): string {
         ),
     );
   }
+
+  if (r.analysis) parts.push(renderAnalysis(r.analysis));
 
   parts.push(
     '### Targets\n\n' +

@@ -22,6 +22,7 @@ import {
 } from './pipelines';
 import { cpuTicks, TICKS_PER_SECOND } from './child';
 import { scoreOutputs } from './quality';
+import { analysisCost, type AnalysisCostResult, type AnalysisTask } from './analysis';
 import { round, summarize, timed, type Summary, type Timing } from './stats';
 
 /** The pipelines a `compare` task can interleave. */
@@ -29,6 +30,7 @@ export type Method = 'pixelpipe' | 'baseline' | 'lowerBound';
 
 /** What the parent asks a child to measure. */
 export type WorkerTask =
+  | AnalysisTask
   | {
       kind: 'compare';
       file: string;
@@ -110,7 +112,8 @@ export interface RssResult {
   maxRssBytes: number;
   /** Wall time of each repeat. */
   ms: number[];
-  outcome: 'ok' | string;
+  /** `ok`, or how the render was refused. */
+  outcome: string;
 }
 
 /** Renders completed per second with several in flight. */
@@ -136,7 +139,7 @@ export interface VariantsResult {
 }
 
 /** What a child prints, by task kind. */
-export type WorkerResult = CompareResult | VariantsResult | RssResult | ThroughputResult;
+export type WorkerResult = CompareResult | VariantsResult | RssResult | ThroughputResult | AnalysisCostResult;
 
 /**
  * This process's peak RSS. VmHWM belongs to the address space exec() created, whereas getrusage's
@@ -394,5 +397,7 @@ export async function runTask(task: WorkerTask): Promise<WorkerResult> {
       return rss(task);
     case 'throughput':
       return throughput(task);
+    case 'analysis':
+      return analysisCost(task);
   }
 }

@@ -11,7 +11,7 @@ describe('FaceApiImageAnalyzer (real model, wasm backend)', () => {
   it('runs on the WebAssembly SIMD backend, not the silent pure-JS fallback', async () => {
     const info = await analyzer.load();
     expect(info).toMatchObject({ backend: 'wasm', simd: true });
-    expect(analyzer.name).toBe('face-api/tiny_face_detector@512');
+    expect(analyzer.name).toBe('face-api/tiny_face_detector@448');
   });
 
   it('finds the reference faces (recall ≥ 90 %) with at most one false positive over all photos', async () => {
@@ -78,7 +78,7 @@ describe('FaceApiImageAnalyzer (real model, wasm backend)', () => {
     expect(result.moderation).toEqual({ verdict: 'unavailable', categories: [] });
     expect(result.labels).toBeUndefined();
     expect(result.unavailable).toEqual(['labels', 'moderation']);
-    expect(result.analyzer).toBe('face-api/tiny_face_detector@512');
+    expect(result.analyzer).toBe('face-api/tiny_face_detector@448');
     expect(result.ms).toBeGreaterThanOrEqual(0);
   });
 
