@@ -38,9 +38,12 @@ test('shared/ has source files to check', () => {
   expect(shared.length).toBeGreaterThan(15);
 });
 
-test.each(shared.map((f) => [relative(root, f)]))('%s imports no cloud SDK and no adapter', (file) => {
+/** The embedded analyzer's runtime: megabytes of JavaScript and WebAssembly, loaded only by the adapter that needs it. */
+const ML_RUNTIME = /^(@vladmandic\/face-api|@tensorflow\/)/;
+
+test.each(shared.map((f) => [relative(root, f)]))('%s imports no cloud SDK, no ML runtime and no adapter', (file) => {
   const src = readFileSync(join(root, file), 'utf8');
-  const bad = specifiers(src).filter((s) => CLOUD_SDK.test(s) || /functions\//.test(s));
+  const bad = specifiers(src).filter((s) => CLOUD_SDK.test(s) || ML_RUNTIME.test(s) || /functions\//.test(s));
   expect(bad).toEqual([]);
 });
 
@@ -60,13 +63,13 @@ test.each(shared.map((f) => [relative(root, f)]))('%s never reads process.env', 
  * gcp-metadata, …), about 30 ms; the AWS upload entry needs no Google code at all.
  */
 describe('slim function bundles', () => {
-  const HEAVY = /node_modules\/(@google-cloud\/(storage|pubsub)|google-gax|@grpc|@aws-sdk|@smithy|sharp)\//;
+  const HEAVY = /node_modules\/(@google-cloud\/(storage|pubsub)|google-gax|@grpc|@aws-sdk|@smithy|sharp|@tensorflow|@vladmandic)\//;
   const GOOGLE_AUTH = /node_modules\/(google-auth-library|gaxios|gcp-metadata|google-logging-utils)\//;
   test.each([
     ['functions/gcp/upload.ts', true],
     ['functions/gcp/notify.ts', true],
     ['functions/aws/upload.ts', false],
-  ])('%s bundles no storage/Pub/Sub/AWS SDK and no sharp (Google auth library: %s)', async (entry, googleAuth) => {
+  ])('%s bundles no storage/Pub/Sub/AWS SDK, no sharp and no ML runtime (Google auth library: %s)', async (entry, googleAuth) => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { build } = require('esbuild') as typeof import('esbuild');
     const r = await build({
