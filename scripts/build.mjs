@@ -8,7 +8,7 @@ import { mkdir, writeFile, stat, readFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import faceApiAssets from './lib/face-api-assets.cjs';
-const { bundlesFaceApi, copyFaceApiAssets } = faceApiAssets;
+const { bundlesFaceApi, buildFaceApiRuntime, copyFaceApiAssets, faceApiRuntimePlugin } = faceApiAssets;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
@@ -102,6 +102,7 @@ for (const [name, [entry, external, deps, alias = {}]] of Object.entries(FUNCTIO
     legalComments: 'none',
     // heic-decode's WebAssembly is only loaded for HEIC input: keep it out of the hot bundle.
     external: [...external, 'heic-decode'],
+    plugins: [faceApiRuntimePlugin],
     logLevel: 'warning',
     alias,
     plugins: [dedupeSameVersion()],
@@ -119,12 +120,12 @@ for (const [name, [entry, external, deps, alias = {}]] of Object.entries(FUNCTIO
   const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + (o.bytes ?? 0), 0);
   const js = (await stat(join(outdir, 'index.js'))).size;
   // The embedded analyzer reads its model and wasm from files: ship them beside the bundle that loads it.
-  const assets = bundlesFaceApi(result.metafile) ? await copyFaceApiAssets(outdir) : 0;
+  const assets = bundlesFaceApi(result.metafile) ? (await buildFaceApiRuntime(build, outdir)) + (await copyFaceApiAssets(outdir)) : 0;
   rows.push({
     bundle: name,
     'index.js KiB': (js / 1024).toFixed(1),
     'with map KiB': (bytes / 1024).toFixed(1),
-    'face-api assets KiB': (assets / 1024).toFixed(1),
+    'face-api runtime + assets KiB': (assets / 1024).toFixed(1),
     externals: [...external, 'heic-decode'].join(' '),
   });
 }

@@ -3,9 +3,9 @@
  * WebAssembly SIMD backend. The model weights and the `.wasm` binaries are files of npm packages, read
  * from disk: nothing is downloaded at install or run time, and no native TensorFlow is needed.
  *
- * It lives outside `shared/` because it loads a heavy runtime (≈ 3 MB of JavaScript, a 0.4 MB wasm
- * module and the weights); the runtime is loaded lazily on the first `analyze`, so a cold start that
- * never analyses (or analyses later) pays nothing for it.
+ * It lives outside `shared/` because it loads a heavy runtime (≈ 2.4 MB of minified JavaScript, a 0.4 MB
+ * wasm module and the weights); the runtime (`face-api-runtime.ts`) is loaded on the first `analyze`, so a
+ * cold start pays nothing for it.
  */
 import { join } from 'node:path';
 import type { AnalysisKind, AnalysisPixels, AnalysisResult, CallOptions, DetectedFace, ImageAnalyzer } from '../../shared/ports';
@@ -54,6 +54,8 @@ export interface FaceApiRuntimeInfo {
 
 type FaceApi = typeof import('@vladmandic/face-api');
 type Tfjs = typeof import('@tensorflow/tfjs');
+/** What `face-api-runtime.ts` exports. */
+type RuntimeModule = typeof import('./face-api-runtime');
 interface Runtime {
   faceapi: FaceApi;
   tf: Tfjs;
@@ -77,10 +79,8 @@ export function faceApiAssetDirs(bundleDir: string | undefined, exists: (path: s
 let runtime: Promise<Runtime> | undefined;
 
 async function loadRuntime(wasmDir: string): Promise<Runtime> {
-  // face-api's node-wasm build requires these two itself, so these are the very module instances it runs on.
-  const tf = await import('@tensorflow/tfjs');
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const faceapi = await import('@vladmandic/face-api/dist/face-api.node-wasm.js');
+  // A separate file in built bundles (scripts/lib/face-api-assets.cjs), inlined but evaluated lazily elsewhere.
+  const { tf, wasm, faceapi }: RuntimeModule = await import('./face-api-runtime');
   // Threads are off in Node anyway (tfjs issue 3830); saying so keeps a future tfjs from spawning workers on a 1-vCPU function.
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   wasm.setWasmPaths(wasmDir.endsWith('/') ? wasmDir : `${wasmDir}/`);

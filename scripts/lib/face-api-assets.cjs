@@ -1,5 +1,9 @@
 /*
- * The files the embedded face analyzer reads at run time, copied beside a bundle that contains it:
+ * How a function bundle carries the embedded face analyzer. Its heavy runtime
+ * (functions/embedded/face-api-runtime.ts: TensorFlow.js, the wasm backend, face-api; ≈ 2.4 MB) is kept out
+ * of the function's `index.js` by {@link faceApiRuntimePlugin} and bundled on its own as
+ * `face-api/runtime.js` beside it, so a cold start does not even parse it. The files it reads at run time
+ * are copied beside it too:
  * `<bundle>/face-api/model/` (only the two detectors' weights: not the recognition, landmark, age or
  * expression models) and `<bundle>/face-api/wasm/` (the SIMD binary: the analyzer refuses to run without
  * SIMD, so the plain one is never read). Nothing is downloaded: both come from installed npm packages.
@@ -17,9 +21,38 @@ const MODEL_FILES = [
 ];
 const WASM_FILES = ['tfjs-backend-wasm-simd.wasm'];
 
-/** True when esbuild's metafile shows the bundle contains face-api. */
+const RUNTIME_FILE = 'face-api/runtime.js';
+const RUNTIME_ENTRY = join(__dirname, '..', '..', 'functions', 'embedded', 'face-api-runtime.ts');
+
+/** esbuild plugin: the analyzer's `import('./face-api-runtime')` stays a run-time require of the file beside the bundle. */
+const faceApiRuntimePlugin = {
+  name: 'face-api-runtime',
+  setup(b) {
+    b.onResolve({ filter: /[\\/]face-api-runtime$/ }, () => ({ path: `./${RUNTIME_FILE}`, external: true }));
+  },
+};
+
+/** True when esbuild's metafile shows the bundle loads the analyzer's runtime (or, unsplit, contains face-api). */
 function bundlesFaceApi(metafile) {
-  return Object.keys(metafile.inputs).some((p) => p.includes('@vladmandic/face-api/'));
+  const external = Object.values(metafile.outputs).some((o) => (o.imports ?? []).some((i) => i.path === `./${RUNTIME_FILE}`));
+  return external || Object.keys(metafile.inputs).some((p) => p.includes('@vladmandic/face-api/'));
+}
+
+/** Bundles the runtime into `<outdir>/face-api-runtime.js` with `esbuild`'s `build`; returns its size in bytes. */
+async function buildFaceApiRuntime(build, outdir) {
+  const outfile = join(outdir, RUNTIME_FILE);
+  await build({
+    entryPoints: [RUNTIME_ENTRY],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: ['node20', 'node22'],
+    format: 'cjs',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+  return (await stat(outfile)).size;
 }
 
 /** Copies the assets into `<outdir>/face-api/` and returns their total size in bytes. */
@@ -40,4 +73,4 @@ async function copyFaceApiAssets(outdir) {
   return bytes;
 }
 
-module.exports = { bundlesFaceApi, copyFaceApiAssets, MODEL_FILES, WASM_FILES };
+module.exports = { bundlesFaceApi, buildFaceApiRuntime, copyFaceApiAssets, faceApiRuntimePlugin, MODEL_FILES, WASM_FILES, RUNTIME_FILE };
