@@ -352,7 +352,10 @@ async function main(): Promise<void> {
     if (yardstick) {
       try {
         log(`face analysis: detectors on the reference photos vs the default render of ${yardstick.id} (1 vCPU)`);
-        report.analysis = await runWorker<AnalysisCostResult>({ kind: 'analysis', render: yardstick.file, rounds: o.quick ? 1 : 3 }, ONE_VCPU);
+        report.analysis = await runWorker<AnalysisCostResult>(
+          { kind: 'analysis', render: yardstick.file, rounds: o.quick ? 1 : 3, defaultOnly: o.quick },
+          ONE_VCPU,
+        );
       } catch (err) {
         log(`analysis: ${(err as Error).message}`);
       }

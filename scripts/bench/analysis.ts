@@ -20,6 +20,8 @@ export interface AnalysisTask {
   render: string;
   /** Measured rounds of the render, and of the analyses over all reference photos. */
   rounds: number;
+  /** Only the default detector (quick runs). */
+  defaultOnly?: boolean;
 }
 
 export interface DetectorRow {
@@ -101,7 +103,7 @@ export async function analysisCost(task: AnalysisTask): Promise<AnalysisCostResu
   const rows: DetectorRow[] = [];
   let backend = '';
   // The default detector goes first, so its first image pays what a cold function pays: runtime and weights.
-  for (const detector of DETECTORS) {
+  for (const detector of task.defaultOnly ? DETECTORS.slice(0, 1) : DETECTORS) {
     const analyzer = new FaceApiImageAnalyzer({ ...assets, detector });
     const label = `${analyzer.name} ≥ ${detector.minScore}`;
     const first = await timed(() => analyzer.analyze(pixels[0], ['faces']));
