@@ -168,15 +168,11 @@ export function renderAnalysis(a: AnalysisReport): string {
 /** The issue's target: warm analysis ≤ 20 % of the default 12 MP render. */
 export function analysisTargets(a: AnalysisReport | undefined): TargetCheck[] {
   const row = a?.rows.find((r) => r.detector === a.defaultDetector);
-  return [
-    {
-      target: 'embedded face analysis, warm, ÷ default 12 MP render (1 vCPU, CPU time)',
-      limit: '≤ 20 %',
-      measured:
-        a && row
-          ? `${pct(row.warm.cpuMs, a.render.cpuMs)} (${Math.round(row.warm.cpuMs)} of ${Math.round(a.render.cpuMs)} ms; first image ${Math.round(row.first.cpuMs)} ms)`
-          : 'not measured',
-      pass: a && row ? row.warm.cpuMs <= 0.2 * a.render.cpuMs : null,
-    },
-  ];
+  const target = 'embedded face analysis, warm, ÷ default 12 MP render (1 vCPU, CPU time)';
+  if (!a || !row) return [{ target, limit: '≤ 20 %', measured: 'not measured', pass: null }];
+  const share = `${pct(row.warm.cpuMs, a.render.cpuMs)} (${Math.round(row.warm.cpuMs)} of ${Math.round(a.render.cpuMs)} ms; first image ${Math.round(row.first.cpuMs)} ms)`;
+  // A quick run's yardstick is a smaller photo: its share says nothing about the 12 MP target.
+  if (!a.renderImage.endsWith('jpeg-12mp.jpg'))
+    return [{ target, limit: '≤ 20 %', measured: `not measured (against ${a.renderImage.split('/').pop()}: ${share})`, pass: null }];
+  return [{ target, limit: '≤ 20 %', measured: share, pass: row.warm.cpuMs <= 0.2 * a.render.cpuMs }];
 }
