@@ -288,12 +288,29 @@ export const GPS_FIXTURE = {
     GPSAltitude: '35/1',
   },
   xmp: 'pixelpipe-fixture-xmp',
+  iptc: 'pixelpipe-fixture-iptc',
 } as const;
+
+/**
+ * Inserts an IPTC-IIM caption (dataset 2:120) as a Photoshop APP13 segment right after SOI. sharp can
+ * keep IPTC but not write it, and news agencies' photos carry captions and bylines exactly this way.
+ */
+export function withIptcCaption(jpeg: Buffer, caption: string): Buffer {
+  const text = Buffer.from(caption, 'utf8');
+  const dataset = Buffer.concat([Buffer.from([0x1c, 0x02, 0x78, text.length >> 8, text.length & 0xff]), text]);
+  const size = Buffer.alloc(4);
+  size.writeUInt32BE(dataset.length);
+  // Image resource 0x0404 (IPTC-NAA), empty Pascal name, data padded to an even length.
+  const resource = Buffer.concat([Buffer.from('8BIM', 'latin1'), Buffer.from([0x04, 0x04, 0, 0]), size, dataset, Buffer.alloc(dataset.length % 2)]);
+  const body = Buffer.concat([Buffer.from('Photoshop 3.0\0', 'latin1'), resource]);
+  const marker = Buffer.from([0xff, 0xed, (body.length + 2) >> 8, (body.length + 2) & 0xff]);
+  return Buffer.concat([jpeg.subarray(0, 2), marker, body, jpeg.subarray(2)]);
+}
 
 /**
  * 800x600 JPEG carrying privacy-sensitive metadata, to prove stripping:
  * EXIF IFD0 (Make/Model/Artist/Orientation=1), Exif IFD (DateTimeOriginal),
- * GPS IFD (GPS_FIXTURE) and an XMP packet with a GPS position and a creator.
+ * GPS IFD (GPS_FIXTURE), an XMP packet with a GPS position and a creator, and an IPTC caption.
  */
 export async function jpegWithGps(): Promise<Buffer> {
   const xmp =
@@ -302,7 +319,7 @@ export async function jpegWithGps(): Promise<Buffer> {
     '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:exif="http://ns.adobe.com/exif/1.0/"' +
     ` exif:GPSLatitude="48,51.4933N" exif:GPSLongitude="2,17.67E"><dc:creator><rdf:Seq><rdf:li>${GPS_FIXTURE.xmp}</rdf:li></rdf:Seq></dc:creator>` +
     '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>';
-  return fromRaw(await photoRaw(800, 600, 'fig-gps.jpg'))
+  const jpeg = await fromRaw(await photoRaw(800, 600, 'fig-gps.jpg'))
     .jpeg({ quality: 85 })
     .withExif({
       IFD0: { Make: 'PixelPipe', Model: 'Fixture Cam', Artist: 'Fixture Author', Orientation: '1' },
@@ -311,6 +328,7 @@ export async function jpegWithGps(): Promise<Buffer> {
     })
     .withXmp(xmp)
     .toBuffer();
+  return withIptcCaption(jpeg, GPS_FIXTURE.iptc);
 }
 
 /**
@@ -526,86 +544,4 @@ export async function decompressionBombPng(width = 30000, height = 30000): Promi
     pngChunk('IDAT', idat),
     pngChunk('IEND', Buffer.alloc(0)),
   ]);
-}
-
-// ---------------------------------------------------------------------------
-// Inspection helpers (for tests that assert metadata is present / stripped)
-// ---------------------------------------------------------------------------
-
-export type ExifValue = string | number | number[];
-export interface ParsedExif {
-  /** IFD0 (main image) tags by numeric id, e.g. 0x010f Make, 0x0112 Orientation. */
-  ifd0: Record<number, ExifValue>;
-  /** Exif sub-IFD tags, e.g. 0x9003 DateTimeOriginal. */
-  exif: Record<number, ExifValue>;
-  /** GPS IFD tags: 1 LatitudeRef, 2 Latitude [d,m,s], 3 LongitudeRef, 4 Longitude, ... */
-  gps: Record<number, ExifValue>;
-}
-
-/**
- * Minimal EXIF (TIFF) reader for sharp's `metadata().exif` buffer (which starts with
- * "Exif\0\0"). Reads IFD0, the Exif IFD and the GPS IFD; BYTE/ASCII/SHORT/LONG/RATIONAL
- * values only (others are returned as their raw byte count). Not for untrusted input.
- */
-export function parseExif(exif: Buffer): ParsedExif {
-  const base = exif.subarray(0, 6).toString('latin1') === 'Exif\0\0' ? 6 : 0;
-  const le = exif.toString('latin1', base, base + 2) === 'II';
-  const u16 = (o: number) => (le ? exif.readUInt16LE(base + o) : exif.readUInt16BE(base + o));
-  const u32 = (o: number) => (le ? exif.readUInt32LE(base + o) : exif.readUInt32BE(base + o));
-  const sizes: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8 };
-  const readIfd = (off: number): Record<number, ExifValue> => {
-    const out: Record<number, ExifValue> = {};
-    if (!off || base + off + 2 > exif.length) return out;
-    const n = u16(off);
-    for (let i = 0; i < n; i++) {
-      const e = off + 2 + i * 12;
-      const tag = u16(e);
-      const type = u16(e + 2);
-      const count = u32(e + 4);
-      const size = (sizes[type] ?? 1) * count;
-      const vo = size <= 4 ? e + 8 : u32(e + 8);
-      if (type === 2) {
-        out[tag] = exif.toString('latin1', base + vo, base + vo + count).replace(/\0+$/, '');
-      } else if (type === 1 || type === 7) {
-        out[tag] = count === 1 ? exif[base + vo] : Array.from(exif.subarray(base + vo, base + vo + count));
-      } else if (type === 3 || type === 4) {
-        const vals = Array.from({ length: count }, (_, k) => (type === 3 ? u16(vo + 2 * k) : u32(vo + 4 * k)));
-        out[tag] = count === 1 ? vals[0] : vals;
-      } else if (type === 5) {
-        const vals = Array.from({ length: count }, (_, k) => u32(vo + 8 * k) / (u32(vo + 8 * k + 4) || 1));
-        out[tag] = count === 1 ? vals[0] : vals;
-      } else {
-        out[tag] = size;
-      }
-    }
-    return out;
-  };
-  const ifd0 = readIfd(u32(4));
-  const ptr = (tag: number) => (typeof ifd0[tag] === 'number' ? (ifd0[tag] as number) : 0);
-  return { ifd0, exif: readIfd(ptr(0x8769)), gps: readIfd(ptr(0x8825)) };
-}
-
-/** The English description of an ICC profile ('desc' tag; v2 'desc' or v4 'mluc'), e.g. "sRGB", "P3". */
-export function iccProfileDescription(icc: Buffer): string | undefined {
-  const count = icc.readUInt32BE(128);
-  for (let i = 0; i < count; i++) {
-    const e = 132 + i * 12;
-    if (icc.toString('latin1', e, e + 4) !== 'desc') continue;
-    const off = icc.readUInt32BE(e + 4);
-    const kind = icc.toString('latin1', off, off + 4);
-    if (kind === 'desc') {
-      const len = icc.readUInt32BE(off + 8);
-      return icc.toString('latin1', off + 12, off + 12 + len).replace(/\0+$/, '');
-    }
-    if (kind === 'mluc') {
-      // mluc: first record (language/country, length, offset) starts at off + 16
-      const strLen = icc.readUInt32BE(off + 16 + 4);
-      const strOff = icc.readUInt32BE(off + 16 + 8);
-      const be = icc.subarray(off + strOff, off + strOff + strLen);
-      let s = '';
-      for (let k = 0; k + 1 < be.length; k += 2) s += String.fromCharCode(be.readUInt16BE(k));
-      return s.replace(/\0+$/, '');
-    }
-  }
-  return undefined;
 }

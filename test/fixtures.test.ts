@@ -1,4 +1,6 @@
 import { statSync } from 'node:fs';
+import exifReader from 'exif-reader';
+import { parse as parseIcc } from 'icc';
 import sharp from 'sharp';
 import {
   GPS_FIXTURE,
@@ -13,11 +15,9 @@ import {
   decompressionBombPng,
   exifOrientationSet,
   greyscaleJpeg,
-  iccProfileDescription,
   iccProfileJpeg,
   jpegWithGps,
   palettePng,
-  parseExif,
   photoDimensions,
   photoJpeg,
   png16bitAlpha,
@@ -68,14 +68,15 @@ describe('committed samples', () => {
   });
 
   it('camera-exif.jpg carries real camera EXIF; fig-gps.jpg carries GPS', async () => {
-    const cam = parseExif((await sharp(readSample('camera-exif.jpg')).metadata()).exif!);
-    expect(cam.ifd0[0x010f]).toBe('Canon'); // Make
-    expect(cam.ifd0[0x0110]).toBe('Canon EOS 400D DIGITAL'); // Model
-    expect(cam.exif[0x9003]).toBe('2008:04:20 19:12:06'); // DateTimeOriginal
-    const fig = parseExif((await sharp(readSample('fig-gps.jpg')).metadata()).exif!);
-    expect(fig.gps[1]).toBe('N');
-    expect(fig.gps[3]).toBe('E');
-    expect(fig.gps[2]).toEqual([52, 30, 58.68]);
+    const cam = exifReader((await sharp(readSample('camera-exif.jpg')).metadata()).exif!);
+    expect(cam.Image?.Make).toBe('Canon');
+    expect(cam.Image?.Model).toBe('Canon EOS 400D DIGITAL');
+    // exif-reader reads EXIF's zone-less local time as UTC.
+    expect(cam.Photo?.DateTimeOriginal).toEqual(new Date('2008-04-20T19:12:06Z'));
+    const fig = exifReader((await sharp(readSample('fig-gps.jpg')).metadata()).exif!);
+    expect(fig.GPSInfo?.GPSLatitudeRef).toBe('N');
+    expect(fig.GPSInfo?.GPSLongitudeRef).toBe('E');
+    expect(fig.GPSInfo?.GPSLatitude).toEqual([52, 30, 58.68]);
   });
 
   it('corrupt.jpg has a parseable header but fails to decode', async () => {
@@ -90,7 +91,7 @@ describe('committed samples', () => {
     const buf = readSample('phone.heic');
     const m = await sharp(buf).metadata();
     expect([m.format, m.compression, m.width, m.height]).toEqual(['heif', 'hevc', 1200, 900]);
-    expect(parseExif(m.exif!).gps[1]).toBe('N');
+    expect(exifReader(m.exif!).GPSInfo?.GPSLatitudeRef).toBe('N');
     // sharp's prebuilt libvips has no HEVC decoder, hence heic-decode (libheif in WASM).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const decode = require('heic-decode') as (o: { buffer: Buffer }) => Promise<{ width: number; height: number; data: Uint8ClampedArray }>;
@@ -199,14 +200,14 @@ describe('format fixtures', () => {
   it('iccProfileJpeg: embeds a Display P3 profile', async () => {
     const m = await sharp(await iccProfileJpeg(320, 240)).metadata();
     expect([m.format, m.width, m.height, m.hasProfile]).toEqual(['jpeg', 320, 240, true]);
-    expect(iccProfileDescription(m.icc!)).toMatch(/P3/);
+    expect(parseIcc(m.icc!).description).toMatch(/P3/);
     // sanity: sharp's own sRGB output is described differently
     const srgb = await sharp(await greyscaleJpeg(8, 8))
       .toColourspace('srgb')
       .withIccProfile('srgb')
       .jpeg()
       .toBuffer();
-    expect(iccProfileDescription((await sharp(srgb).metadata()).icc!)).toMatch(/sRGB/i);
+    expect(parseIcc((await sharp(srgb).metadata()).icc!).description).toMatch(/sRGB/i);
   });
 
   it('animatedGif: N frames, 100 ms, looping', async () => {
@@ -250,26 +251,25 @@ describe('exifOrientationSet', () => {
 });
 
 describe('privacy and hostile-input fixtures', () => {
-  it('jpegWithGps: EXIF GPS + camera tags + XMP, all removed by a default sharp re-encode', async () => {
+  it('jpegWithGps: EXIF GPS + camera tags + XMP + IPTC, all removed by a default sharp re-encode', async () => {
     const buf = await jpegWithGps();
     const m = await sharp(buf).metadata();
     expect([m.format, m.width, m.height]).toEqual(['jpeg', 800, 600]);
-    const exif = parseExif(m.exif!);
-    expect(exif.ifd0[0x010f]).toBe('PixelPipe');
-    expect(exif.exif[0x9003]).toBe('2024:05:01 12:34:56');
-    expect(exif.gps[1]).toBe(GPS_FIXTURE.exif.GPSLatitudeRef);
-    expect(exif.gps[2]).toEqual([48, 51, 29.6]);
-    expect(exif.gps[3]).toBe(GPS_FIXTURE.exif.GPSLongitudeRef);
-    expect(exif.gps[4]).toEqual([2, 17, 40.2]);
+    const exif = exifReader(m.exif!);
+    expect(exif.Image?.Make).toBe('PixelPipe');
+    expect(exif.Photo?.DateTimeOriginal).toEqual(new Date('2024-05-01T12:34:56Z'));
+    expect(exif.GPSInfo?.GPSLatitudeRef).toBe(GPS_FIXTURE.exif.GPSLatitudeRef);
+    expect(exif.GPSInfo?.GPSLatitude).toEqual([48, 51, 29.6]);
+    expect(exif.GPSInfo?.GPSLongitudeRef).toBe(GPS_FIXTURE.exif.GPSLongitudeRef);
+    expect(exif.GPSInfo?.GPSLongitude).toEqual([2, 17, 40.2]);
     expect(m.xmpAsString).toContain(GPS_FIXTURE.xmp);
+    expect(m.iptc?.toString('utf8')).toContain(GPS_FIXTURE.iptc);
     const stripped = await sharp(await sharp(buf).jpeg().toBuffer()).metadata();
     expect([stripped.exif, stripped.xmp, stripped.iptc]).toEqual([undefined, undefined, undefined]);
   });
 
   it('decompressionBombPng: declares 30000x30000, is < 2 MB, and sharp refuses to decode it', async () => {
-    const t0 = Date.now();
     const buf = await decompressionBombPng(30000, 30000);
-    expect(Date.now() - t0).toBeLessThan(10_000);
     expect(buf.length).toBeLessThan(2 * 1024 * 1024);
     // Note: sharp's metadata() itself enforces limitInputPixels, so lift it to read the header.
     const m = await sharp(buf, { limitInputPixels: false }).metadata();

@@ -7,9 +7,13 @@
  */
 import { createHash, createHmac } from 'node:crypto';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { AnonymousAuthenticator } from '../../shared/auth/jwt-authenticator';
+import { loadConfig } from '../../shared/config';
 import { ConfigError, PixelpipeError } from '../../shared/errors';
+import { handleUploadRequest } from '../../shared/http/upload-http';
+import { createLogger } from '../../shared/logger';
 import type { SignUploadRequest } from '../../shared/ports';
-import { FixedClock } from '../../shared/testing/fakes';
+import { FixedClock, SequentialIds } from '../../shared/testing/fakes';
 import { MAX_UPLOAD_EXPIRY_SECONDS, S3UrlSigner, presignGet, s3SigningTargetFromEnv, type S3SigningTarget } from '../../functions/aws/s3-url-signer';
 
 const SECRET = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY';
@@ -134,16 +138,36 @@ describe('S3 presigned POST (independent verification)', () => {
     await expect(signer.signUpload({ ...request, expiresInSeconds: MAX_UPLOAD_EXPIRY_SECONDS })).resolves.toMatchObject({ method: 'POST' });
   });
 
-  test('a failing credential source is mapped onto the error hierarchy, its message kept out of the target', async () => {
+  test('a failing credential source is mapped onto the error hierarchy; its message reaches the log, not the HTTP answer', async () => {
+    const providerMessage = 'Could not load credentials from any providers';
     const signer = new S3UrlSigner({
       region: REGION,
       credentials: async () => {
-        throw Object.assign(new Error('Could not load credentials from any providers'), { name: 'CredentialsProviderError' });
+        throw Object.assign(new Error(providerMessage), { name: 'CredentialsProviderError' });
       },
     });
     const err = await signer.signUpload(request).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PixelpipeError);
     expect(err).toMatchObject({ code: 'internal', retryable: true });
+
+    // The same signer behind the upload endpoint: the caller gets a generic 503, the operator the cause.
+    const lines: string[] = [];
+    const config = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous' });
+    const res = await handleUploadRequest(
+      {
+        config,
+        authenticator: new AnonymousAuthenticator(),
+        signer,
+        ids: new SequentialIds(),
+        clock: new FixedClock(NOW.getTime()),
+        logger: createLogger({ sink: (l) => lines.push(l) }),
+      },
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/png', size: 1000, filename: 'a.png' }) },
+    );
+    expect(res.status).toBe(503);
+    expect(JSON.parse(res.body)).toEqual({ error: { code: 'internal', message: 'temporarily unavailable, retry later' } });
+    expect(JSON.stringify(res)).not.toContain(providerMessage);
+    expect(lines.join('\n')).toContain(providerMessage);
   });
 
   test('every form field the browser must send is covered by the policy (S3 rejects uncovered fields)', async () => {
