@@ -12,6 +12,7 @@ import os from 'node:os';
 import sharp from 'sharp';
 import { hasTaskset, runWorker, type Instance } from './bench/child';
 import { buildBundles, measureBundles } from './bench/coldstart';
+import { measureHostile } from './bench/hostile';
 import { benchImages, hugeImage, type BenchImage } from './bench/images';
 import { parseArgs, USAGE, type BenchOptions } from './bench/options';
 import { checkTargets, compareReports, renderMarkdown, type BenchReport, type ImageReport, type KnobRow, type ThroughputReport } from './bench/report';
@@ -316,6 +317,11 @@ async function main(): Promise<void> {
       report.huge = await measureHuge(o);
     } catch (err) {
       log(`100 MP: ${(err as Error).message}`);
+    }
+    try {
+      report.hostile = await measureHostile(REPO_ROOT, ONE_VCPU, log);
+    } catch (err) {
+      log(`hostile inputs: ${(err as Error).message}`);
     }
   }
   if (cpus.length < 2 && !(o.skip.has('throughput') && o.skip.has('knobs'))) {

@@ -521,6 +521,18 @@ async function deflateZeroRows(rowBytes: number, rows: number): Promise<Buffer> 
 }
 
 /**
+ * The "billion laughs" SVG: ten levels of entities, each ten times the one before, so a parser that
+ * expands entities builds 10^10 copies of "a" from a 1 KB document.
+ */
+export function billionLaughsSvg(): Buffer {
+  const ns = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"';
+  const levels = Array.from({ length: 9 }, (_, i) => `<!ENTITY ${String.fromCharCode(98 + i)} "${`&${String.fromCharCode(97 + i)};`.repeat(10)}">`);
+  return Buffer.from(
+    `<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaaaaaaaa">${levels.join('')}]><svg ${ns} width="20" height="20"><text>&j;</text></svg>`,
+  );
+}
+
+/**
  * Decompression bomb: a valid, tiny (~110 KB for 30000x30000) 1-bit paletted PNG whose
  * IHDR declares `width`x`height` (900 MP; ~2.7 GB once expanded to RGB). Every pixel is
  * palette index 0 (black). Hand-assembled, so it's fast (~1 s) and never decoded here.

@@ -6,6 +6,7 @@ import { renderAnalysis, type AnalysisReport } from './analysis';
 import type { BundleResult } from './coldstart';
 import { COLD_START_TARGET_MS } from './coldstart';
 import type { Instance } from './child';
+import { hostileTargets, type HostileRow } from './hostile';
 import type { QualityRow } from './quality';
 import { round } from './stats';
 import type { CompareResult, RssResult, ThroughputResult } from './worker';
@@ -80,6 +81,8 @@ export interface BenchReport {
   settings: { iterations: number; warmup: number; oneVcpu: Instance; twoVcpu: Instance; coldRuns: number };
   images: ImageReport[];
   huge?: { image: string; width: number; height: number; bytes: number; refused?: RssResult; processed?: RssResult; processedLimit: number };
+  /** Hostile inputs: refusal time and memory, and the 12 MP HEIC's peak RSS (absent in older reports). */
+  hostile?: HostileRow[];
   throughput?: ThroughputReport;
   bundles?: { results: BundleResult[]; buildOutput?: string; error?: string };
   knobs?: KnobRow[];
@@ -157,6 +160,7 @@ export function checkTargets(r: BenchReport): TargetCheck[] {
       pass: refusedOk || processedOk,
     });
   } else out.push({ target: '100 MP: refused or processed within 1 GB', limit: '', measured: 'not measured', pass: null });
+  out.push(...hostileTargets(r.hostile));
   for (const role of ['process', 'upload', 'notify'] as const) {
     const rows = (r.bundles?.results ?? []).filter((b) => b.role === role && b.bundle);
     const worst = rows.reduce<BundleResult | undefined>((w, b) => (!w || b.bundle!.readyMs.median > w.bundle!.readyMs.median ? b : w), undefined);

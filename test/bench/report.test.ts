@@ -78,3 +78,39 @@ test('compareReports flags medians that grew past the threshold', () => {
   ]);
   expect(compareReports(report(550), report(600), 0.15).regressions).toEqual([]);
 });
+
+test('hostile inputs pass only with the expected outcome inside every bound, and report what they measured', () => {
+  const MB = 2 ** 20;
+  const bomb = {
+    id: 'png-bomb',
+    label: 'bomb',
+    outcome: 'refused: too_many_pixels',
+    expectedOutcome: 'refused: too_many_pixels',
+    ms: 40,
+    idleRssBytes: 80 * MB,
+    maxRssBytes: 100 * MB,
+    maxMs: 1000,
+    maxGrowthBytes: 50 * MB,
+  };
+  const heic = {
+    id: 'heic-12mp',
+    label: 'heic',
+    outcome: 'ok',
+    expectedOutcome: 'ok',
+    ms: 3000,
+    idleRssBytes: 80 * MB,
+    maxRssBytes: 300 * MB,
+    maxPeakBytes: 512 * MB,
+  };
+  const judged = (rows: (typeof bomb | typeof heic)[]) => checkTargets({ ...report(100), hostile: rows }).filter((t) => t.target.startsWith('hostile input'));
+  expect(judged([bomb, heic]).map((t) => t.pass)).toEqual([true, true]);
+  expect(judged([bomb])[0]).toMatchObject({
+    limit: 'refused: too_many_pixels, ≤ 1000 ms, RSS growth ≤ 50 MB',
+    measured: 'refused: too_many_pixels in 40 ms, peak RSS 100 MB (idle 80 MB)',
+  });
+  expect(judged([{ ...bomb, ms: 1001 }])[0].pass).toBe(false);
+  expect(judged([{ ...bomb, maxRssBytes: 131 * MB }])[0].pass).toBe(false);
+  expect(judged([{ ...bomb, outcome: 'ok' }])[0].pass).toBe(false);
+  expect(judged([{ ...heic, maxRssBytes: 513 * MB }])[0].pass).toBe(false);
+  expect(checkTargets(report(100)).filter((t) => t.target.startsWith('hostile input'))).toEqual([]);
+});

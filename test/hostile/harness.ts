@@ -160,22 +160,12 @@ export async function within<T>(ms: number, p: Promise<T>, what = 'operation'): 
 }
 
 /**
- * Runs `fn` while sampling RSS every few milliseconds (the decode runs on libuv threads, so the
- * event loop stays free to sample). Returns the result, the elapsed time and the peak growth.
+ * A real processor whose header probe and pixel decode are watched, so a test can tell where a
+ * refusal came from. `decode` is private to the processor: the spy reaches it through a cast.
  */
-export async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number; rssGrowth: number }> {
-  const before = process.memoryUsage().rss;
-  let peak = before;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-  }, 2);
-  const t0 = performance.now();
-  try {
-    const result = await fn();
-    const ms = performance.now() - t0;
-    peak = Math.max(peak, process.memoryUsage().rss);
-    return { result, ms, rssGrowth: peak - before };
-  } finally {
-    clearInterval(sampler);
-  }
+export function spiedProcessor() {
+  const proc = new SharpImageProcessor();
+  const probe = jest.spyOn(proc, 'probe');
+  const decode = jest.spyOn(proc as unknown as { decode: (...args: unknown[]) => Promise<unknown> }, 'decode');
+  return { proc, probe, decode };
 }
