@@ -121,7 +121,7 @@ export function hostileTargets(rows: HostileRow[] | undefined): TargetCheck[] {
     return {
       target: `hostile input: ${h.label}`,
       limit: limits.filter(Boolean).join(', '),
-      measured: `${h.outcome} in ${Math.round(h.ms)} ms, peak RSS ${Math.round(h.maxRssBytes / MB)} MB (idle ${Math.round(h.idleRssBytes / MB)} MB)`,
+      measured: `${h.outcome} in ${h.ms.toFixed(1)} ms, peak RSS ${Math.round(h.maxRssBytes / MB)} MB (idle ${Math.round(h.idleRssBytes / MB)} MB)`,
       pass,
     };
   });

@@ -106,7 +106,7 @@ test('hostile inputs pass only with the expected outcome inside every bound, and
   expect(judged([bomb, heic]).map((t) => t.pass)).toEqual([true, true]);
   expect(judged([bomb])[0]).toMatchObject({
     limit: 'refused: too_many_pixels, ≤ 1000 ms, RSS growth ≤ 50 MB',
-    measured: 'refused: too_many_pixels in 40 ms, peak RSS 100 MB (idle 80 MB)',
+    measured: 'refused: too_many_pixels in 40.0 ms, peak RSS 100 MB (idle 80 MB)',
   });
   expect(judged([{ ...bomb, ms: 1001 }])[0].pass).toBe(false);
   expect(judged([{ ...bomb, maxRssBytes: 131 * MB }])[0].pass).toBe(false);
