@@ -281,6 +281,16 @@ describe('decode once', () => {
 });
 
 describe('refusals happen before decoding', () => {
+  // Each refusal must come from the header probe: the pixel decode (private) is watched through a cast.
+  let decode: jest.SpyInstance;
+  beforeEach(() => {
+    decode = jest.spyOn(processor as unknown as { decode: (...args: unknown[]) => Promise<unknown> }, 'decode');
+  });
+  afterEach(() => {
+    expect(decode).not.toHaveBeenCalled();
+    decode.mockRestore();
+  });
+
   test.each([
     ['empty', Buffer.alloc(0), 'empty_file'],
     ['random bytes', Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 251)), 'unsupported_type'],
@@ -305,8 +315,10 @@ describe('refusals happen before decoding', () => {
       .toBuffer();
     expect(await rejectCode(processor.render(tiff, v({ width: 10 }), limits, opts))).toBe('type_not_allowed');
   });
+});
 
-  test('truncated and corrupt JPEGs', async () => {
+describe('refusals during decoding', () => {
+  test('truncated and corrupt JPEGs: the header reads, the decode fails → corrupt_image', async () => {
     const full = await sharp({ create: { width: 1000, height: 500, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 100, sigma: 40 } } })
       .jpeg()
       .toBuffer();
