@@ -9,37 +9,27 @@
  *   process handler ──manifests/<id>.json──▶ s3rver ──ObjectCreated manifests/*.json──▶ notify handler
  *   notify handler ──CloudEvent──▶ Pub/Sub topic ──subscription──▶ dev server ──SSE──▶ browser
  */
-import { mkdir } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
-import { systemClock, uuidIds } from '../../shared/clock';
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
-import { newTraceId, withInvocation } from '../../shared/invocation';
 import { parseCompletionEvent } from '../../shared/events';
-import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
+import { newTraceId, withInvocation } from '../../shared/invocation';
 import { ownerSegment, parseOriginalKey } from '../../shared/keys';
 import { createLogger, type LineSink } from '../../shared/logger';
 import { parseManifest } from '../../shared/manifest';
 import type { Logger, ObjectStore } from '../../shared/ports';
-import { sanitizeFilename } from '../../shared/usecases/request-upload';
 import { getImageStatus } from '../../shared/usecases/get-image-status';
-import { createNotifyHandler } from '../aws/notify-handler';
-import { createProcessHandler } from '../aws/process-handler';
-import { S3ObjectStore } from '../aws/s3-object-store';
-import { S3UrlSigner } from '../aws/s3-url-signer';
-import { createUploadHandler } from '../aws/upload-handler';
-import { AsyncInvoker } from './async-invoker';
-import { createDevRequestListener } from './dev-server';
+import { sanitizeFilename } from '../../shared/usecases/request-upload';
+import { openEventChannel, planEvents, startEmulatorIfPlanned } from './dev-events';
+import type { ChannelMessage } from './event-channel';
+import { startDevFunctions, type DevFunctions } from './dev-functions';
+import { startPageServer } from './dev-http';
 import { devPixelpipeEnv, pageOrigins, type DevOptions } from './dev-options';
-import { EmbeddedEventChannel, type EventChannel } from './event-channel';
-import { assertPortsFree, isAddressInUse, PortInUseError } from './ports';
-import { pubsubEmulatorUnavailable, startEmulatorProcess, type EmulatorProcess } from './pubsub-emulator-process';
-import { openPubSubChannel } from './pubsub-event-channel';
+import { createDevRequestListener } from './dev-server';
+import { startDevStorage } from './dev-storage';
+import { assertPortsFree } from './ports';
 import { RecentImages } from './recent-images';
-import { startLocalS3, type LocalS3 } from './s3rver-server';
-import { matchRules, pipelineRules, toS3NotificationEvent } from './s3-notifications';
 import { SseHub } from './sse-hub';
+
+export { planEvents, type EventsPlan } from './dev-events';
 
 /** What the caller provides besides the options. */
 export interface DevStackIo {
@@ -61,19 +51,10 @@ export interface DevStack {
   killNow(): void;
 }
 
-type EventsPlan = { kind: 'embedded'; warning?: string } | { kind: 'external'; host: string } | { kind: 'spawn' };
-
-/** Chooses the event channel from the options and what is installed. */
-export function planEvents(options: DevOptions): EventsPlan {
-  if (options.events === 'embedded') return { kind: 'embedded' };
-  if (options.emulatorHost) return { kind: 'external', host: options.emulatorHost };
-  const missing = pubsubEmulatorUnavailable(options.emulatorBinary, { path: options.path, javaHome: options.javaHome });
-  if (!missing) return { kind: 'spawn' };
-  if (options.events === 'pubsub') throw new Error(`PIXELPIPE_DEV_EVENTS=pubsub but ${missing} (or set PUBSUB_EMULATOR_HOST)`);
-  return { kind: 'embedded', warning: `${missing}; using the embedded event channel instead` };
-}
-
-/** Starts the stack; on failure everything already started is stopped before the error propagates. */
+/**
+ * Starts the stack: page server, storage, event channel, functions, then the routes that join them.
+ * On failure everything already started is stopped, in reverse order, before the error propagates.
+ */
 export async function startDevStack(options: DevOptions, io: DevStackIo): Promise<DevStack> {
   const plan = planEvents(options);
   await assertPortsFree(options.host, [
@@ -83,7 +64,6 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
   ]);
 
   const cleanups: Array<() => Promise<void>> = [];
-  let emulator: EmulatorProcess | undefined;
   const cleanup = async () => {
     for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => undefined);
   };
@@ -91,145 +71,59 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
     // The JVM is the slowest part: start it first and build everything else meanwhile.
     // Set once the config (and so the log level) is known; the emulator may stop before or after that.
     const devLog: { current?: Logger } = {};
-    const emulatorStarting =
-      plan.kind === 'spawn'
-        ? startEmulatorProcess({
-            binary: options.emulatorBinary,
-            host: options.host,
-            port: options.pubsubPort,
-            env: io.childEnv,
-            onUnexpectedExit: (detail) => devLog.current?.error(`the Pub/Sub emulator stopped unexpectedly: ${detail}`),
-          }).then((e) => {
-            emulator = e;
-            return e;
-          })
-        : undefined;
+    const emulator = startEmulatorIfPlanned(plan, options, io.childEnv, (detail) =>
+      devLog.current?.error(`the Pub/Sub emulator stopped unexpectedly: ${detail}`),
+    );
     // Kill it even when start-up fails elsewhere before it is awaited.
-    cleanups.push(async () => {
-      await emulatorStarting?.catch(() => undefined);
-      await emulator?.stop();
-    });
+    cleanups.push(() => emulator.stop());
 
-    let listener: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => {
-      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' });
-      res.end('pixelpipe dev stack is starting');
-    };
-    const server = createServer((req, res) => listener(req, res));
-    await listen(server, options.host, options.port);
-    cleanups.push(() => closeServer(server));
-    const pagePort = (server.address() as AddressInfo).port;
+    const server = await startPageServer(options.host, options.port);
+    cleanups.push(() => server.close());
 
     // Validates the user's PIXELPIPE_* early, before anything else starts.
-    const draft = loadConfig(devPixelpipeEnv(options, { page: pagePort, s3: options.s3Port || 1 }));
-    await mkdir(`${options.dataDir}/s3`, { recursive: true });
-    const origins = pageOrigins(pagePort);
-    const s3: LocalS3 = await startLocalS3({
-      host: options.host,
-      port: options.s3Port,
-      directory: `${options.dataDir}/s3`,
-      buckets: [...new Set([draft.buckets.originals, draft.buckets.variants])],
-      cors: { buckets: [draft.buckets.originals], origins: [...new Set([...origins, ...draft.upload.corsOrigins])] },
-    });
+    const draft = loadConfig(devPixelpipeEnv(options, { page: server.port, s3: options.s3Port || 1 }));
+    const s3 = await startDevStorage(options, draft, pageOrigins(server.port));
     cleanups.push(() => s3.close());
 
-    const config = loadConfig(devPixelpipeEnv(options, { page: pagePort, s3: s3.port }));
+    const config = loadConfig(devPixelpipeEnv(options, { page: server.port, s3: s3.port }));
     const root = createLogger({ level: config.logLevel, sink: io.sink });
     const log = root.child({ fn: 'dev' });
     devLog.current = log;
     if (plan.kind === 'embedded' && plan.warning) log.warn(plan.warning);
 
-    const channel = await openChannel(plan, options, config, log, await emulatorStarting);
+    const channel = await openEventChannel(plan, options, config, log, await emulator.ready);
     cleanups.push(() => channel.close());
 
-    // One client and adapter set per function, as each Lambda builds its own at cold start.
-    const uploadLogger = root.child({ fn: 'upload' });
-    const authenticator = createAuthenticator(config, uploadLogger);
-    const uploadHandler = createUploadHandler({
-      signer: S3UrlSigner.fromClient(s3.client()),
-      ids: uuidIds,
-      clock: systemClock,
-      config,
-      authenticator,
-      logger: uploadLogger,
-    });
-    const processHandler = createProcessHandler({
-      store: new S3ObjectStore(s3.client()),
-      processor: new SharpImageProcessor(),
-      clock: systemClock,
-      logger: root.child({ fn: 'process' }),
-      config,
-    });
-    const notifyStore = new S3ObjectStore(s3.client());
-    const notifyHandler = createNotifyHandler({ store: notifyStore, publisher: channel.publisher, logger: root.child({ fn: 'notify' }), config });
-    const statusStore: ObjectStore = new S3ObjectStore(s3.client());
-
-    const invokers = {
-      process: new AsyncInvoker('process', processHandler, { concurrency: options.processConcurrency, logger: log }),
-      notify: new AsyncInvoker('notify', notifyHandler, { concurrency: 4, logger: log }),
-    };
-    cleanups.push(async () => {
-      // Let a nearly finished image complete; sharp cannot be interrupted anyway.
-      await Promise.all([invokers.process.close(1500), invokers.notify.close(500)]);
-    });
+    const fns = startDevFunctions({ config, root, log, s3, publisher: channel.publisher, processConcurrency: options.processConcurrency });
+    cleanups.push(() => fns.close());
 
     const images = new RecentImages();
     const sse = new SseHub();
-    cleanups.push(() => Promise.resolve(sse.close()));
+    cleanups.push(async () => sse.close());
 
-    const rules = pipelineRules(config);
     s3.onRecord((record) => {
       if (record.s3.bucket.name === config.buckets.originals && record.eventName.startsWith('ObjectCreated:')) {
         const ref = parseOriginalKey(config.layout, record.s3.object.key);
         if (ref) images.uploaded(ref.id, record.s3.object.size);
       }
-      for (const rule of matchRules(record, rules)) invokers[rule.name as 'process' | 'notify'].invoke(toS3NotificationEvent(record));
+      fns.deliver(record);
     });
 
-    channel.subscribe((message) => {
-      let event;
-      try {
-        event = parseCompletionEvent(message);
-      } catch (err) {
-        log.warn('ignoring a message that is not a valid completion event', { err, messageId: message.id });
-        return;
-      }
-      images.completed(event.data);
-      sse.broadcast('completion', event.id, JSON.stringify(event));
-    });
+    channel.subscribe((message) => showCompletion(message, { images, sse, log }));
 
-    await seedRecentImages(statusStore, config, images, log);
+    await seedRecentImages(fns.statusStore, config, images, log);
 
-    listener = createDevRequestListener({
-      webDir: options.webDir,
-      uploadHandler,
-      status: async (id, authorization) => {
-        let owner: string;
-        try {
-          owner = ownerSegment((await authenticator.authenticate(authorization)).subject);
-        } catch {
-          return null;
-        }
-        // A status request gets the deadline a deployed function would have.
-        const init = { deadline: Date.now() + config.invocation.timeoutSeconds * 1000, traceId: newTraceId(), logger: log };
-        return withInvocation(init, (inv) => getImageStatus({ store: statusStore, config }, inv, id, owner));
-      },
-      images,
-      sse,
-      onUploadSigned: (response, filename) =>
-        images.signed(response.id, { filename: filename ? sanitizeFilename(filename) : undefined, expiresAt: response.expiresAt }),
-      corsOrigins: config.upload.corsOrigins,
-      storageOrigin: s3.endpoint,
-      logger: log,
-    });
+    server.serve(pageRoutes({ options, config, fns, images, sse, storageOrigin: s3.endpoint, log }));
 
-    const page = `http://${options.host}:${pagePort}`;
-    const stack: DevStack = {
+    const page = `http://${options.host}:${server.port}`;
+    const running = emulator.current();
+    return {
       urls: { page: `${page}/`, uploads: `${page}/api/uploads`, images: `${page}/api/images`, events: `${page}/api/events`, storage: s3.endpoint },
       buckets: config.buckets,
       events: {
         kind: channel.kind,
         description: channel.description,
-        ...(plan.kind === 'external' ? { emulatorHost: plan.host } : emulator ? { emulatorHost: emulator.host } : {}),
+        ...(plan.kind === 'external' ? { emulatorHost: plan.host } : running ? { emulatorHost: running.host } : {}),
         projectId: options.projectId,
         topic: config.topic,
       },
@@ -237,44 +131,74 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
       async close() {
         // Stop taking requests and end the event streams first, so nothing new arrives while stopping.
         sse.close();
-        server.close();
-        server.closeAllConnections();
+        server.stopAccepting();
         await cleanup();
       },
       killNow() {
-        if (emulator) {
-          try {
-            process.kill(-emulator.pid, 'SIGKILL');
-          } catch {
-            /* already gone */
-          }
+        const pid = emulator.current()?.pid;
+        if (pid === undefined) return;
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          /* already gone */
         }
       },
     };
-    return stack;
   } catch (err) {
     await cleanup();
     throw err;
   }
 }
 
-async function openChannel(
-  plan: EventsPlan,
-  options: DevOptions,
-  config: PixelpipeConfig,
-  log: Logger,
-  emulator: EmulatorProcess | undefined,
-): Promise<EventChannel> {
-  if (plan.kind === 'embedded') return new EmbeddedEventChannel(log);
-  const host = plan.kind === 'external' ? plan.host : emulator!.host;
-  return openPubSubChannel({
-    emulatorHost: host,
-    projectId: options.projectId,
-    topic: config.topic,
-    subscription: `pixelpipe-dev-sse-${process.pid}-${Date.now().toString(36)}`,
-    logger: log,
-    note: plan.kind === 'external' ? 'PUBSUB_EMULATOR_HOST' : 'started by the dev stack',
+/** What the page's routes are served from. */
+interface PageContext {
+  options: DevOptions;
+  config: PixelpipeConfig;
+  fns: DevFunctions;
+  images: RecentImages;
+  sse: SseHub;
+  storageOrigin: string;
+  log: Logger;
+}
+
+/** The page, its API (upload through the upload function, status for the caller only) and the event stream. */
+function pageRoutes(ctx: PageContext): ReturnType<typeof createDevRequestListener> {
+  const { config, fns, images } = ctx;
+  return createDevRequestListener({
+    webDir: ctx.options.webDir,
+    uploadHandler: fns.uploadHandler,
+    status: async (id, authorization) => {
+      let owner: string;
+      try {
+        owner = ownerSegment((await fns.authenticator.authenticate(authorization)).subject);
+      } catch {
+        return null;
+      }
+      // A status request gets the deadline a deployed function would have.
+      const init = { deadline: Date.now() + config.invocation.timeoutSeconds * 1000, traceId: newTraceId(), logger: ctx.log };
+      return withInvocation(init, (inv) => getImageStatus({ store: fns.statusStore, config }, inv, id, owner));
+    },
+    images,
+    sse: ctx.sse,
+    onUploadSigned: (response, filename) =>
+      images.signed(response.id, { filename: filename ? sanitizeFilename(filename) : undefined, expiresAt: response.expiresAt }),
+    corsOrigins: config.upload.corsOrigins,
+    storageOrigin: ctx.storageOrigin,
+    logger: ctx.log,
   });
+}
+
+/** A completion event from the channel: into the recent-images table and out to every open page. */
+function showCompletion(message: ChannelMessage, to: { images: RecentImages; sse: SseHub; log: Logger }): void {
+  let event;
+  try {
+    event = parseCompletionEvent(message);
+  } catch (err) {
+    to.log.warn('ignoring a message that is not a valid completion event', { err, messageId: message.id });
+    return;
+  }
+  to.images.completed(event.data);
+  to.sse.broadcast('completion', event.id, JSON.stringify(event));
 }
 
 /** Fills the recent-images table from the newest manifests already in storage (data kept across restarts). */
@@ -296,17 +220,4 @@ async function seedRecentImages(store: ObjectStore, config: PixelpipeConfig, ima
   } catch (err) {
     log.warn('could not list existing manifests; the recent-images table starts empty', { err });
   }
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(isAddressInUse(err) ? new PortInUseError(port, 'PIXELPIPE_DEV_PORT', 'page and API') : err));
-    server.listen({ host, port, exclusive: true }, () => resolve());
-  });
-}
-
-async function closeServer(server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
-  await closed;
 }

@@ -1,0 +1,85 @@
+/**
+ * The dev stack's three functions: the production AWS handlers and adapters, each with its own
+ * clients as each Lambda builds them at cold start, invoked asynchronously for the S3 notifications
+ * the deployed buckets would send (originals/ → process, manifests/*.json → notify).
+ */
+import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
+import { systemClock, uuidIds } from '../../shared/clock';
+import type { PixelpipeConfig } from '../../shared/config';
+import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
+import type { Authenticator, EventPublisher, Logger, ObjectStore } from '../../shared/ports';
+import { createNotifyHandler } from '../aws/notify-handler';
+import { createProcessHandler } from '../aws/process-handler';
+import { S3ObjectStore } from '../aws/s3-object-store';
+import { S3UrlSigner } from '../aws/s3-url-signer';
+import { createUploadHandler } from '../aws/upload-handler';
+import { AsyncInvoker } from './async-invoker';
+import type { DevServerDeps } from './dev-server';
+import { matchRules, pipelineRules, toS3NotificationEvent } from './s3-notifications';
+import type { LocalS3, S3rverRecord } from './s3rver-server';
+
+/** What the functions are wired to. */
+export interface DevFunctionsContext {
+  config: PixelpipeConfig;
+  /** The stack's root logger: each function logs under its own `fn`. */
+  root: Logger;
+  /** The stack's own logger (invoker retries and give-ups). */
+  log: Logger;
+  s3: LocalS3;
+  publisher: EventPublisher;
+  processConcurrency: number;
+}
+
+/** The running functions. */
+export interface DevFunctions {
+  uploadHandler: DevServerDeps['uploadHandler'];
+  /** The upload function's authenticator, also used to tell whose status a request may read. */
+  authenticator: Authenticator;
+  /** A store for the status API (the deployed one has its own function and client). */
+  statusStore: ObjectStore;
+  /** Invokes, asynchronously, every function whose notification rule matches the record. */
+  deliver(record: S3rverRecord): void;
+  /** Lets a nearly finished image complete, then drops queued invocations. */
+  close(): Promise<void>;
+}
+
+/** Builds the handlers and their asynchronous invokers. */
+export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
+  const { config, root, s3 } = ctx;
+  const uploadLogger = root.child({ fn: 'upload' });
+  const authenticator = createAuthenticator(config, uploadLogger);
+  const uploadHandler = createUploadHandler({
+    signer: S3UrlSigner.fromClient(s3.client()),
+    ids: uuidIds,
+    clock: systemClock,
+    config,
+    authenticator,
+    logger: uploadLogger,
+  });
+  const processHandler = createProcessHandler({
+    store: new S3ObjectStore(s3.client()),
+    processor: new SharpImageProcessor(),
+    clock: systemClock,
+    logger: root.child({ fn: 'process' }),
+    config,
+  });
+  const notifyHandler = createNotifyHandler({ store: new S3ObjectStore(s3.client()), publisher: ctx.publisher, logger: root.child({ fn: 'notify' }), config });
+
+  const invokers = {
+    process: new AsyncInvoker('process', processHandler, { concurrency: ctx.processConcurrency, logger: ctx.log }),
+    notify: new AsyncInvoker('notify', notifyHandler, { concurrency: 4, logger: ctx.log }),
+  };
+  const rules = pipelineRules(config);
+  return {
+    uploadHandler,
+    authenticator,
+    statusStore: new S3ObjectStore(s3.client()),
+    deliver(record) {
+      for (const rule of matchRules(record, rules)) invokers[rule.name as 'process' | 'notify'].invoke(toS3NotificationEvent(record));
+    },
+    async close() {
+      // sharp cannot be interrupted, so a render in progress gets a moment to finish.
+      await Promise.all([invokers.process.close(1500), invokers.notify.close(500)]);
+    },
+  };
+}
