@@ -19,6 +19,7 @@ import type { ObjectStore } from '../../shared/ports';
 import { createProgressBar } from './progress';
 
 const USAGE = `usage:
+  pixelpipe [<command>] --help | -h
   pixelpipe process <files...> [--config file.json] [--out dir] [--json] [--verbose]
   pixelpipe backfill --store gcs|s3 [--bucket B] [--prefix originals/…] [--concurrency N] [--max N] [--dry-run] [--force]
   pixelpipe reprocess --store gcs|s3 (<imageId...> | --failed) [--concurrency N] [--max N]
@@ -97,6 +98,12 @@ export async function runProcess(files: string[], opts: { config?: string; out?:
 /** Entry point; returns the process exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // Asked for help anywhere before a `--` (so `pixelpipe backfill --store s3 --help` helps too): usage on stdout, success.
+  const options = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  if (command === 'help' || options.includes('--help') || options.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   try {
     if (command === 'process') {
       const { values, positionals } = parseArgs({
@@ -110,7 +117,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'backfill' || command === 'reprocess') return await runBulk(command, rest);
     throw new UsageError(command ? `unknown command "${command}"` : 'missing command');
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || isParseArgsError(err)) {
       process.stderr.write(`${err.message}\n\n${USAGE}\n`);
       return 2;
     }
@@ -120,6 +127,13 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 class UsageError extends Error {}
+
+/** node:util parseArgs' refusals (unknown option, missing value, stray argument) are usage errors too. */
+function isParseArgsError(err: unknown): err is Error {
+  // By code, not class: node's TypeError comes from another realm under jest.
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_');
+}
 
 /** Builds the object store for `--store`; SDKs are loaded only for the one asked for. */
 async function createStore(kind: string | undefined, endpoint: string | undefined): Promise<ObjectStore> {

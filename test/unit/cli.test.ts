@@ -59,6 +59,22 @@ test('usage errors exit 2 with the usage text; bad config names the setting', as
   expect((await run(['reprocess', '--store', 's3'])).err).toContain('image ids or --failed');
 });
 
+test.each([['--help'], ['-h'], ['help'], ['process', '--help'], ['backfill', '--help'], ['reprocess', '-h'], ['backfill', '--store', 's3', '--help']])(
+  '%j prints the usage on stdout and exits 0 without doing any work',
+  async (...args) => {
+    const r = await run(args);
+    expect(r).toEqual({ code: 0, out: expect.stringContaining('usage:') as string, err: '' });
+    for (const command of ['process', 'backfill', 'reprocess']) expect(r.out).toContain(`pixelpipe ${command} `);
+  },
+);
+
+test('an unknown option is a usage error (exit 2 with the usage), not a crash', async () => {
+  const r = await run(['backfill', '--stor', 's3']);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/Unknown option '--stor'[\s\S]*usage:/);
+  expect(r.out).toBe('');
+});
+
 test('progress line shows rate and ETA', () => {
   expect(formatProgress({ listed: 10, skipped: 2, processed: 3, failed: 1, errors: 0, queued: 4 }, 2000, 10)).toBe(
     '[#####-----] 4/8 2.0 img/s ETA 2s (listed 10, skipped 2, failed 1, errors 0)',
