@@ -11,6 +11,7 @@ import { loadDevOptions, type DevOptions } from '../functions/local/dev-options'
 import { prettySink } from '../functions/local/dev-log';
 import type { DevStack } from '../functions/local/dev-stack';
 import { PortInUseError } from '../functions/local/ports';
+import { quietAwsSdkNodeVersionNotice } from '../functions/local/sdk-notices';
 import { repoRoot } from './lib/root';
 
 /** A Ctrl-C reaches this process twice (from the terminal and forwarded by scripts/ts.mjs): one press. */
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   const root = repoRoot();
   // The Google client libraries would otherwise probe a metadata server that does not exist here.
   process.env.METADATA_SERVER_DETECTION ??= 'none';
+  quietAwsSdkNodeVersionNotice();
   let options: DevOptions;
   try {
     options = loadDevOptions(process.env, { root, webDir: join(root, 'web') });

@@ -16,6 +16,7 @@ import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage } from '../../shared/usecases/process-image';
 import { backfill, reprocess } from '../../shared/usecases/backfill';
 import type { ObjectStore } from '../../shared/ports';
+import { quietAwsSdkNodeVersionNotice } from '../local/sdk-notices';
 import { createProgressBar } from './progress';
 
 const USAGE = `usage:
@@ -146,6 +147,7 @@ async function createStore(kind: string | undefined, endpoint: string | undefine
     );
   }
   if (kind === 's3') {
+    quietAwsSdkNodeVersionNotice();
     const { S3Client } = await import('@aws-sdk/client-s3');
     const { S3ObjectStore } = await import('../aws/s3-object-store');
     return new S3ObjectStore(new S3Client({ maxAttempts: 1, ...(endpoint ? { endpoint, forcePathStyle: true } : {}) }));

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDevOptions } from '../../functions/local/dev-options';
 import type { DevStack } from '../../functions/local/dev-stack';
+import { quietAwsSdkNodeVersionNotice } from '../../functions/local/sdk-notices';
 import { freePort } from '../../functions/local/ports';
 import { makeImages } from './images';
 import { openSse, type SseStream } from './sse';
@@ -101,6 +102,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
   if (options.events === 'pubsub' && !env.PUBSUB_EMULATOR_HOST) env.PIXELPIPE_DEV_PUBSUB_PORT = String(await freePort());
   const devOptions = loadDevOptions(env, { root: options.root, webDir: join(options.root, 'web') });
 
+  quietAwsSdkNodeVersionNotice();
   const { startDevStack } = await import('../../functions/local/dev-stack');
   const t0 = performance.now();
   let stack: DevStack | undefined;

@@ -135,6 +135,8 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
     expect(exit).toEqual({ code: 0, signal: null });
     expect(stopMs).toBeLessThan(5000);
     expect(dev.output()).toMatch(/stopped\./);
+    // Nothing but the stack's own lines: no Node warning and no SDK notice (e.g. the AWS SDK's Node 20 one) greets the user.
+    expect(dev.output()).not.toMatch(/\(node:\d+\)|Warning:/);
     // The launcher waited for its child, which waited for the emulator: nothing may still run.
     const leftovers: string[] = [];
     for (let i = 0; i < 40; i++) {
