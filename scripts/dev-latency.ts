@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { url: { type: 'string', default: 'http://127.0.0.1:8787' }, mp: { type: 'string', default: '12' }, runs: { type: 'string', default: '5' } },
   });
-  const base = values.url!.replace(/\/$/, '');
+  const base = values.url.replace(/\/$/, '');
   const megapixels = Number(values.mp);
   const runs = Math.max(1, Number(values.runs) || 1);
   // fixtures.ts finds samples/ relative to its own file, which moves when bundled.

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const sink = options.logFormat === 'json' ? (line: string) => out(`${line}\n`) : prettySink(out, process.stdout.isTTY === true);
 
   let stack: DevStack | undefined;
-  let starting: Promise<DevStack> | undefined;
+  let starting: Promise<DevStack> | undefined = undefined;
   let stopping: Promise<void> | undefined;
   let firstSignalAt = 0;
 

@@ -73,7 +73,7 @@ function xorshift32(seed: number): () => number {
 }
 
 /** `n` pseudo-random bytes from a seeded PRNG: same (n, seed) => same bytes. */
-export async function randomBytes(n: number, seed = 1): Promise<Buffer> {
+export function randomBytes(n: number, seed = 1): Buffer {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`randomBytes: bad length ${n}`);
   const next = xorshift32(seed);
   const out = Buffer.allocUnsafe(n);
@@ -127,7 +127,7 @@ function assertDims(fn: string, width: number, height: number): void {
 
 async function toRaw(img: Sharp): Promise<RawImage> {
   const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height, channels: info.channels as RawImage['channels'] };
+  return { data, width: info.width, height: info.height, channels: info.channels };
 }
 
 function fromRaw(img: RawImage): Sharp {

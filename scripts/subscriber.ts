@@ -61,14 +61,14 @@ async function main(): Promise<void> {
   const max = values.max === undefined ? Infinity : Number(values.max);
   const pubsub = new PubSub({ projectId });
 
-  let subscription = pubsub.subscription(values.subscription!);
+  let subscription = pubsub.subscription(values.subscription);
   const [exists] = await subscription.exists().catch((err: { code?: number }) => {
     if (err?.code === NOT_FOUND) return [false];
     throw err;
   });
   if (!exists) {
     try {
-      [subscription] = await pubsub.topic(topicName).createSubscription(values.subscription!, values.filter ? { filter: values.filter } : {});
+      [subscription] = await pubsub.topic(topicName).createSubscription(values.subscription, values.filter ? { filter: values.filter } : {});
     } catch (err) {
       const code = (err as { code?: number }).code;
       if (code === NOT_FOUND) throw new Error(`topic ${topicName} does not exist in ${projectId}: start \`npm run dev\` first (it creates the topic)`);

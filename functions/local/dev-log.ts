@@ -31,7 +31,7 @@ export function formatLine(line: string, color = false): string {
     .map(([k, v]) => `${k}=${formatValue(k, v)}`);
   const tag = level.toUpperCase().padEnd(5);
   const coloured = color ? `${COLORS[level] ?? ''}${tag}\x1b[0m` : tag;
-  return [time, coloured, fn.padEnd(7), String(entry.message ?? ''), ...fields].filter(Boolean).join(' ');
+  return [time, coloured, fn.padEnd(7), formatMessage(entry.message), ...fields].filter(Boolean).join(' ');
 }
 
 function formatValue(key: string, v: unknown): string {
@@ -44,4 +44,10 @@ function formatValue(key: string, v: unknown): string {
   }
   const text = typeof v === 'string' ? (/[\s"=]/.test(v) ? JSON.stringify(v) : v) : JSON.stringify(v);
   return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}
+
+/** Messages are strings; anything else a library logged is shown as JSON rather than "[object Object]". */
+function formatMessage(message: unknown): string {
+  if (message === undefined || message === null) return '';
+  return typeof message === 'string' ? message : JSON.stringify(message);
 }

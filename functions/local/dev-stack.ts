@@ -99,7 +99,10 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
 
     const images = new RecentImages();
     const sse = new SseHub();
-    cleanups.push(async () => sse.close());
+    cleanups.push(() => {
+      sse.close();
+      return Promise.resolve();
+    });
 
     s3.onRecord((record) => {
       if (record.s3.bucket.name === config.buckets.originals && record.eventName.startsWith('ObjectCreated:')) {

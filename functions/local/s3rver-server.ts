@@ -71,8 +71,8 @@ export function corsXml(origins: string[]): string {
 
 /** Starts s3rver; throws {@link PortInUseError} when its port is taken. */
 export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
-  // s3rver ships no type declarations; the surface used here is typed above.
-  const S3rver = require('s3rver') as S3rverCtor;
+  // Loaded on use (the dev stack only); s3rver ships no types, so the surface used here is typed above.
+  const S3rver = (await import('s3rver')).default as unknown as S3rverCtor;
   const server = new S3rver({
     address: options.host,
     port: options.port,

@@ -205,7 +205,7 @@ function resolveBindings(iam, vars, phase) {
       const prefix = fill(b.condition.objectPrefix, vars);
       expression = `resource.name.startsWith("projects/_/buckets/${resource}/objects/${prefix}")`;
       for (const v of [title, description, expression]) {
-        if (/[,\x1f\n]/.test(v)) fail(`condition values must not contain commas or newlines: ${v}`);
+        if (/[,\n]/.test(v) || v.includes(US)) fail(`condition values must not contain commas or newlines: ${v}`);
       }
     }
     rows.push([type, resource, member, b.role, title, expression, description]);

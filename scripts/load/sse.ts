@@ -24,7 +24,7 @@ export interface SseStream {
  */
 export function openSse(url: string, onEvent: (e: SseEvent) => void, timeoutMs = 10_000): Promise<SseStream> {
   return new Promise((resolve, reject) => {
-    let req: ClientRequest | undefined;
+    let req: ClientRequest | undefined = undefined;
     const timer = setTimeout(() => {
       req?.destroy();
       reject(new Error(`no answer from ${url} within ${timeoutMs} ms`));

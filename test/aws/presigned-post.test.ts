@@ -49,11 +49,16 @@ const request: SignUploadRequest = {
 const NOW = new Date('2026-03-10T12:34:56.789Z');
 
 async function sign(credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string }, r = request) {
-  const signer = new S3UrlSigner({ region: REGION, credentials: async () => credentials }, { clock: new FixedClock(NOW.getTime()) });
+  const signer = new S3UrlSigner({ region: REGION, credentials: () => Promise.resolve(credentials) }, { clock: new FixedClock(NOW.getTime()) });
   const target = await signer.signUpload(r);
   if (target.method !== 'POST') throw new Error('expected a POST target');
   const policy = JSON.parse(Buffer.from(target.fields.Policy, 'base64').toString('utf8')) as { expiration: string; conditions: Condition[] };
   return { target, policy };
+}
+
+/** The POST policy document inside the base64 `Policy` field. */
+function decodePolicy(policyBase64: string): { expiration: string; conditions: Condition[] } {
+  return JSON.parse(Buffer.from(policyBase64, 'base64').toString('utf8')) as { expiration: string; conditions: Condition[] };
 }
 
 /** True when some condition pins `field` to exactly `value` (`{field: value}` or `["eq", "$field", value]`). */
@@ -110,8 +115,8 @@ describe('S3 presigned POST (independent verification)', () => {
     expect(target.headers).toEqual({});
     const { target: noToken } = await sign({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET });
     expect(noToken.fields).not.toHaveProperty('X-Amz-Security-Token');
-    expect(JSON.parse(Buffer.from(noToken.fields.Policy, 'base64').toString('utf8')).conditions).not.toContainEqual(
-      expect.objectContaining({ 'X-Amz-Security-Token': expect.anything() }),
+    expect(decodePolicy(noToken.fields.Policy).conditions).not.toContainEqual(
+      expect.objectContaining({ 'X-Amz-Security-Token': expect.anything() as unknown }),
     );
   });
 
@@ -122,7 +127,7 @@ describe('S3 presigned POST (independent verification)', () => {
   });
 
   test('expiry and byte range outside the allowed bounds are refused before signing', async () => {
-    const credentials = jest.fn(async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET }));
+    const credentials = jest.fn(() => Promise.resolve({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET }));
     const signer = new S3UrlSigner({ region: REGION, credentials });
     for (const r of [
       { ...request, expiresInSeconds: 0 },
@@ -142,9 +147,7 @@ describe('S3 presigned POST (independent verification)', () => {
     const providerMessage = 'Could not load credentials from any providers';
     const signer = new S3UrlSigner({
       region: REGION,
-      credentials: async () => {
-        throw Object.assign(new Error(providerMessage), { name: 'CredentialsProviderError' });
-      },
+      credentials: () => Promise.reject(Object.assign(new Error(providerMessage), { name: 'CredentialsProviderError' })),
     });
     const err = await signer.signUpload(request).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PixelpipeError);
@@ -191,9 +194,9 @@ describe('S3 presigned POST (independent verification)', () => {
     expect(target.fields['X-Amz-Signature']).toBe(policySignature(SECRET, date, region, target.fields.Policy));
 
     const doc = JSON.parse(Buffer.from(target.fields.Policy, 'base64').toString('utf8')) as { conditions: Condition[] };
-    doc.conditions = doc.conditions.map((c) =>
+    doc.conditions = doc.conditions.map<Condition>((c) =>
       Array.isArray(c) && c[0] === 'content-length-range' ? ['content-length-range', 1, 5_000_000_000] : c,
-    ) as Condition[];
+    );
     const tampered = Buffer.from(JSON.stringify(doc)).toString('base64');
     expect(policySignature(SECRET, date, region, tampered)).not.toBe(target.fields['X-Amz-Signature']);
     expect(policySignature('another-secret', date, region, target.fields.Policy)).not.toBe(target.fields['X-Amz-Signature']);
@@ -220,7 +223,7 @@ describe('S3 presigned GET (signRead)', () => {
 
   test('keys with spaces, plus signs and unicode are signed in canonical encoding', async () => {
     const signer = new S3UrlSigner(
-      { region: REGION, credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET }) },
+      { region: REGION, credentials: () => Promise.resolve({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: SECRET }) },
       {
         clock: { now: () => new Date('2026-03-10T12:00:00Z') },
       },
@@ -303,7 +306,7 @@ describe('signing target from the Lambda environment', () => {
     ['AWS_ENDPOINT_URL_S3', 'not a url'],
     ['AWS_ENDPOINT_URL', 'ftp://s3.example.net'],
   ])('an unusable %s is a ConfigError naming it', (name, value) => {
-    expect(() => s3SigningTargetFromEnv({ ...lambdaEnv, [name]: value })).toThrow(expect.objectContaining({ variable: name }));
+    expect(() => s3SigningTargetFromEnv({ ...lambdaEnv, [name]: value })).toThrow(expect.objectContaining({ variable: name }) as Error);
   });
 });
 
@@ -338,7 +341,10 @@ describe('signing target from an SDK client (local stack, tools)', () => {
   });
 
   test('only region and keys from the identity reach the signature (no extra identity fields)', async () => {
-    const target: S3SigningTarget = { region: REGION, credentials: async () => Object.assign({ ...keys }, { expiration: new Date(), region: 'us-west-2' }) };
+    const target: S3SigningTarget = {
+      region: REGION,
+      credentials: () => Promise.resolve(Object.assign({ ...keys }, { expiration: new Date(), region: 'us-west-2' })),
+    };
     const form = await new S3UrlSigner(target, { clock: new FixedClock(NOW.getTime()) }).signUpload(request);
     if (form.method !== 'POST') throw new Error('expected a POST target');
     expect(form.fields['X-Amz-Credential']).toBe(`AKIDEXAMPLE/20260310/${REGION}/s3/aws4_request`);

@@ -22,14 +22,31 @@ const knativeFiles = fs
   .filter((f) => /\.ya?ml$/.test(f))
   .sort();
 
-function loadKnative(file: string) {
-  const docs = parseAllDocuments(fs.readFileSync(path.join(knativeDir, file), 'utf8'));
-  for (const d of docs) expect(d.errors).toEqual([]);
-  return docs.map((d) => d.toJS());
+/** The parts of a Knative Service these tests read; a missing part fails the assertion that reads it. */
+interface KnativeContainer {
+  image: string;
+  env?: Array<{ name: string; value: string }>;
+  resources: { limits: { memory: string; cpu?: string } };
+}
+interface KnativeService {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string };
+  spec: {
+    template: {
+      metadata: { annotations: Record<string, string> };
+      spec: { containers: KnativeContainer[]; timeoutSeconds: number; containerConcurrency?: number };
+    };
+  };
 }
 
-const envOf = (container: any): Record<string, string> =>
-  Object.fromEntries((container.env ?? []).map((e: { name: string; value: string }) => [e.name, e.value]));
+function loadKnative(file: string): KnativeService[] {
+  const docs = parseAllDocuments(fs.readFileSync(path.join(knativeDir, file), 'utf8'));
+  for (const d of docs) expect(d.errors).toEqual([]);
+  return docs.map((d) => d.toJS() as KnativeService);
+}
+
+const envOf = (container: KnativeContainer): Record<string, string> => Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
 
 describe('infra/knative', () => {
   test('has one service file per function', () => {
@@ -145,7 +162,9 @@ describe('Dockerfile', () => {
   test("the image installs exactly the bundles' runtime dependencies at their locked versions", () => {
     expect(text).toContain('scripts/lib/runtime-package.cjs');
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { runtimePackage } = require(path.join(REPO, 'scripts', 'lib', 'runtime-package.cjs'));
+    const { runtimePackage } = require(path.join(REPO, 'scripts', 'lib', 'runtime-package.cjs')) as {
+      runtimePackage: (lock: unknown, dir: string, functions: string[]) => { dependencies: Record<string, string> };
+    };
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixelpipe-bundles-'));
     try {
       const deps: Record<string, Record<string, string>> = { upload: {}, process: { sharp: '^0', 'heic-decode': '^2' }, notify: {} };
@@ -184,12 +203,15 @@ describe('Dockerfile', () => {
 });
 
 describe('infra/gcp', () => {
-  const iam = JSON.parse(fs.readFileSync(path.join(REPO, 'infra', 'gcp', 'iam.json'), 'utf8'));
+  const iam = JSON.parse(fs.readFileSync(path.join(REPO, 'infra', 'gcp', 'iam.json'), 'utf8')) as {
+    serviceAccounts: Record<string, unknown>;
+    bindings: Array<{ member: string; role: string; why: unknown; resource: { type: string; name: string } }>;
+  };
 
   test('iam.json: one service account per function plus the trigger identity; every reference resolves', () => {
     expect(Object.keys(iam.serviceAccounts).sort()).toEqual(['notify', 'process', 'trigger', 'upload']);
     for (const b of iam.bindings) {
-      for (const ref of [b.member, b.resource.name].filter((r: unknown) => typeof r === 'string' && (r as string).startsWith('sa:'))) {
+      for (const ref of [b.member, b.resource.name].filter((r) => typeof r === 'string' && r.startsWith('sa:'))) {
         expect(iam.serviceAccounts[ref.slice(3)]).toBeDefined();
       }
       expect(b.role).toMatch(/^roles\//);
@@ -199,8 +221,8 @@ describe('infra/gcp', () => {
   });
 
   test('iam.json: token creator only on a service account for itself (upload) or for the Pub/Sub agent (trigger)', () => {
-    const tc = iam.bindings.filter((b: any) => b.role === 'roles/iam.serviceAccountTokenCreator');
-    expect(tc.map((b: any) => [b.member, b.resource.type, b.resource.name])).toEqual([
+    const tc = iam.bindings.filter((b) => b.role === 'roles/iam.serviceAccountTokenCreator');
+    expect(tc.map((b) => [b.member, b.resource.type, b.resource.name])).toEqual([
       ['sa:upload', 'serviceAccount', 'sa:upload'],
       ['agent:pubsub', 'serviceAccount', 'sa:trigger'],
     ]);
@@ -211,7 +233,7 @@ describe('infra/gcp', () => {
     const cors = path.join(REPO, 'infra', 'gcp', 'cors.json');
     const ok = spawnSync('node', [helper, 'cors', cors, 'originals', 'https://a.example,https://b.example'], { encoding: 'utf8' });
     expect(ok.status).toBe(0);
-    const rules = JSON.parse(ok.stdout);
+    const rules = JSON.parse(ok.stdout) as Array<{ origin: string[] }>;
     expect(rules[0].origin).toEqual(['https://a.example', 'https://b.example']);
     expect(ok.stdout).not.toContain('*');
     const empty = spawnSync('node', [helper, 'cors', cors, 'variants', ''], { encoding: 'utf8' });
@@ -221,10 +243,14 @@ describe('infra/gcp', () => {
   });
 
   test('lifecycle files are valid JSON with the expected rules', () => {
-    const originals = JSON.parse(fs.readFileSync(path.join(REPO, 'infra', 'gcp', 'lifecycle-originals.json'), 'utf8'));
-    const variants = JSON.parse(fs.readFileSync(path.join(REPO, 'infra', 'gcp', 'lifecycle-variants.json'), 'utf8'));
-    expect(originals.rule.map((r: any) => r.action.type)).toEqual(['AbortIncompleteMultipartUpload']);
-    expect(variants.rule.map((r: any) => r.action.type).sort()).toEqual(['AbortIncompleteMultipartUpload', 'Delete']);
+    type Lifecycle = { rule: Array<{ action: { type: string } }> };
+    const read = (name: string) => JSON.parse(fs.readFileSync(path.join(REPO, 'infra', 'gcp', name), 'utf8')) as Lifecycle;
+    expect(read('lifecycle-originals.json').rule.map((r) => r.action.type)).toEqual(['AbortIncompleteMultipartUpload']);
+    expect(
+      read('lifecycle-variants.json')
+        .rule.map((r) => r.action.type)
+        .sort(),
+    ).toEqual(['AbortIncompleteMultipartUpload', 'Delete']);
   });
 });
 

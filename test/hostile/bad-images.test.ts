@@ -79,7 +79,7 @@ describe('bad images end failed, with an event naming the problem', () => {
     'random bytes named photo.jpg and sent as image/jpeg → unsupported_type',
     async () => {
       const h = harness();
-      const r = await within(CASE_MS, h.run(await randomBytes(64 * 1024, 7), { filename: 'photo.jpg', contentType: 'image/jpeg' }));
+      const r = await within(CASE_MS, h.run(randomBytes(64 * 1024, 7), { filename: 'photo.jpg', contentType: 'image/jpeg' }));
       expectFailed(r, 'unsupported_type');
       expect(r.manifest.source.filename).toBe('photo.jpg');
     },

@@ -87,7 +87,10 @@ describe('SVG policy', () => {
       const info = await h.upload(Buffer.from(LAUGHS), { contentType: 'image/svg+xml' });
       const { outcome } = await h.process({ bucket: info.bucket, key: info.key, generation: info.generation });
       expect(outcome.status === 'failed' && outcome.manifest.reason?.code).toBe('svg_unsafe');
-      await expect(probe.mock.results[0].value).rejects.toMatchObject({ code: 'svg_unsafe', message: expect.stringMatching(/^the SVG was refused: it /) });
+      await expect(probe.mock.results[0].value).rejects.toMatchObject({
+        code: 'svg_unsafe',
+        message: expect.stringMatching(/^the SVG was refused: it /) as string,
+      });
       expect(decode).not.toHaveBeenCalled();
     },
     CASE_MS,

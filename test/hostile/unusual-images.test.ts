@@ -152,8 +152,8 @@ describe('valid but unusual images are processed correctly', () => {
         const swapped = o >= 5;
         expect([r.manifest.source.width, r.manifest.source.height]).toEqual(swapped ? [32, 64] : [64, 32]);
         expect(out.meta.orientation).toBeUndefined();
-        const w = out.meta.width! - 1;
-        const ht = out.meta.height! - 1;
+        const w = out.meta.width - 1;
+        const ht = out.meta.height - 1;
         const at = { tl: [3, 3], tr: [w - 3, 3], bl: [3, ht - 3], br: [w - 3, ht - 3] } as const;
         for (const corner of ['tl', 'tr', 'bl', 'br'] as const) {
           const want = ORIENTATION_QUADRANTS[ORIENTATION_EXPECTED_CORNERS[o][corner]];

@@ -174,9 +174,9 @@ describe('AsyncInvoker', () => {
     let calls = 0;
     const invoker = new AsyncInvoker(
       'failing',
-      async () => {
+      () => {
         calls++;
-        throw new Error('always');
+        return Promise.reject(new Error('always'));
       },
       { concurrency: 1, retryDelaysMs: [1, 1], logger },
     );
@@ -231,14 +231,14 @@ describe('RecentImages', () => {
   });
 });
 
-eventPublisherContract('embedded dev channel', async () => {
+eventPublisherContract('embedded dev channel', () => {
   const channel = new EmbeddedEventChannel();
   const got: ChannelMessage[] = [];
   channel.subscribe((m) => got.push(m));
   let read = 0;
-  return {
+  return Promise.resolve({
     publisher: channel.publisher,
-    async receive(count, timeoutMs) {
+    async receive(count: number, timeoutMs: number) {
       const deadline = Date.now() + timeoutMs;
       while (got.length - read < count && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
       const out = got.slice(read, read + count);
@@ -246,7 +246,7 @@ eventPublisherContract('embedded dev channel', async () => {
       return out.map((m) => ({ body: m.data.toString('utf8'), attributes: m.attributes }));
     },
     close: () => channel.close(),
-  };
+  });
 });
 
 describe('EmbeddedEventChannel', () => {

@@ -65,8 +65,8 @@ export async function spawnDev(env: Record<string, string | undefined> = {}): Pr
   for (const [k, v] of Object.entries(childEnv)) if (v === undefined) delete childEnv[k];
   const proc = spawn(process.execPath, ['scripts/ts.mjs', 'scripts/dev.ts'], { cwd: ROOT, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  proc.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
-  proc.stderr!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  proc.stdout.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  proc.stderr.on('data', (b: Buffer) => (out += b.toString('utf8')));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal })),
   );
@@ -119,7 +119,7 @@ export async function spawnDev(env: Record<string, string | undefined> = {}): Pr
       }
       throw new Error(`dev stack not ready within ${timeoutMs} ms:\n${out}`);
     },
-    async cleanup() {
+    cleanup() {
       const pids = [proc.pid!, ...seen];
       try {
         pids.push(...tree().map((t) => t.pid));
@@ -134,6 +134,7 @@ export async function spawnDev(env: Record<string, string | undefined> = {}): Pr
         }
       }
       rmSync(dataDir, { recursive: true, force: true });
+      return Promise.resolve();
     },
   };
 }
@@ -153,18 +154,21 @@ export function alive(pid: number): boolean {
   }
 }
 
+/** A completion event as the page receives it (JSON of a CloudEvent); fields checked by the tests. */
+export type SseCompletion = Record<string, unknown> & { subject?: string; data: Record<string, unknown> };
+
 /** A Server-Sent Events reader over fetch: collects `completion` events as parsed JSON. */
 export async function openEvents(url: string): Promise<{
-  events: Array<Record<string, any>>;
+  events: SseCompletion[];
   first: string;
-  waitFor(pred: (e: Record<string, any>) => boolean, timeoutMs: number): Promise<Record<string, any>>;
+  waitFor(pred: (e: SseCompletion) => boolean, timeoutMs: number): Promise<SseCompletion>;
   close(): void;
 }> {
   const controller = new AbortController();
   const res = await fetch(url, { signal: controller.signal, headers: { accept: 'text/event-stream' } });
   if (!res.ok || !res.body) throw new Error(`SSE ${url}: HTTP ${res.status}`);
   if (!/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) throw new Error(`SSE ${url}: content-type ${res.headers.get('content-type')}`);
-  const events: Array<Record<string, any>> = [];
+  const events: SseCompletion[] = [];
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -179,7 +183,7 @@ export async function openEvents(url: string): Promise<{
         buffer = buffer.slice(end + 2);
         const name = /^event: (.*)$/m.exec(frame)?.[1];
         const data = [...frame.matchAll(/^data: (.*)$/gm)].map((m) => m[1]).join('\n');
-        if (name === 'completion' && data) events.push(JSON.parse(data) as Record<string, any>);
+        if (name === 'completion' && data) events.push(JSON.parse(data) as SseCompletion);
       }
       const { value, done } = await reader.read();
       if (done) return;

@@ -88,7 +88,11 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
       expect(ticket.upload.method).toBe('POST');
       expect(ticket.upload.url).toBe(`${urls.storage}/pixelpipe-originals`);
       expect(ticket.statusUrl).toBe(`${urls.images}/${ticket.id}`);
-      expect((await (await fetch(urls.images)).json()).images[0]).toMatchObject({ id: ticket.id, status: 'pending', filename: 'landscape.jpg' });
+      expect(((await (await fetch(urls.images)).json()) as { images: unknown[] }).images[0]).toMatchObject({
+        id: ticket.id,
+        status: 'pending',
+        filename: 'landscape.jpg',
+      });
 
       // Straight to storage, cross-origin from the page, like the browser does.
       const form = new FormData();
@@ -116,7 +120,7 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
       const status = await fetch(ticket.statusUrl);
       expect(status.status).toBe(200);
       expect(await status.json()).toMatchObject({ id: ticket.id, status: 'processed' });
-      const rows = (await (await fetch(urls.images)).json()).images as Array<Record<string, unknown>>;
+      const rows = ((await (await fetch(urls.images)).json()) as { images: Array<Record<string, unknown>> }).images;
       expect(rows[0]).toMatchObject({ id: ticket.id, status: 'processed', filename: 'landscape.jpg', variants: 9, bytes: photo.length });
     } finally {
       sse.close();

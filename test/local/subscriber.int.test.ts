@@ -42,8 +42,8 @@ describeIf('dev stack on PUBSUB_EMULATOR_HOST + example subscriber', () => {
     });
     let stdout = '';
     let stderr = '';
-    sub.stdout!.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
-    sub.stderr!.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
+    sub.stdout.on('data', (b: Buffer) => (stdout += b.toString('utf8')));
+    sub.stderr.on('data', (b: Buffer) => (stderr += b.toString('utf8')));
     const subExit = new Promise<number | null>((r) => sub.once('exit', (code) => r(code)));
     const until = async (what: () => boolean, label: string, ms = 30_000) => {
       const deadline = Date.now() + ms;
@@ -64,9 +64,9 @@ describeIf('dev stack on PUBSUB_EMULATOR_HOST + example subscriber', () => {
       // At-least-once delivery: the same CloudEvent again, under a new Pub/Sub message id.
       await ps.topic('pixelpipe-events').publishMessage({
         data: Buffer.from(JSON.stringify(first)),
-        attributes: { type: first.type, imageId: first.subject, owner: 'anonymous', status: 'processed' },
+        attributes: { type: String(first.type), imageId: String(first.subject), owner: 'anonymous', status: 'processed' },
       });
-      await until(() => stderr.includes(`duplicate event ${first.id}`), 'the duplicate to be dropped');
+      await until(() => stderr.includes(`duplicate event ${String(first.id)}`), 'the duplicate to be dropped');
 
       const corrupt = await uploadViaApi(urls, 'corrupt.jpg', readFileSync(join(ROOT, 'samples', 'corrupt.jpg')));
       const code = await subExit;

@@ -32,10 +32,10 @@ test('process prints one manifest per file and writes the outputs', async () => 
   const lines = r.out
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l));
+    .map((l) => JSON.parse(l) as { status: string; variants: Array<{ format: string; width: number; height: number }> });
   expect(lines).toHaveLength(2);
   expect(lines[0]).toMatchObject({ status: 'processed', source: { width: 1600, height: 1065 } });
-  expect(lines[0].variants.map((v: { format: string; width: number; height: number }) => [v.format, v.width, v.height])).toEqual([
+  expect(lines[0].variants.map((v) => [v.format, v.width, v.height])).toEqual([
     ['avif', 300, 200],
     ['webp', 300, 200],
   ]);

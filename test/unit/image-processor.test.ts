@@ -265,9 +265,9 @@ describe('decode once', () => {
       return (actual as unknown as (...a: unknown[]) => unknown)(...args);
     });
     let render!: SharpImageProcessor['render'];
-    jest.isolateModules(() => {
+    await jest.isolateModulesAsync(async () => {
       jest.doMock('sharp', () => Object.assign(spy, actual));
-      const { SharpImageProcessor: P } = require('../../shared/image/sharp-image-processor') as typeof import('../../shared/image/sharp-image-processor');
+      const { SharpImageProcessor: P } = await import('../../shared/image/sharp-image-processor');
       const p = new P();
       render = p.render.bind(p);
     });

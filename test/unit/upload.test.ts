@@ -1,6 +1,6 @@
 import { loadConfig } from '../../shared/config';
 import { JwtAuthenticator, AnonymousAuthenticator } from '../../shared/auth/jwt-authenticator';
-import { handleUploadRequest, traceIdFrom, type UploadHttpDeps } from '../../shared/http/upload-http';
+import { handleUploadRequest, traceIdFrom, type HttpResponse, type UploadHttpDeps } from '../../shared/http/upload-http';
 import { silentLogger } from '../../shared/logger';
 import { FakeUrlSigner, FixedClock, SequentialIds } from '../../shared/testing/fakes';
 import { sanitizeFilename } from '../../shared/usecases/request-upload';
@@ -32,6 +32,9 @@ const post = (body: unknown, headers: Record<string, string> = {}) => ({
 });
 const good = { contentType: 'image/jpeg', size: 123456, filename: 'holiday.jpg' };
 
+/** The JSON body of an answer: a grant (201) or an error (4xx/5xx); absent fields fail the assertions that need them. */
+const answer = (res: HttpResponse) => JSON.parse(res.body) as { key: string; error: { code: string; message: string } } & Record<string, unknown>;
+
 describe('upload endpoint', () => {
   test('201 with a server-chosen key, a pinned target and expiry', async () => {
     const d = deps();
@@ -40,11 +43,11 @@ describe('upload endpoint', () => {
       post(good, { authorization: `Bearer ${await idp.token()}`, traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }),
     );
     expect(res.status).toBe(201);
-    const body = JSON.parse(res.body);
+    const body = answer(res);
     expect(body).toEqual({
       id: '00000000-0000-4000-8000-000000000001',
       key: 'originals/alice/00000000-0000-4000-8000-000000000001',
-      upload: { method: 'PUT', url: expect.any(String), headers: expect.any(Object) },
+      upload: { method: 'PUT', url: expect.any(String) as string, headers: expect.any(Object) as object },
       expiresAt: '2026-01-01T00:10:00.000Z',
       statusUrl: 'https://api.example.com/images/00000000-0000-4000-8000-000000000001',
     });
@@ -70,19 +73,19 @@ describe('upload endpoint', () => {
     const d = deps();
     const res = await handleUploadRequest(d, post({ ...good, filename }, { authorization: `Bearer ${await idp.token({ sub: 'bob' })}` }));
     expect(res.status).toBe(201);
-    expect(JSON.parse(res.body).key).toMatch(/^originals\/bob\/[0-9a-f-]{36}$/);
+    expect(answer(res).key).toMatch(/^originals\/bob\/[0-9a-f-]{36}$/);
     expect(sanitizeFilename(filename)).toBe(display);
   });
 
   test("a subject cannot write into another owner's prefix", async () => {
     const d = deps();
     const res = await handleUploadRequest(d, post(good, { authorization: `Bearer ${await idp.token({ sub: '../alice' })}` }));
-    expect(JSON.parse(res.body).key).toMatch(/^originals\/u_[A-Za-z0-9]{32}\/[0-9a-f-]{36}$/);
+    expect(answer(res).key).toMatch(/^originals\/u_[A-Za-z0-9]{32}\/[0-9a-f-]{36}$/);
   });
 
   test.each([
-    ['no token', async () => undefined],
-    ['not a bearer token', async () => 'Basic YWxpY2U6cHc='],
+    ['no token', () => Promise.resolve(undefined)],
+    ['not a bearer token', () => Promise.resolve('Basic YWxpY2U6cHc=')],
     ['expired', async () => `Bearer ${await idp.token({ expiresIn: Math.floor(Date.now() / 1000) - 120 })}`],
     ['wrong audience', async () => `Bearer ${await idp.token({ aud: 'someone-else' })}`],
     ['wrong issuer', async () => `Bearer ${await idp.token({ iss: 'https://evil.example.com/' })}`],
@@ -96,16 +99,16 @@ describe('upload endpoint', () => {
     ],
     [
       'alg none',
-      async () => {
+      () => {
         const payload = Buffer.from(JSON.stringify({ sub: 'alice', aud: idp.audience, iss: idp.issuer, exp: 9999999999 })).toString('base64url');
-        return `Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`;
+        return Promise.resolve(`Bearer ${Buffer.from('{"alg":"none"}').toString('base64url')}.${payload}.`);
       },
     ],
   ])('401 for %s', async (_what, auth) => {
     const header = await auth();
     const res = await handleUploadRequest(deps(), post(good, header ? { authorization: header } : {}));
     expect(res.status).toBe(401);
-    expect(JSON.parse(res.body)).toEqual({ error: { code: 'unauthenticated', message: expect.any(String) } });
+    expect(answer(res)).toEqual({ error: { code: 'unauthenticated', message: expect.any(String) as string } });
     expect(res.headers['www-authenticate']).toBe('Bearer');
   });
 
@@ -124,7 +127,7 @@ describe('upload endpoint', () => {
   ])('%s → %i %s, no stack traces', async (_what, body, status, code) => {
     const res = await handleUploadRequest(deps(), post(body, { authorization: `Bearer ${await idp.token()}` }));
     expect(res.status).toBe(status);
-    const parsed = JSON.parse(res.body);
+    const parsed = answer(res);
     expect(parsed.error.code).toBe(code);
     expect(res.body).not.toMatch(/at \w+ \(|node_modules|\.ts:\d+/);
   });
@@ -147,13 +150,13 @@ describe('upload endpoint', () => {
     const d = deps({ PIXELPIPE_JWKS_URL: 'http://127.0.0.1:9/jwks.json' });
     const res = await handleUploadRequest(d, post(good, { authorization: `Bearer ${await idp.token()}` }));
     expect(res.status).toBe(503);
-    expect(JSON.parse(res.body).error.code).toBe('auth_unavailable');
+    expect(answer(res).error.code).toBe('auth_unavailable');
   });
 
   test('anonymous mode (local development) signs for the anonymous owner', async () => {
     const res = await handleUploadRequest(deps({ PIXELPIPE_AUTH_MODE: 'anonymous' }), post(good));
     expect(res.status).toBe(201);
-    expect(JSON.parse(res.body).key).toMatch(/^originals\/anonymous\//);
+    expect(answer(res).key).toMatch(/^originals\/anonymous\//);
   });
 
   test('the key set is fetched once and cached across requests', async () => {

@@ -69,7 +69,7 @@ interface Call {
 function fakeFetch(routes: Record<string, Array<() => Response | Promise<Response>>>) {
   const calls: Call[] = [];
   const fn = async (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
-    const url = String(input);
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     calls.push({ url, init });
     if (init.signal?.aborted) throw init.signal.reason;
     const queue = routes[url];
@@ -77,7 +77,7 @@ function fakeFetch(routes: Record<string, Array<() => Response | Promise<Respons
     const next = queue.length > 1 ? queue.shift()! : queue[0];
     return next();
   };
-  return { fetch: fn as typeof fetch, calls };
+  return { fetch: fn, calls };
 }
 
 const json = (status: number, body: unknown) => () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
@@ -146,7 +146,7 @@ describe('uploadImage', () => {
     await done;
     const headers = calls[0].init.headers as Record<string, string>;
     expect(headers).not.toHaveProperty('authorization');
-    expect(JSON.parse(calls[0].init.body as string).contentType).toBe('image/heic');
+    expect((JSON.parse(calls[0].init.body as string) as { contentType: string }).contentType).toBe('image/heic');
   });
 
   it('POSTs a form with every field in order and the file as the last field', async () => {
@@ -251,7 +251,11 @@ describe('uploadImage', () => {
   it('aborts the ticket request and wraps a custom reason in an AbortError', async () => {
     const controller = new AbortController();
     const fetch = ((_url: RequestInfo | URL, init: RequestInit = {}) =>
-      new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason)))) as typeof globalThis.fetch;
+      new Promise<Response>((_resolve, reject) =>
+        // Like the real fetch, reject with the signal's reason as given (here a string), not an Error made from it.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        init.signal!.addEventListener('abort', () => reject(init.signal!.reason)),
+      )) as typeof globalThis.fetch;
     const done = uploadImage(png(), { endpoint: ENDPOINT, fetch, signal: controller.signal }).catch((e: unknown) => e);
     controller.abort('user left the page');
     const err = (await done) as DOMException & { cause?: unknown };
@@ -312,11 +316,11 @@ describe('uploadImage', () => {
 
   it('with a wait function, awaits it with the image id and stops it on abort', async () => {
     const { fetch } = fakeFetch({ [ENDPOINT]: [json(201, PUT_TICKET)] });
-    const wait = jest.fn(async (id: string) => ({ ...MANIFEST, id }) as never);
+    const wait = jest.fn((id: string) => Promise.resolve({ ...MANIFEST, id } as never));
     const done = uploadImage(png(), { endpoint: ENDPOINT, fetch, wait });
     (await FakeXHR.next()).respond(200);
     expect((await done).manifest).toMatchObject({ id: 'img_123' });
-    expect(wait).toHaveBeenCalledWith('img_123', expect.objectContaining({ signal: expect.any(AbortSignal) }));
+    expect(wait).toHaveBeenCalledWith('img_123', expect.objectContaining({ signal: expect.any(AbortSignal) as AbortSignal }));
 
     const controller = new AbortController();
     let innerSignal: AbortSignal | undefined;
