@@ -202,6 +202,7 @@ const ENV = {
   PIXELPIPE_JWKS_URL: z.url().optional(),
   PIXELPIPE_JWT_ISSUER: z.string().min(1).optional(),
   PIXELPIPE_JWT_AUDIENCE: z.string().min(1).optional(),
+  PIXELPIPE_JWT_MAX_AGE_SECONDS: intFrom(60, 31 * 24 * 3600).default(24 * 3600),
   PIXELPIPE_STATUS_URL_BASE: z.url().optional(),
   PIXELPIPE_PUBLIC_BASE_URL: z.url().optional(),
   PIXELPIPE_SOURCE: z.string().min(1).default('//pixelpipe'),
@@ -254,7 +255,11 @@ export interface PixelpipeConfig {
    * still be written before the platform ends the invocation.
    */
   invocation: { timeoutSeconds: number; reserveMs: number };
-  auth: { mode: 'anonymous' } | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string };
+  /**
+   * JWT mode: `maxTokenAgeSeconds` bounds how long a token may be used at all, whatever its `exp`
+   * says: one issued (`iat`) longer ago, or expiring further ahead, is refused.
+   */
+  auth: { mode: 'anonymous' } | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string; maxTokenAgeSeconds: number };
   eventSource: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -342,7 +347,13 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
     auth:
       v.PIXELPIPE_AUTH_MODE === 'anonymous'
         ? { mode: 'anonymous' }
-        : { mode: 'jwt', jwksUrl: v.PIXELPIPE_JWKS_URL!, issuer: v.PIXELPIPE_JWT_ISSUER!, audience: v.PIXELPIPE_JWT_AUDIENCE! },
+        : {
+            mode: 'jwt',
+            jwksUrl: v.PIXELPIPE_JWKS_URL!,
+            issuer: v.PIXELPIPE_JWT_ISSUER!,
+            audience: v.PIXELPIPE_JWT_AUDIENCE!,
+            maxTokenAgeSeconds: v.PIXELPIPE_JWT_MAX_AGE_SECONDS,
+          },
     eventSource: v.PIXELPIPE_SOURCE,
     logLevel: v.PIXELPIPE_LOG_LEVEL,
   };

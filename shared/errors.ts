@@ -35,6 +35,8 @@ export type ClientReasonCode =
   | 'method_not_allowed'
   | 'origin_not_allowed'
   | 'payload_too_large'
+  | 'content_encoding_not_allowed'
+  | 'request_timeout'
   | 'not_found';
 
 export type TransientReasonCode =

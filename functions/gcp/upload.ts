@@ -9,10 +9,15 @@ import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
+import { installBodyGuard } from './body-guard';
 import { loadGcpSettings } from './gcp-settings';
 import { GcsUrlSigner } from './gcs-url-signer';
 import { applicationDefaultCredentials } from './google-auth';
 import { createUploadHandler } from './upload-handler';
+
+// Before the framework serves anything: its body parsers must never see this function's bodies
+// (compressed bodies inflate before the handler runs; see body-guard.ts).
+installBodyGuard();
 
 // Cold start: configuration and clients are built once and reused by warm invocations.
 const config = loadConfig(process.env);

@@ -1,38 +1,88 @@
 /**
  * Authenticators. JWTs are verified with `jose` against a JWKS URL (Firebase Auth, Identity Platform,
- * Cognito, Auth0 all publish one), checking signature, issuer, audience and expiry.
+ * Cognito, Auth0 all publish one), checking signature, issuer, audience, expiry and token age. The key
+ * set itself is fetched by {@link JwksCache}, under a deadline and with a cooldown on failures.
  */
-import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { PixelpipeConfig } from '../config';
 import { ClientError, TransientError } from '../errors';
-import type { Authenticator, Logger, Principal } from '../ports';
+import type { Authenticator, CallOptions, Logger, Principal } from '../ports';
+import { JwksCache } from './jwks-cache';
+
+export interface JwtAuthenticatorOptions {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+  clockToleranceSeconds?: number;
+  /** Refuse tokens issued (`iat`) longer ago, or expiring (`exp`) further ahead, than this (default 24 h). */
+  maxTokenAgeSeconds?: number;
+  /** Where a JWKS outage is reported. */
+  logger?: Logger;
+  /** Bound on one key-set fetch, headers and body (default 3 s), and the pause after one (default 30 s). */
+  jwksTimeoutMs?: number;
+  jwksCooldownMs?: number;
+  /** Injected for tests: the key fetch and the clock the token age is measured with. */
+  fetch?: typeof fetch;
+  now?: () => number;
+}
+
+// RFC 7235: the scheme is case-insensitive. The token is compact JWS: three base64url parts.
+const BEARER = /^bearer[ \t]+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)[ \t]*$/i;
 
 /** Verifies `Authorization: Bearer <jwt>`; the token's `sub` becomes the principal. */
 export class JwtAuthenticator implements Authenticator {
-  private readonly keys: JWTVerifyGetKey;
+  private readonly jwks: JwksCache | undefined;
+  private readonly maxAge: number;
+  private readonly now: () => number;
+
+  /** `keys` replaces the remote key set (tests, or a set bundled with the function). */
   constructor(
-    private readonly options: { jwksUrl: string; issuer: string; audience: string; clockToleranceSeconds?: number },
-    keys?: JWTVerifyGetKey,
+    private readonly options: JwtAuthenticatorOptions,
+    private readonly keys?: JWTVerifyGetKey,
   ) {
+    this.maxAge = options.maxTokenAgeSeconds ?? 24 * 3600;
+    this.now = options.now ?? Date.now;
     // The key set is cached across invocations of a warm instance and refetched on an unknown `kid`.
-    this.keys = keys ?? createRemoteJWKSet(new URL(options.jwksUrl), { timeoutDuration: 3000, cooldownDuration: 30_000 });
+    this.jwks = keys
+      ? undefined
+      : new JwksCache({
+          url: options.jwksUrl,
+          timeoutMs: options.jwksTimeoutMs,
+          cooldownMs: options.jwksCooldownMs,
+          logger: options.logger,
+          fetch: options.fetch,
+          now: this.now,
+        });
   }
 
-  async authenticate(header: string | undefined): Promise<Principal> {
-    const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/.exec(header ?? '');
+  /** Throws `ClientError(401)` for any token problem, `TransientError('auth_unavailable')` when the provider cannot be asked. */
+  async authenticate(header: string | undefined, options: CallOptions = {}): Promise<Principal> {
+    const m = BEARER.exec(header ?? '');
     if (!m) throw new ClientError(401, 'unauthenticated', 'a Bearer token is required');
     try {
-      const { payload } = await jwtVerify(m[1], this.keys, {
+      const tolerance = this.options.clockToleranceSeconds ?? 30;
+      const { payload } = await jwtVerify(m[1], this.keys ?? this.jwks!.resolver(options), {
         issuer: this.options.issuer,
         audience: this.options.audience,
-        clockTolerance: this.options.clockToleranceSeconds ?? 30,
+        clockTolerance: tolerance,
+        currentDate: new Date(this.now()),
         algorithms: ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384', 'EdDSA'],
         requiredClaims: ['sub', 'exp'],
+        // jose checks `iat` against this only when the token has one; `exp` is bounded below.
+        maxTokenAge: this.maxAge,
       });
-      if (typeof payload.sub !== 'string' || payload.sub.length === 0) throw new ClientError(401, 'unauthenticated', 'the token has no subject');
-      return { subject: payload.sub, anonymous: false };
+      const nowSeconds = this.now() / 1000;
+      if (typeof payload.exp === 'number' && payload.exp - nowSeconds > this.maxAge + tolerance) {
+        throw new ClientError(401, 'unauthenticated', 'the token is valid for longer than this service accepts');
+      }
+      const sub = payload.sub;
+      if (typeof sub !== 'string' || sub.length === 0) throw new ClientError(401, 'unauthenticated', 'the token has no subject');
+      // A lone surrogate would become U+FFFD wherever the subject is encoded (the owner hash included),
+      // so `a\ud800`, `a\udc00` and `a\ufffd` would share one owner.
+      if (!sub.isWellFormed()) throw new ClientError(401, 'unauthenticated', 'the token subject is not well-formed Unicode');
+      return { subject: sub, anonymous: false };
     } catch (err) {
-      if (err instanceof ClientError) throw err;
+      if (err instanceof ClientError || err instanceof TransientError) throw err;
       // The identity provider being unreachable is our problem, not the caller's: 503, retry later.
       if (err instanceof joseErrors.JWKSTimeout || isNetworkError(err)) {
         throw new TransientError('auth_unavailable', 'the identity provider is unreachable', err);
@@ -65,5 +115,5 @@ export function createAuthenticator(config: PixelpipeConfig, logger: Logger): Au
     logger.warn('AUTH DISABLED: PIXELPIPE_AUTH_MODE=anonymous lets anyone upload. Use it for local development only.');
     return new AnonymousAuthenticator();
   }
-  return new JwtAuthenticator(config.auth);
+  return new JwtAuthenticator({ ...config.auth, logger });
 }

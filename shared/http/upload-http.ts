@@ -5,15 +5,26 @@
 import { randomBytes } from 'node:crypto';
 import type { PixelpipeConfig } from '../config';
 import { ClientError, PixelpipeError } from '../errors';
+import { callOptions, type Invocation } from '../invocation';
 import type { Authenticator, Logger } from '../ports';
 import { requestUpload, type UploadDeps } from '../usecases/request-upload';
 
 export interface HttpRequest {
   method: string;
+  /**
+   * The request path without the query, where no router matched it already (functions-framework,
+   * a Lambda function URL). Only {@link UPLOAD_PATHS} answer; absent means a router did the matching.
+   */
+  path?: string;
   /** Header names lower-case. */
   headers: Record<string, string | undefined>;
-  /** Raw body text, or an already parsed object (Express `json()` middleware). */
-  body: unknown;
+  /** Raw body text or bytes, or an already parsed object. Ignored when `readBody` is given. */
+  body?: unknown;
+  /**
+   * Reads the raw body, at most `maxBytes` of it (more: `ClientError(413)`). Called only once the
+   * request passed every check that needs no body, so refused requests are never read.
+   */
+  readBody?: (maxBytes: number, signal: AbortSignal) => Promise<Buffer>;
 }
 
 export interface HttpResponse {
@@ -28,22 +39,38 @@ export interface UploadHttpDeps extends UploadDeps {
   config: PixelpipeConfig;
 }
 
-const MAX_BODY = 16 * 1024;
+/** The largest JSON body accepted; a real one is under 1 KiB. */
+export const MAX_BODY = 16 * 1024;
 
-/** Handles one request: CORS, method, JSON, auth, use case, and error → status mapping. Never throws. */
-export async function handleUploadRequest(deps: UploadHttpDeps, req: HttpRequest): Promise<HttpResponse> {
+/**
+ * The paths the upload endpoint answers where nothing routed the request: the function's own URL
+ * (`/`) and `/uploads`, the path the README and the AWS HTTP API use. Anything else is a 404, so the
+ * function does not pose as every path of its host.
+ */
+export const UPLOAD_PATHS: readonly string[] = ['/', '/uploads'];
+
+/**
+ * Handles one request: path, CORS, method, content encoding, JSON, auth, use case, and error → status
+ * mapping, within the invocation `inv` (its deadline bounds the key fetch and the signing). Never throws.
+ */
+export async function handleUploadRequest(deps: UploadHttpDeps, req: HttpRequest, inv: Invocation): Promise<HttpResponse> {
   const cors = corsHeaders(deps.config, req.headers.origin);
-  const traceId = traceIdFrom(req.headers);
-  const log = deps.logger.child({ traceId });
+  const log = inv.logger;
   try {
+    if (req.path !== undefined && !UPLOAD_PATHS.includes(req.path)) throw new ClientError(404, 'not_found', 'no such endpoint');
     if (req.headers.origin && !cors['access-control-allow-origin']) {
       throw new ClientError(403, 'origin_not_allowed', 'this origin may not call the upload endpoint');
     }
     if (req.method === 'OPTIONS') return { status: 204, headers: { ...cors, 'access-control-max-age': '600' }, body: '' };
     if (req.method !== 'POST') throw new ClientError(405, 'method_not_allowed', 'use POST');
-    const body = parseBody(req.body);
-    const principal = await deps.authenticator.authenticate(req.headers.authorization);
-    const response = await requestUpload(deps, principal, body, traceId);
+    // A compressed body is refused unread: 211 bytes of brotli inflate to 128 MiB, and nothing here
+    // needs compression for a body of under 1 KiB.
+    if (!isIdentityEncoding(req.headers['content-encoding'])) {
+      throw new ClientError(415, 'content_encoding_not_allowed', 'send the body without Content-Encoding');
+    }
+    const body = parseBody(req.readBody ? await req.readBody(MAX_BODY, inv.signal) : req.body);
+    const principal = await deps.authenticator.authenticate(req.headers.authorization, callOptions(inv));
+    const response = await requestUpload(deps, principal, body, inv);
     log.info('upload signed', { imageId: response.id, owner: response.key.split('/').slice(-2, -1)[0] });
     return json(201, response, cors);
   } catch (err) {
@@ -64,9 +91,22 @@ export async function handleUploadRequest(deps: UploadHttpDeps, req: HttpRequest
   }
 }
 
+/** True for no `Content-Encoding` or only `identity` (RFC 9110 §8.4; the tokens are case-insensitive). */
+export function isIdentityEncoding(header: string | undefined): boolean {
+  if (header === undefined) return true;
+  return header
+    .split(',')
+    .map((t) => t.trim().toLowerCase())
+    .every((t) => t === '' || t === 'identity');
+}
+
 function parseBody(body: unknown): unknown {
   if (body === undefined || body === null || body === '') throw new ClientError(400, 'invalid_json', 'a JSON body is required');
-  if (Buffer.isBuffer(body)) body = body.toString('utf8');
+  if (Buffer.isBuffer(body)) {
+    if (body.length > MAX_BODY) throw new ClientError(413, 'payload_too_large', 'the request body is too large');
+    if (body.length === 0) throw new ClientError(400, 'invalid_json', 'a JSON body is required');
+    body = body.toString('utf8');
+  }
   if (typeof body !== 'string') return body;
   if (body.length > MAX_BODY) throw new ClientError(413, 'payload_too_large', 'the request body is too large');
   try {

@@ -31,11 +31,14 @@ export class MemoryEventPublisher implements EventPublisher {
 /** A signer whose "signature" is a hash of what it signs: enough to prove what was pinned. */
 export class FakeUrlSigner implements UrlSigner {
   readonly requests: SignUploadRequest[] = [];
+  /** The call options each `signUpload` got, in order. */
+  readonly uploadOptions: CallOptions[] = [];
   constructor(private readonly base = 'https://storage.test') {}
 
   async signUpload(r: SignUploadRequest, options: CallOptions = {}): Promise<UploadTarget> {
     await notCancelled(options.signal, 'fake sign upload');
     this.requests.push(r);
+    this.uploadOptions.push(options);
     const sig = createHash('sha256').update(JSON.stringify(r)).digest('hex').slice(0, 16);
     return {
       method: 'PUT',

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { PixelpipeConfig } from '../config';
 import { ClientError } from '../errors';
+import { callOptions, type Invocation } from '../invocation';
 import { originalKey, ownerSegment } from '../keys';
 import type { Clock, IdGenerator, Principal, UploadTarget, UrlSigner } from '../ports';
 
@@ -35,9 +36,10 @@ export interface UploadResponse {
 /**
  * Chooses the key (`originals/<owner>/<id>`, never derived from the filename), checks type and size
  * against the limits, and signs a target pinned to that key, type and size range.
- * Throws `ClientError` (400/413/415) for requests that can never succeed.
+ * Throws `ClientError` (400/413/415) for requests that can never succeed. The signing runs within
+ * `inv`'s deadline; the trace id of `inv` is stored with the object.
  */
-export async function requestUpload(deps: UploadDeps, principal: Principal, body: unknown, traceId: string): Promise<UploadResponse> {
+export async function requestUpload(deps: UploadDeps, principal: Principal, body: unknown, inv: Invocation): Promise<UploadResponse> {
   const { config } = deps;
   const parsed = uploadRequestSchema.safeParse(body);
   if (!parsed.success) {
@@ -55,19 +57,22 @@ export async function requestUpload(deps: UploadDeps, principal: Principal, body
   const id = deps.ids.newId();
   const key = originalKey(config.layout, ownerSegment(principal.subject), id);
   const expiresIn = config.upload.expirySeconds;
-  const metadata: Record<string, string> = { 'pixelpipe-trace': traceId };
+  const metadata: Record<string, string> = { 'pixelpipe-trace': inv.traceId };
   const filename = req.filename === undefined ? '' : sanitizeFilename(req.filename);
   if (filename) metadata['pixelpipe-filename'] = encodeURIComponent(filename);
-  const upload = await deps.signer.signUpload({
-    bucket: config.buckets.originals,
-    key,
-    contentType,
-    minBytes: 1,
-    // The declared size is the bound: the storage service refuses a body of any other size class.
-    maxBytes: req.size,
-    expiresInSeconds: expiresIn,
-    metadata,
-  });
+  const upload = await deps.signer.signUpload(
+    {
+      bucket: config.buckets.originals,
+      key,
+      contentType,
+      minBytes: 1,
+      // The declared size is the bound: the storage service refuses a body of any other size class.
+      maxBytes: req.size,
+      expiresInSeconds: expiresIn,
+      metadata,
+    },
+    callOptions(inv),
+  );
   return {
     id,
     key,
@@ -77,17 +82,24 @@ export async function requestUpload(deps: UploadDeps, principal: Principal, body
   };
 }
 
+/** The longest display name kept, in code points. */
+export const MAX_FILENAME_CODE_POINTS = 200;
+
 /**
- * The display name only: last path segment, NFKC, no control or bidi-override characters, ≤ 200 chars.
+ * The display name only: last path segment, NFKC, no control or bidi-override characters, ≤ 200 code
+ * points, well-formed Unicode (a lone surrogate becomes U+FFFD; the cut never splits a pair), so the
+ * URI encoding of the result cannot fail.
  * It is stored as metadata for people to read and never becomes part of a key. NFKC comes before the
  * split so compatibility forms of separators and dots (`／`, `．．`) cannot survive into a name that a
  * consumer normalising it later (e.g. for a download file name) would see as a path.
  */
 export function sanitizeFilename(name: string): string {
-  const last = name.normalize('NFKC').split(/[\\/]/).pop() ?? '';
-  return last
-    .replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, '')
+  const last = name.toWellFormed().normalize('NFKC').split(/[\\/]/).pop() ?? '';
+  const clean = last
+    // \p{Cc} is U+0000–U+001F and U+007F–U+009F.
+    .replace(/[\p{Cc}\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/gu, '')
     .trim()
-    .replace(/^\.+$/, '')
-    .slice(0, 200);
+    .replace(/^\.+$/, '');
+  // By code points (the string iterator), not UTF-16 units: `slice` could end inside a surrogate pair.
+  return Array.from(clean).slice(0, MAX_FILENAME_CODE_POINTS).join('');
 }

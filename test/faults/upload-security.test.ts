@@ -11,6 +11,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { S3Client } from '@aws-sdk/client-s3';
 import YAML from 'yaml';
 import { AnonymousAuthenticator, createAuthenticator, JwtAuthenticator } from '../../shared/auth/jwt-authenticator';
@@ -67,8 +68,11 @@ interface Answer {
 }
 interface Req {
   method: string;
+  /** Default `/` (the function's own URL); AWS: the raw path of a `$default`-route event. */
+  path?: string;
   headers?: Record<string, string>;
-  body?: string;
+  /** Bytes go base64-encoded on AWS (as API Gateway passes a body it does not treat as text). */
+  body?: string | Buffer;
 }
 type Handler = (req: Req) => Promise<Answer>;
 
@@ -101,8 +105,17 @@ const platforms: Platform[] = [
             out.body = String(b);
             return res;
           },
+          writableFinished: false,
+          once() {
+            return res;
+          },
         };
-        const request = { method: req.method, headers: req.headers ?? {}, rawBody: req.body === undefined ? undefined : Buffer.from(req.body) };
+        const request = {
+          method: req.method,
+          path: req.path ?? '/',
+          headers: req.headers ?? {},
+          rawBody: req.body === undefined ? undefined : Buffer.from(req.body),
+        };
         await fn(request as never, res as never);
         return out;
       };
@@ -115,12 +128,16 @@ const platforms: Platform[] = [
     handler: (deps) => {
       const fn = createAwsUploadHandler(deps);
       return async (req) => {
+        const bytes = Buffer.isBuffer(req.body);
         const r = await fn({
           version: '2.0',
+          // A Lambda function URL or `$default` route: API Gateway routed nothing, the handler checks the path.
+          routeKey: '$default',
+          rawPath: req.path ?? '/uploads',
           headers: req.headers ?? {},
-          body: req.body,
-          isBase64Encoded: false,
-          requestContext: { http: { method: req.method } },
+          body: bytes ? (req.body as Buffer).toString('base64') : req.body,
+          isBase64Encoded: bytes,
+          requestContext: { http: { method: req.method, path: req.path ?? '/uploads' }, stage: '$default' },
         });
         return { status: r.statusCode ?? 0, headers: (r.headers ?? {}) as Record<string, string>, body: typeof r.body === 'string' ? r.body : '' };
       };
@@ -192,6 +209,68 @@ function pinnedFilename(t: UploadTarget): string | undefined {
 
 // ────────────────────────────────────────────────────────────────────────────────────────────────
 describe.each(platforms)('$name', (platform) => {
+  describe('the attacks of issue 11 item 9 (a local JWKS, the real signer)', () => {
+    const good = { contentType: 'image/jpeg', size: 1000, filename: 'a.jpg' };
+    test.each([
+      ['gzip', gzipSync(Buffer.alloc(1024 * 1024))],
+      ['br', brotliCompressSync(Buffer.alloc(1024 * 1024))],
+      ['deflate', deflateSync(Buffer.alloc(1024 * 1024))],
+    ])('a %s-encoded body gets 415 content_encoding_not_allowed, with or without a token', async (encoding, bomb) => {
+      const h = build(platform);
+      for (const auth of [{}, await bearer()]) {
+        const res = await h({ method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': encoding, ...auth }, body: bomb });
+        expect({ status: res.status, body: JSON.parse(res.body) as unknown }).toEqual({
+          status: 415,
+          body: { error: { code: 'content_encoding_not_allowed', message: 'send the body without Content-Encoding' } },
+        });
+      }
+    });
+
+    test('filenames that would split a surrogate pair or hold a lone surrogate are signed, never a 500', async () => {
+      const h = build(platform);
+      const auth = await bearer();
+      for (const [filename, display] of [
+        [`${'a'.repeat(199)}😀`, `${'a'.repeat(199)}😀`],
+        [`${'a'.repeat(200)}😀`, 'a'.repeat(200)],
+        ['x\ud800.jpg', 'x\ufffd.jpg'],
+        ['\udc00', '\ufffd'],
+      ]) {
+        const t = await ticket(h, { ...good, filename }, auth);
+        expect(pinnedFilename(t.upload)).toBe(display);
+      }
+    });
+
+    test('subjects that are not well-formed Unicode are refused (401), never mapped onto the owner of a\ufffd', async () => {
+      const h = build(platform);
+      for (const sub of ['a\ud800', 'a\udc00']) {
+        const res = await h(post(good, await bearer(sub)));
+        expect({ sub, status: res.status, code: (JSON.parse(res.body) as { error: { code: string } }).error.code }).toEqual({
+          sub,
+          status: 401,
+          code: 'unauthenticated',
+        });
+      }
+      expect((await ticket(h, good, await bearer('a\ufffd'))).key).toMatch(/^originals\/u_[A-Za-z0-9]{32}\//);
+    });
+
+    test('only the upload path answers: POST /admin is a 404, / and /uploads sign', async () => {
+      const h = build(platform);
+      const auth = await bearer();
+      for (const path of ['/admin', '/uploads/../admin', '/.env']) {
+        const res = await h({ ...post(good, auth), path });
+        expect({ path, status: res.status }).toEqual({ path, status: 404 });
+      }
+      for (const path of ['/', '/uploads']) expect((await h({ ...post(good, auth), path })).status).toBe(201);
+    });
+
+    test('a lower-case bearer scheme is accepted; a token valid for centuries is not', async () => {
+      const h = build(platform);
+      expect((await h(post(good, { authorization: `bearer ${await idp.token()}` }))).status).toBe(201);
+      const centuries = await h(post(good, { authorization: `Bearer ${await idp.token({ expiresIn: '300y' })}` }));
+      expect(centuries.status).toBe(401);
+    });
+  });
+
   describe('the key is chosen by the server: originals/<own owner>/<uuid>', () => {
     const hostile: Array<[string, string]> = [
       ['relative traversal', '../../etc/passwd'],
