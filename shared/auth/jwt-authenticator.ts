@@ -104,8 +104,8 @@ function isNetworkError(err: unknown): boolean {
 
 /** Local development only: everyone is the same anonymous owner. */
 export class AnonymousAuthenticator implements Authenticator {
-  async authenticate(): Promise<Principal> {
-    return { subject: 'anonymous', anonymous: true };
+  authenticate(): Promise<Principal> {
+    return Promise.resolve({ subject: 'anonymous', anonymous: true });
   }
 }
 

@@ -82,15 +82,15 @@ async function makeIdp(jwksUrl: string, issuer: string): Promise<{ idp: TestIdp;
 /** The same identity provider with its JWKS served over HTTP on 127.0.0.1. */
 export async function startLocalIdp(): Promise<LocalIdp> {
   let fetches = 0;
-  let serveHttp: ((res: ServerResponse) => void) | undefined;
+  const served: { answer?: (res: ServerResponse) => void } = {};
   const server: Server = createServer((_req, res) => {
     fetches++;
-    serveHttp!(res);
+    served.answer!(res);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const made = await makeIdp(`http://127.0.0.1:${port}/.well-known/jwks.json`, `http://127.0.0.1:${port}/`);
-  serveHttp = made.serveHttp;
+  served.answer = made.serveHttp;
   const idp = made.idp;
   return {
     ...idp,

@@ -30,7 +30,13 @@ describe('loadConfig', () => {
     expect(c.limits.allowedTypes).not.toContain('image/svg+xml');
     expect(c.upload.expirySeconds).toBeLessThanOrEqual(900);
     expect(c.upload.corsOrigins).toEqual([]);
-    expect(c.auth).toEqual({ mode: 'jwt', jwksUrl: jwt.PIXELPIPE_JWKS_URL, issuer: jwt.PIXELPIPE_JWT_ISSUER, audience: 'pixelpipe', maxTokenAgeSeconds: 86400 });
+    expect(c.auth).toEqual({
+      mode: 'jwt',
+      jwksUrl: jwt.PIXELPIPE_JWKS_URL,
+      issuer: jwt.PIXELPIPE_JWT_ISSUER,
+      audience: 'pixelpipe',
+      maxTokenAgeSeconds: 86400,
+    });
   });
 
   test('reads every kind of value', () => {
