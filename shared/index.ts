@@ -13,6 +13,7 @@ export { createInvocation, callOptions, remainingMs, childInvocation, withInvoca
 export { processImage, type ObjectEvent, type ProcessOutcome } from './usecases/process-image';
 export { notifyCompletion, type NotifyOutcome } from './usecases/notify-completion';
 export { getImageStatus } from './usecases/get-image-status';
-export { handleUploadRequest } from './http/upload-http';
+export { handleUploadRequest, UPLOAD_PATHS, type HttpRequest, type HttpResponse } from './http/upload-http';
+export { createInvocation, callOptions, remainingMs, type Invocation, type InvocationInit } from './invocation';
 export { createLogger } from './logger';
 export { withRetry, CircuitBreaker, defaultPolicy, resilient } from './resilience';
