@@ -15,8 +15,10 @@
  * (a compressed body never is read). The framing headers (`Content-Length`, `Transfer-Encoding`) are
  * left alone, so Node still delimits the request correctly.
  *
- * The channel is process-wide: the guard is installed by the upload entry only, whose process serves
- * nothing else. `test/faults/upload-framework.int.test.ts` pins it against the real framework.
+ * The channel is process-wide, so the guard acts only on connections to the function's own port (the
+ * `PORT` functions-framework listens on, 8080 on Cloud Run): other servers in the same process (a test's
+ * fakes) keep their headers. `test/faults/upload-framework.int.test.ts` pins it against the real
+ * framework.
  */
 import { subscribe } from 'node:diagnostics_channel';
 import type { IncomingMessage } from 'node:http';
@@ -32,15 +34,21 @@ export interface GuardedEntityHeaders {
 const STASH = Symbol.for('pixelpipe.upload.entityHeaders');
 const INSTALLED = Symbol.for('pixelpipe.upload.bodyGuard');
 
-/** Installs the guard for this process (idempotent). Call it at cold start, before the server exists. */
-export function installBodyGuard(): void {
-  const registry = globalThis as unknown as Record<symbol, unknown>;
-  if (registry[INSTALLED]) return;
-  registry[INSTALLED] = true;
-  subscribe('http.server.request.start', (message) => {
-    const request = (message as { request?: IncomingMessage }).request;
-    if (request) guardRequest(request);
-  });
+/**
+ * Installs the guard for requests arriving on local port `port` (idempotent per port). Call it at cold
+ * start, before the server exists.
+ */
+export function installBodyGuard(port: number): void {
+  const registry = globalThis as unknown as Record<symbol, Set<number> | undefined>;
+  let ports = registry[INSTALLED];
+  if (!ports) {
+    const guarded = (ports = registry[INSTALLED] = new Set<number>());
+    subscribe('http.server.request.start', (message) => {
+      const request = (message as { request?: IncomingMessage }).request;
+      if (request && guarded.has(request.socket?.localPort ?? -1)) guardRequest(request);
+    });
+  }
+  ports.add(port);
 }
 
 /** Moves the entity headers of one request aside (exported for the unit test of the mechanism). */

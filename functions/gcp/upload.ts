@@ -16,8 +16,9 @@ import { applicationDefaultCredentials } from './google-auth';
 import { createUploadHandler } from './upload-handler';
 
 // Before the framework serves anything: its body parsers must never see this function's bodies
-// (compressed bodies inflate before the handler runs; see body-guard.ts).
-installBodyGuard();
+// (compressed bodies inflate before the handler runs; see body-guard.ts). The framework listens on
+// PORT (default 8080), as Cloud Run and the Dockerfile run it.
+installBodyGuard(Number(process.env.PORT || 8080));
 
 // Cold start: configuration and clients are built once and reused by warm invocations.
 const config = loadConfig(process.env);

@@ -9,6 +9,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Transform } from 'node:stream';
@@ -24,6 +26,8 @@ const RSS_BUDGET = 48 * MiB;
 
 interface Child {
   url: string;
+  /** A plain server in the same process, echoing the request headers it got. */
+  echoUrl: string;
   proc: ChildProcess;
   output: () => string;
   rss(): Promise<{ rss: number; maxRss: number }>;
@@ -57,9 +61,19 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+/** A port free on 127.0.0.1 just now (the function listens on `PORT`, as deployed; the guard keys on it). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
 async function startChild(nodeEnv: 'production' | undefined): Promise<Child> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
+    PORT: String(await freePort()),
     ...functionEnv({
       storageUrl: 'http://127.0.0.1:9',
       keyFile,
@@ -82,19 +96,20 @@ async function startChild(nodeEnv: 'production' | undefined): Promise<Child> {
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
+  const [port, echoPort] = await new Promise<[number, number]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the function did not start:\n${out}`)), 20_000);
     proc.stdout!.on('data', () => {
-      const m = /READY (\d+)/.exec(out);
+      const m = /READY (\d+) (\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve([Number(m[1]), Number(m[2])]);
       }
     });
     proc.once('exit', (code) => reject(new Error(`the function exited (${code}):\n${out}`)));
   });
   return {
     url: `http://127.0.0.1:${port}`,
+    echoUrl: `http://127.0.0.1:${echoPort}`,
     proc,
     output: () => out,
     rss: () =>
@@ -222,5 +237,10 @@ describe.each([['production'], [undefined]] as const)('functions-framework with 
       expect(((await res.json()) as { key: string }).key).toMatch(/^originals\/alice\//);
     }
     expect(fn.output()).not.toMatch(/at \S+ \(|node_modules/);
+  });
+
+  test("the guard keys on the function's port: another server in the process keeps Content-Type and Content-Encoding", async () => {
+    const res = await send(fn.echoUrl, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: '{}' });
+    expect(await res.json()).toMatchObject({ 'content-type': 'application/json', 'content-encoding': 'gzip' });
   });
 });
