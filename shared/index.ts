@@ -14,6 +14,5 @@ export { processImage, type ObjectEvent, type ProcessOutcome } from './usecases/
 export { notifyCompletion, type NotifyOutcome } from './usecases/notify-completion';
 export { getImageStatus } from './usecases/get-image-status';
 export { handleUploadRequest, UPLOAD_PATHS, type HttpRequest, type HttpResponse } from './http/upload-http';
-export { createInvocation, callOptions, remainingMs, type Invocation, type InvocationInit } from './invocation';
 export { createLogger } from './logger';
 export { withRetry, CircuitBreaker, defaultPolicy, resilient } from './resilience';
