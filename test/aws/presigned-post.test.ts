@@ -8,6 +8,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { AnonymousAuthenticator } from '../../shared/auth/jwt-authenticator';
+import { testInvocation } from '../../shared/testing/invocation';
 import { loadConfig } from '../../shared/config';
 import { ConfigError, PixelpipeError } from '../../shared/errors';
 import { handleUploadRequest } from '../../shared/http/upload-http';
@@ -166,6 +167,7 @@ describe('S3 presigned POST (independent verification)', () => {
         logger: createLogger({ sink: (l) => lines.push(l) }),
       },
       { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ contentType: 'image/png', size: 1000, filename: 'a.png' }) },
+      testInvocation({ logger: createLogger({ sink: (l) => lines.push(l) }) }),
     );
     expect(res.status).toBe(503);
     expect(JSON.parse(res.body)).toEqual({ error: { code: 'internal', message: 'temporarily unavailable, retry later' } });

@@ -70,9 +70,6 @@ const post = (body: unknown, headers: Record<string, string> = {}, extra: Partia
 const good = { contentType: 'image/jpeg', size: 123456, filename: 'holiday.jpg' };
 const bearer = async (over?: Parameters<TestIdp['token']>[0]) => ({ authorization: `Bearer ${await idp.token(over)}` });
 
-/** The JSON body of an answer: a grant (201) or an error (4xx/5xx); absent fields fail the assertions that need them. */
-const answer = (res: HttpResponse) => JSON.parse(res.body) as { key: string; error: { code: string; message: string } } & Record<string, unknown>;
-
 describe('upload endpoint', () => {
   test('201 with a server-chosen key, a pinned target and expiry', async () => {
     const d = deps();
