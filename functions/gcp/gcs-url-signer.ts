@@ -116,34 +116,9 @@ export class GcsUrlSigner implements UrlSigner {
       async (signal) => {
         try {
           const email = await this.signerEmail();
-          const stamp = compactUtcTimestamp(now);
-          const scope = `${stamp.slice(0, 8)}/auto/storage/goog4_request`;
-          const signed: Record<string, string> = { host: this.hostHeader };
-          for (const [name, value] of Object.entries(headers)) signed[name.toLowerCase()] = value;
-          const names = Object.keys(signed).sort();
-          const path = `/${encodeRfc3986(bucket)}/${key.split('/').map(encodeRfc3986).join('/')}`;
-          // All five parameter names are ASCII and already in byte order; values are encoded like the path.
-          const query = [
-            ['X-Goog-Algorithm', ALGORITHM],
-            ['X-Goog-Credential', `${email}/${scope}`],
-            ['X-Goog-Date', stamp],
-            ['X-Goog-Expires', String(seconds)],
-            ['X-Goog-SignedHeaders', names.join(';')],
-          ]
-            .map(([k, v]) => `${k}=${encodeRfc3986(v)}`)
-            .join('&');
-          const canonicalRequest = [
-            method,
-            path,
-            query,
-            names.map((n) => `${n}:${signed[n].trim().replace(/\s+/g, ' ')}\n`).join(''),
-            names.join(';'),
-            // The body is not part of the signature; the range header bounds its size instead.
-            'UNSIGNED-PAYLOAD',
-          ].join('\n');
-          const stringToSign = [ALGORITHM, stamp, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+          const { stringToSign, resource } = buildV4Request({ method, bucket, key, host: this.hostHeader, headers, email, now, expiresInSeconds: seconds });
           const signature = await this.credentials.signBlob(email, stringToSign, { signal });
-          return `${this.origin}${path}?${query}&X-Goog-Signature=${signature.toString('hex')}`;
+          return `${this.origin}${resource}&X-Goog-Signature=${signature.toString('hex')}`;
         } catch (err) {
           throw mapAuthError(err, 'signing');
         }
@@ -163,6 +138,63 @@ export class GcsUrlSigner implements UrlSigner {
     }
     return email;
   }
+}
+
+/** What {@link buildV4Request} signs: one request as Google's V4 algorithm sees it. */
+export interface V4RequestInput {
+  method: string;
+  bucket: string;
+  key: string;
+  /** The `host` header the client will send (`host[:port]`). */
+  host: string;
+  /** Further signed headers; names are compared case-insensitively. */
+  headers: Record<string, string>;
+  /** The signing service account, named in the credential scope. */
+  email: string;
+  now: Date;
+  expiresInSeconds: number;
+}
+
+/** The texts of a V4 signature, before the RSA step. */
+export interface V4Request {
+  canonicalRequest: string;
+  stringToSign: string;
+  /** Path and query of the signed URL without `X-Goog-Signature`, to be put after the origin. */
+  resource: string;
+}
+
+/**
+ * Google's "V4 signing process" (path-style, `UNSIGNED-PAYLOAD`) as a pure function, so that it can be
+ * checked against Google's published conformance vectors without credentials or a clock.
+ */
+export function buildV4Request(r: V4RequestInput): V4Request {
+  const stamp = compactUtcTimestamp(r.now);
+  const scope = `${stamp.slice(0, 8)}/auto/storage/goog4_request`;
+  const signed: Record<string, string> = { host: r.host };
+  for (const [name, value] of Object.entries(r.headers)) signed[name.toLowerCase()] = value;
+  const names = Object.keys(signed).sort();
+  const path = `/${encodeRfc3986(r.bucket)}/${r.key.split('/').map(encodeRfc3986).join('/')}`;
+  // All five parameter names are ASCII and already in byte order; values are encoded like the path.
+  const query = [
+    ['X-Goog-Algorithm', ALGORITHM],
+    ['X-Goog-Credential', `${r.email}/${scope}`],
+    ['X-Goog-Date', stamp],
+    ['X-Goog-Expires', String(r.expiresInSeconds)],
+    ['X-Goog-SignedHeaders', names.join(';')],
+  ]
+    .map(([k, v]) => `${k}=${encodeRfc3986(v)}`)
+    .join('&');
+  const canonicalRequest = [
+    r.method,
+    path,
+    query,
+    names.map((n) => `${n}:${signed[n].trim().replace(/\s+/g, ' ')}\n`).join(''),
+    names.join(';'),
+    // The body is not part of the signature; the range header bounds its size instead.
+    'UNSIGNED-PAYLOAD',
+  ].join('\n');
+  const stringToSign = [ALGORITHM, stamp, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+  return { canonicalRequest, stringToSign, resource: `${path}?${query}` };
 }
 
 /** The URL origin and the `host` header value a client will send to it (with a non-default port). */
