@@ -6,17 +6,16 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { join } from 'node:path';
+import { cloudEvent } from '@google-cloud/functions-framework';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { loadConfig } from '../../shared/config';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createLogger } from '../../shared/logger';
-import type { ProcessDeps } from '../../shared/usecases/process-image';
-import type { NotifyDeps } from '../../shared/usecases/notify-completion';
 import { FixedClock, MemoryEventPublisher } from '../../shared/testing/fakes';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
-import type { IncomingCloudEvent } from '../../functions/gcp/cloud-events';
-import { applyEnv, functionEnv, makeServiceAccount } from '../gcp/gcp-test-kit';
+import { createNotifyHandler } from '../../functions/gcp/notify-handler';
+import { createProcessHandler } from '../../functions/gcp/process-handler';
 import { serve, type ServedFunction } from '../support/serve';
 
 const FIXTURES = join(__dirname, 'fixtures', 'cloudevents');
@@ -31,25 +30,6 @@ const config = loadConfig({
   PIXELPIPE_AUTH_MODE: 'anonymous',
 });
 
-type Factory<D> = (deps: D) => (event: IncomingCloudEvent) => Promise<void>;
-
-/**
- * The handler factories. Their modules also wire the deployed functions from the environment at load,
- * so they are loaded once with a harmless environment (no reachable storage, no metadata server).
- */
-function loadFactories(): { createProcessHandler: Factory<ProcessDeps>; createNotifyHandler: Factory<NotifyDeps> } {
-  const restore = applyEnv(functionEnv({ storageUrl: 'http://127.0.0.1:9', keyFile: makeServiceAccount().keyFile }));
-  try {
-    /* eslint-disable @typescript-eslint/no-require-imports */
-    const { createProcessHandler } = require('../../functions/gcp/process') as { createProcessHandler: Factory<ProcessDeps> };
-    const { createNotifyHandler } = require('../../functions/gcp/notify') as { createNotifyHandler: Factory<NotifyDeps> };
-    /* eslint-enable @typescript-eslint/no-require-imports */
-    return { createProcessHandler, createNotifyHandler };
-  } finally {
-    restore();
-  }
-}
-
 interface Rig {
   lines: Array<Record<string, unknown>>;
   store: MemoryObjectStore;
@@ -61,17 +41,12 @@ interface Rig {
 let rig: Rig;
 
 beforeAll(async () => {
-  const { createProcessHandler, createNotifyHandler } = loadFactories();
-  /* eslint-disable @typescript-eslint/no-require-imports */
-  const ff = require('@google-cloud/functions-framework') as typeof import('@google-cloud/functions-framework');
-  const { getTestServer } = require('@google-cloud/functions-framework/testing') as { getTestServer: (name: string) => Server };
-  /* eslint-enable @typescript-eslint/no-require-imports */
   const lines: Array<Record<string, unknown>> = [];
   const logger = createLogger({ level: 'debug', sink: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) });
   const store = new MemoryObjectStore();
   const publisher = new MemoryEventPublisher();
-  ff.cloudEvent('conformance-process', createProcessHandler({ store, processor: new SharpImageProcessor(), clock: new FixedClock(), logger, config }));
-  ff.cloudEvent('conformance-notify', createNotifyHandler({ store, publisher, logger, config }));
+  cloudEvent('conformance-process', createProcessHandler({ store, processor: new SharpImageProcessor(), clock: new FixedClock(), logger, config }));
+  cloudEvent('conformance-notify', createNotifyHandler({ store, publisher, logger, config }));
   rig = { lines, store, publisher, process: await serve(getTestServer('conformance-process')), notify: await serve(getTestServer('conformance-notify')) };
 });
 afterAll(async () => {
