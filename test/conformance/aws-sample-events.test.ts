@@ -112,15 +112,22 @@ const FOREIGN_SAMPLES: Array<[sample: string, fn: 'process' | 'notify']> = [
 /** HTTP events to the upload function (API Gateway HTTP API v2 and a Lambda function URL share payload 2.0). */
 const HTTP_SAMPLES: Array<[sample: string, variant: string, status: number, code: string, why: string]> = [
   ['apigw-v2-request-no-authorizer.json', 'as published', 405, 'method_not_allowed', 'a GET; the upload endpoint takes POST'],
-  ['apigw-v2-request-jwt-authorizer.json', 'as published', 405, 'method_not_allowed', 'a GET; the upload endpoint takes POST'],
   [
     'apigw-v2-request-jwt-authorizer.json',
-    'as a POST',
+    'as published',
+    404,
+    'not_found',
+    'path /my/path on the $default route: only / and /uploads are the upload endpoint',
+  ],
+  [
+    'apigw-v2-request-jwt-authorizer.json',
+    'as a POST to /uploads',
     401,
     'unauthenticated',
     'the API Gateway authorizer’s claims are not a credential: the function verifies a bearer token itself',
   ],
-  ['lambda-urls-request.json', 'as published', 400, 'invalid_json', 'a POST whose body "Hello from client!" is not JSON'],
+  ['lambda-urls-request.json', 'as published', 404, 'not_found', 'path /my/path of a function URL: only / and /uploads are the upload endpoint'],
+  ['lambda-urls-request.json', 'to /uploads', 400, 'invalid_json', 'a POST whose body "Hello from client!" is not JSON'],
 ];
 
 describe('AWS sample S3 events through the process and notify handlers', () => {
@@ -165,8 +172,10 @@ describe('AWS sample S3 events through the process and notify handlers', () => {
 describe('AWS sample HTTP events through the upload handler', () => {
   test.each(HTTP_SAMPLES)('%s (%s) → %d %s: %s', async (name, variant, status, code) => {
     const { handler, lines } = await uploadHandler();
-    const event = sample(name) as { requestContext: { http: { method: string } } };
-    if (variant === 'as a POST') event.requestContext.http.method = 'POST';
+    const event = sample(name) as { rawPath: string; requestContext: { http: { method: string; path: string } } };
+    // Only the method and path change; headers, authorizer claims, body and the rest are AWS's.
+    if (variant.includes('POST')) event.requestContext.http.method = 'POST';
+    if (variant.includes('/uploads')) event.rawPath = event.requestContext.http.path = '/uploads';
     const res = await handler(event, lambdaContext());
     expect(res.statusCode).toBe(status);
     expect((JSON.parse(res.body ?? '{}') as { error?: { code?: string } }).error?.code).toBe(code);
