@@ -17,7 +17,8 @@ import { benchImages, hugeImage, type BenchImage } from './bench/images';
 import { parseArgs, USAGE, type BenchOptions } from './bench/options';
 import { checkTargets, compareReports, renderMarkdown, type BenchReport, type ImageReport, type KnobRow, type ThroughputReport } from './bench/report';
 import { benchSetup } from './bench/pipelines';
-import { compareQuality } from './bench/quality';
+import { compareAutoQuality, compareQuality, EQUAL_WORK_VARIANTS } from './bench/quality';
+import { DEFAULT_VARIANTS } from '../shared/config';
 import { analysisTargets, type AnalysisCostResult } from './bench/analysis';
 import { REPO_ROOT } from './bench/root';
 import { median, round } from './bench/stats';
@@ -306,10 +307,37 @@ async function main(): Promise<void> {
   // Quick runs leave quality to test/bench/quality.test.ts: scoring is CPU-heavy and would double the run.
   if (!o.skip.has('quality') && !o.quick) {
     report.quality = [];
-    // Scores need no pinning: this runs in the parent process.
-    for (const img of images.filter((i) => ['jpeg-12mp', 'png-alpha', 'jpeg-2mp'].includes(i.id))) {
-      log(`${img.id}: output quality against lossless references`);
-      report.quality.push({ image: img.id, rows: await compareQuality(benchSetup(), readFileSync(img.file)) });
+    report.autoQuality = [];
+    const setup = benchSetup();
+    // Scores need no pinning: they run in the parent process. HEIC is left out: the extension refuses it.
+    for (const img of images.filter((i) => i.format !== 'heif' && i.id !== 'heic')) {
+      const input = readFileSync(img.file);
+      log(`${img.id}: dominance against the baseline (default config, then the equal-work set)`);
+      report.quality.push({ image: img.id, set: 'default config', rows: await compareQuality(setup, input) });
+      report.quality.push({ image: img.id, set: 'equal-work set', rows: await compareQuality(setup, input, EQUAL_WORK_VARIANTS) });
+      log(`${img.id}: quality "auto" against fixed quality 80, then render CPU time fixed vs auto (1 vCPU)`);
+      const rows = await compareAutoQuality(setup, input);
+      const autoVariants = JSON.stringify(DEFAULT_VARIANTS.map((v) => ({ ...v, quality: 'auto' })));
+      const timing = await runWorker<VariantsResult>(
+        {
+          kind: 'variants',
+          file: img.file,
+          iterations: Math.max(3, Math.ceil(o.iterations / 2)),
+          warmup: 1,
+          variants: [
+            { label: 'fixed', env: {} },
+            { label: 'auto', env: { PIXELPIPE_VARIANTS: autoVariants } },
+          ],
+        },
+        ONE_VCPU,
+      );
+      report.autoQuality.push({
+        image: img.id,
+        target: `ssim:${setup.config.output.qualityTarget.value}`,
+        rows,
+        fixedCpuMs: timing.variants[0].cpu.median,
+        autoCpuMs: timing.variants[1].cpu.median,
+      });
     }
   }
   if (!o.skip.has('memory')) {

@@ -108,7 +108,8 @@ const variantSchema = z
     // Optional rather than defaulted, so configurations (and their parsed form) without it stay exactly as they were.
     position: z.enum(POSITIONS).optional(),
     formats: z.array(z.enum(OUTPUT_FORMATS)).min(1).default(['webp', 'jpeg']),
-    quality: z.number().int().min(1).max(100).default(80),
+    /** Encoder quality 1–100, `"auto"` (lowest quality meeting `PIXELPIPE_QUALITY_TARGET`), or absent: {@link DEFAULT_QUALITY}. */
+    quality: z.union([z.number().int().min(1).max(100), z.literal('auto')]).optional(),
     withoutEnlargement: z.boolean().default(true),
     filter: filterSchema.optional(),
     background: z.string().regex(COLOR, '#rgb or #rrggbb').default('#ffffff'),
@@ -129,6 +130,38 @@ const variantsSchema = z
   .min(1)
   .max(32)
   .refine((vs) => new Set(vs.map((v) => v.name)).size === vs.length, 'variant names must be unique');
+
+/**
+ * Encoder quality of a variant that sets none, per format. Not one number for all: libjpeg's and
+ * libwebp's scales differ. WebP 77 (with the processor's `preset: 'drawing'` and effort 5) and progressive
+ * JPEG 80 give smaller files with higher SSIM than the Firebase extension's q80 outputs on the bench
+ * photos (docs/performance.md, "Dominance").
+ */
+export const DEFAULT_QUALITY = { jpeg: 80, webp: 77, avif: 80 } as const;
+
+/** What `quality: "auto"` aims for: the lowest encoder quality whose output scores at least `value`. */
+export interface QualityTarget {
+  /** Luma SSIM of the encoded output against the pixels it was encoded from (shared/image/ssim.ts). */
+  metric: 'ssim';
+  value: number;
+}
+
+/** Parses `ssim:0.985` (the `PIXELPIPE_QUALITY_TARGET` syntax). */
+export function parseQualityTarget(text: string): QualityTarget {
+  const m = /^\s*ssim\s*:\s*([0-9.]+)\s*$/.exec(text);
+  const value = m ? Number(m[1]) : Number.NaN;
+  if (!m || !(value >= 0.5 && value < 1)) throw new Error(`expected "ssim:<value>" with 0.5 <= value < 1, e.g. ssim:0.985 (got "${text}")`);
+  return { metric: 'ssim', value };
+}
+
+const qualityTargetSchema = z.string().transform((s, ctx) => {
+  try {
+    return parseQualityTarget(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
 
 /** The variants used when `PIXELPIPE_VARIANTS` is not set. */
 export const DEFAULT_VARIANTS: z.input<typeof variantsSchema> = [
@@ -191,9 +224,10 @@ const ENV = {
     .pipe(z.array(z.string().regex(/^https?:\/\/[^/*\s]+$/, 'each origin like https://app.example.com (no "*", no path)')))
     .default([]),
   PIXELPIPE_CACHE_CONTROL: z.string().min(1).default('public, max-age=31536000, immutable'),
-  PIXELPIPE_WEBP_EFFORT: intFrom(0, 6).default(4),
+  PIXELPIPE_WEBP_EFFORT: intFrom(0, 6).default(5),
   PIXELPIPE_AVIF_EFFORT: intFrom(0, 9).default(4),
   PIXELPIPE_PLACEHOLDER: bool.default(true),
+  PIXELPIPE_QUALITY_TARGET: qualityTargetSchema.default({ metric: 'ssim', value: 0.97 }),
   PIXELPIPE_MAX_ATTEMPTS: intFrom(1, 100).default(5),
   PIXELPIPE_MAX_EVENT_AGE_SECONDS: intFrom(60, 7 * 24 * 3600).default(6 * 3600),
   PIXELPIPE_FUNCTION_TIMEOUT_SECONDS: intFrom(1, 3600).default(60),
@@ -244,6 +278,8 @@ export interface PixelpipeConfig {
     webpEffort: number;
     avifEffort: number;
     placeholder: boolean;
+    /** The score `quality: "auto"` variants aim for. */
+    qualityTarget: QualityTarget;
     publicBaseUrl?: string;
   };
   retry: { maxAttempts: number; maxEventAgeSeconds: number };
@@ -340,6 +376,7 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       webpEffort: v.PIXELPIPE_WEBP_EFFORT,
       avifEffort: v.PIXELPIPE_AVIF_EFFORT,
       placeholder: v.PIXELPIPE_PLACEHOLDER,
+      qualityTarget: v.PIXELPIPE_QUALITY_TARGET,
       publicBaseUrl: v.PIXELPIPE_PUBLIC_BASE_URL,
     },
     retry: { maxAttempts: v.PIXELPIPE_MAX_ATTEMPTS, maxEventAgeSeconds: v.PIXELPIPE_MAX_EVENT_AGE_SECONDS },

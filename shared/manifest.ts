@@ -16,6 +16,10 @@ export const variantEntrySchema = z.object({
   width: z.number().int().positive(),
   height: z.number().int().positive(),
   bytes: z.number().int().nonnegative(),
+  /** Encoder quality used (lossy formats). */
+  quality: z.number().int().min(1).max(100).optional(),
+  /** Variants with `quality: "auto"`: the achieved score (luma SSIM against the output's own pixels, 0..1). */
+  score: z.number().min(-1).max(1).optional(),
   url: z.string().optional(),
 });
 

@@ -7,7 +7,7 @@
  * that does I/O takes {@link CallOptions}: its `signal` cancels the request itself, and its
  * `deadline` bounds the adapter's retries (see `resilient()`).
  */
-import type { ImageFormat, VariantSpec, PixelpipeConfig } from './config';
+import type { ImageFormat, VariantSpec, PixelpipeConfig, QualityTarget } from './config';
 import type { CallOptions } from './invocation';
 
 export type { CallOptions } from './invocation';
@@ -143,6 +143,10 @@ export interface RenderedOutput {
   width: number;
   height: number;
   body: Buffer;
+  /** Encoder quality used (lossy formats only). */
+  quality?: number;
+  /** `quality: "auto"` only: the score that quality achieved, in the target's metric. */
+  score?: number;
   /** For `cover` variants: the region of the oriented original this output shows. */
   crop?: CropRect;
 }
@@ -177,6 +181,8 @@ export interface RenderOptions {
   webpEffort: number;
   avifEffort: number;
   placeholder: boolean;
+  /** What `quality: "auto"` variants aim for; absent: `ssim:0.97`. */
+  qualityTarget?: QualityTarget;
   /**
    * Called once, after the single decode and before any variant, with a rung of at most
    * {@link ANALYSIS_MAX_SIDE} px of the oriented pixels (the analysis must not decode again). Its faces place

@@ -10,10 +10,10 @@
  *    every output can do less work; resizes, filters and alpha flattening are deliberately left out.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { loadConfig, type Filter, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
+import { DEFAULT_QUALITY, loadConfig, type Filter, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
 import { scaledSize, type Size } from '../../shared/image/geometry';
 import { decodeHeic } from '../../shared/image/heic';
-import { applyFilter, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
+import { applyFilter, lossyEncoder, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
 import type { ImageProbe, RenderOptions, RenderResult } from '../../shared/ports';
 import { timed, type Timing } from './stats';
 
@@ -42,7 +42,12 @@ export function benchSetup(env: Record<string, string | undefined> = {}, process
   const config = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous', ...env });
   return {
     config,
-    options: { webpEffort: config.output.webpEffort, avifEffort: config.output.avifEffort, placeholder: config.output.placeholder },
+    options: {
+      webpEffort: config.output.webpEffort,
+      avifEffort: config.output.avifEffort,
+      placeholder: config.output.placeholder,
+      qualityTarget: config.output.qualityTarget,
+    },
     processor: new SharpImageProcessor(processorOptions),
   };
 }
@@ -60,6 +65,14 @@ export function pixelpipeOutputs(result: RenderResult): OutputInfo[] {
 // ---------------------------------------------------------------------------------------------------
 // Baseline: the Firebase extension
 // ---------------------------------------------------------------------------------------------------
+
+/**
+ * The extension's encoder settings: its default output quality and sharp's default WebP effort. Fixed
+ * here, not taken from pixelpipe's config, so tuning pixelpipe's defaults never moves the baseline.
+ */
+export const FIREBASE_QUALITY = 80;
+export const FIREBASE_WEBP_EFFORT = 4;
+const FIREBASE_AVIF_EFFORT = 4;
 
 /** sharp formats the extension accepts (its `supportedContentTypes`); sharp reports AVIF as `heif`. */
 const FIREBASE_INPUTS = new Set(['jpeg', 'png', 'tiff', 'webp', 'gif', 'heif']);
@@ -97,7 +110,7 @@ export async function firebaseAccepts(input: Buffer): Promise<boolean> {
  * JPEG outputs of transparent inputs are flattened on the variant background, as pixelpipe does (the
  * extension would flatten on black).
  */
-export async function runFirebaseBaseline(input: Buffer, variants: VariantSpec[], options: RenderOptions): Promise<BaselineResult> {
+export async function runFirebaseBaseline(input: Buffer, variants: VariantSpec[]): Promise<BaselineResult> {
   const meta = await sharp(input).metadata();
   const swap = (meta.orientation ?? 1) >= 5;
   const source: Size = swap ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
@@ -116,13 +129,13 @@ export async function runFirebaseBaseline(input: Buffer, variants: VariantSpec[]
     switch (format) {
       case 'jpeg':
         if (meta.hasAlpha) second = second.flatten({ background: v.background });
-        second = second.jpeg({ quality: v.quality });
+        second = second.jpeg({ quality: FIREBASE_QUALITY });
         break;
       case 'webp':
-        second = second.webp({ quality: v.quality, effort: options.webpEffort });
+        second = second.webp({ quality: FIREBASE_QUALITY, effort: FIREBASE_WEBP_EFFORT });
         break;
       case 'avif':
-        second = second.avif({ quality: v.quality, effort: options.avifEffort });
+        second = second.avif({ quality: FIREBASE_QUALITY, effort: FIREBASE_AVIF_EFFORT });
         break;
       case 'png':
         second = second.png();
@@ -232,7 +245,12 @@ export async function planLowerBound(setup: BenchSetup, input: Buffer): Promise<
       // JPEG has no alpha: flatten here so the timed encode is only the encode.
       const raw =
         format === 'jpeg' && (sized.channels === 2 || sized.channels === 4) ? await toRaw(fromRaw(sized).flatten({ background: v.background })) : sized;
-      encodes.push({ key: `${v.name}.${format}`, raw, format, quality: v.quality });
+      encodes.push({
+        key: `${v.name}.${format}`,
+        raw,
+        format,
+        quality: typeof v.quality === 'number' ? v.quality : format === 'png' ? 0 : DEFAULT_QUALITY[format],
+      });
     }
   }
   return { input, probe, decodeTo, limits: config.limits, encodes, options };
@@ -265,19 +283,10 @@ export async function lowerBoundOutputs(plan: LowerBoundPlan): Promise<OutputInf
   return out;
 }
 
-/** The same encoder settings as the processor's `encode()` (keep the two in step). */
+/** The processor's own encoder settings (`lossyEncoder`); fixed quality (the bound is for the default config). */
 function encodeRaw(e: LowerBoundEncode, options: RenderOptions): Promise<Buffer> {
   const p = fromRaw(e.raw);
-  switch (e.format) {
-    case 'jpeg':
-      return p.jpeg({ quality: e.quality }).toBuffer();
-    case 'webp':
-      return p.webp({ quality: e.quality, effort: options.webpEffort }).toBuffer();
-    case 'avif':
-      return p.avif({ quality: e.quality, effort: options.avifEffort }).toBuffer();
-    case 'png':
-      return p.png({ compressionLevel: 6 }).toBuffer();
-  }
+  return e.format === 'png' ? p.png({ compressionLevel: 6 }).toBuffer() : lossyEncoder(p, e.format, e.quality, options).toBuffer();
 }
 
 async function decodeToSize(input: Buffer, probe: ImageProbe, size: Size, guard: Pick<SharpOptions, 'limitInputPixels' | 'failOn'>): Promise<Raw> {

@@ -3,11 +3,10 @@
  * straight to the variant's geometry (one Lanczos3 resize, no intermediate encode), kept lossless. Any pipeline's
  * output of that variant is then scored by SSIM against it.
  */
-import sharp from 'sharp';
-import type { VariantSpec } from '../../shared/config';
+import { parseVariants, type VariantSpec } from '../../shared/config';
 import { scaledSize } from '../../shared/image/geometry';
-import type { ImageProbe, RenderOptions } from '../../shared/ports';
-import { applyFilter, decodeFull, fromRaw, pixelpipeOutputs, runFirebaseBaseline, runPixelpipe, type BenchSetup, type OutputInfo, type Raw } from './pipelines';
+import type { ImageProbe } from '../../shared/ports';
+import { applyFilter, decodeFull, fromRaw, pixelpipeOutputs, runFirebaseBaseline, type BenchSetup, type OutputInfo, type Raw } from './pipelines';
 import { decodeLuma, lumaFromPixels, ssim, type Luma } from './ssim';
 import { round } from './stats';
 
@@ -62,7 +61,15 @@ export async function scoreOutputs(input: Buffer, probe: ImageProbe, variants: V
   return scores;
 }
 
-/** Pixelpipe against the baseline for one output: quality, size, and size at the baseline's quality. */
+/**
+ * The issue's equal-work set: four inside-fit sizes × WebP + JPEG, no placeholder. Quality is left to
+ * pixelpipe's per-format defaults; the baseline encodes at the extension's q80 whatever the variant says.
+ */
+export const EQUAL_WORK_VARIANTS: VariantSpec[] = parseVariants(
+  [200, 480, 1024, 2048].map((w) => ({ name: `w${w}`, width: w, height: w, fit: 'inside', formats: ['webp', 'jpeg'] })),
+);
+
+/** pixelpipe against the baseline for one output: SSIM against the lossless reference, and bytes. */
 export interface QualityRow {
   variant: string;
   format: string;
@@ -70,95 +77,88 @@ export interface QualityRow {
   baselineSsim: number;
   pixelpipeBytes: number;
   baselineBytes: number;
-  /**
-   * What pixelpipe's own pixels and encoder need to reach the baseline's SSIM (interpolated between
-   * the two encoder qualities that bracket it): the bytes "at equal quality".
-   */
-  pixelpipeBytesAtBaselineSsim: number;
-  /** The (fractional) encoder quality where that happens. */
-  qualityAtBaselineSsim: number;
-}
-
-type Lossy = 'jpeg' | 'webp';
-
-/** The processor's encoder settings for a still output (keep in step with `encode()` there). */
-function encodeLike(pixels: Buffer, v: VariantSpec, format: Lossy, quality: number, options: RenderOptions): Promise<Buffer> {
-  const p = sharp(pixels);
-  // flatten() is a no-op without alpha, as in the processor (which flattens only 2- and 4-band images).
-  return format === 'jpeg' ? p.flatten({ background: v.background }).jpeg({ quality }).toBuffer() : p.webp({ quality, effort: options.webpEffort }).toBuffer();
+  /** Both at once: SSIM ≥ the baseline's and bytes ≤ the baseline's. */
+  dominates: boolean;
 }
 
 /**
- * Encodes `pixels` at qualities around `start` until two bracket `target` SSIM, and interpolates the
- * byte count there. Starts from the configured quality, steps by 4, stays within 1..100.
+ * pixelpipe's outputs against the Firebase-style baseline's, output by output: luma SSIM of each
+ * against the lossless reference resize of the full original, and bytes. Variants must be still (no
+ * animation) and use `jpeg`/`webp`. `variants` defaults to the setup's (the default config).
  */
-export async function bytesAtSsim(
-  pixels: Buffer,
-  ref: Luma,
-  v: VariantSpec,
-  format: Lossy,
-  options: RenderOptions,
-  target: number,
-): Promise<{ bytes: number; quality: number }> {
-  const probeAt = async (q: number) => {
-    const body = await encodeLike(pixels, v, format, q, options);
-    return { q, bytes: body.length, ssim: ssim(ref, await decodeLuma(body)) };
-  };
-  let a = await probeAt(v.quality);
-  if (Math.abs(a.ssim - target) < 1e-9) return { bytes: a.bytes, quality: a.q };
-  const step = a.ssim > target ? -4 : 4;
-  for (;;) {
-    const q = Math.min(100, Math.max(1, a.q + step));
-    if (q === a.q) return { bytes: a.bytes, quality: a.q };
-    const b = await probeAt(q);
-    if ((step < 0 && b.ssim <= target) || (step > 0 && b.ssim >= target)) {
-      const t = b.ssim === a.ssim ? 0 : (target - a.ssim) / (b.ssim - a.ssim);
-      return { bytes: Math.round(a.bytes + t * (b.bytes - a.bytes)), quality: round(a.q + t * (b.q - a.q), 1) };
-    }
-    a = b;
-  }
-}
-
-/**
- * pixelpipe's outputs against the Firebase-style baseline's for every lossy output of `setup`'s
- * variants: SSIM of each against the lossless reference, bytes, and pixelpipe's bytes at the baseline's
- * SSIM. Variants must be still (no animation) and use `jpeg`/`webp`.
- */
-export async function compareQuality(setup: BenchSetup, input: Buffer): Promise<QualityRow[]> {
+export async function compareQuality(setup: BenchSetup, input: Buffer, variants: VariantSpec[] = setup.config.variants): Promise<QualityRow[]> {
   const { config, options, processor } = setup;
   const probe = await processor.probe(input, config.limits);
-  const pp = pixelpipeOutputs(await runPixelpipe(setup, input));
-  const fb = (await runFirebaseBaseline(input, config.variants, options)).outputs;
-  // The same decode-once cascade, rendered losslessly: the exact pixels pixelpipe's encoders saw.
-  const lossless = await processor.render(
-    input,
-    config.variants.map((v) => ({ ...v, formats: ['png' as const] })),
-    config.limits,
-    { ...options, placeholder: false },
-  );
+  const pp = pixelpipeOutputs(await processor.render(input, variants, config.limits, { ...options, placeholder: false }));
+  const fb = (await runFirebaseBaseline(input, variants)).outputs;
   const full = await decodeFull(input, probe);
   const rows: QualityRow[] = [];
-  for (const v of config.variants) {
+  for (const v of variants) {
     const ref = await referenceLuma(input, probe, v, full);
-    const pixels = lossless.outputs.find((o) => o.variant === v.name)!.body;
     for (const format of v.formats) {
       if (format !== 'jpeg' && format !== 'webp') continue;
       const mine = pp.find((o) => o.variant === v.name && o.format === format)!;
       const theirs = fb.find((o) => o.variant === v.name && o.format === format)!;
-      const pixelpipeSsim = ssim(ref, await decodeLuma(mine.body));
-      const baselineSsim = ssim(ref, await decodeLuma(theirs.body));
-      const eq = await bytesAtSsim(pixels, ref, v, format, options, baselineSsim);
+      // Compared unrounded: the check is "not worse", and rounding could hide a loss in the 5th digit.
+      const a = ssim(ref, await decodeLuma(mine.body));
+      const b = ssim(ref, await decodeLuma(theirs.body));
       rows.push({
         variant: v.name,
         format,
-        pixelpipeSsim: round(pixelpipeSsim, 4),
-        baselineSsim: round(baselineSsim, 4),
+        pixelpipeSsim: round(a, 5),
+        baselineSsim: round(b, 5),
         pixelpipeBytes: mine.bytes,
         baselineBytes: theirs.bytes,
-        pixelpipeBytesAtBaselineSsim: eq.bytes,
-        qualityAtBaselineSsim: eq.quality,
+        dominates: a >= b && mine.bytes <= theirs.bytes,
       });
     }
   }
   return rows;
+}
+
+/** `quality: "auto"` against a fixed quality 80, on the same variants and image. */
+export interface AutoQualityRow {
+  output: string;
+  /** Fixed quality 80: bytes and SSIM against the lossless reference. */
+  fixedBytes: number;
+  fixedSsim: number;
+  autoBytes: number;
+  autoSsim: number;
+  /** What the search chose, and the score it recorded (SSIM against the output's own pixels). */
+  autoQuality?: number;
+  autoScore?: number;
+}
+
+/** The default variants with every quality set to `quality`. */
+export function withQuality(variants: VariantSpec[], quality: number | 'auto'): VariantSpec[] {
+  return variants.map((v) => ({ ...v, quality }));
+}
+
+/**
+ * Renders `input` with every output at fixed quality 80 and with `quality: "auto"` (the setup's
+ * target), and scores both against the lossless references: the bytes auto saves and what it costs.
+ */
+export async function compareAutoQuality(setup: BenchSetup, input: Buffer): Promise<AutoQualityRow[]> {
+  const { config, options, processor } = setup;
+  const probe = await processor.probe(input, config.limits);
+  const fixedVariants = withQuality(config.variants, 80);
+  const autoVariants = withQuality(config.variants, 'auto');
+  const noPlaceholder = { ...options, placeholder: false };
+  const fixed = await processor.render(input, fixedVariants, config.limits, noPlaceholder);
+  const auto = await processor.render(input, autoVariants, config.limits, noPlaceholder);
+  const fixedScores = await scoreOutputs(input, probe, fixedVariants, pixelpipeOutputs(fixed));
+  const autoScores = await scoreOutputs(input, probe, autoVariants, pixelpipeOutputs(auto));
+  return fixedScores.map((f, i) => {
+    const a = autoScores[i];
+    const o = auto.outputs[i];
+    return {
+      output: `${f.variant}.${f.format}`,
+      fixedBytes: f.bytes,
+      fixedSsim: round(f.ssim, 5),
+      autoBytes: a.bytes,
+      autoSsim: round(a.ssim, 5),
+      autoQuality: o.quality,
+      autoScore: o.score,
+    };
+  });
 }

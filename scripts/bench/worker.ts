@@ -189,7 +189,7 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
       ppDecode.push(t.value.metrics.decodeMs);
       lastOutputs.pixelpipe = pixelpipeOutputs(t.value);
     } else if (m === 'baseline') {
-      const t = await timed(() => runFirebaseBaseline(input, setup.config.variants, setup.options));
+      const t = await timed(() => runFirebaseBaseline(input, setup.config.variants));
       if (!record) return;
       samples.baseline.push(t);
       lastOutputs.baseline = t.value.outputs;
@@ -314,7 +314,7 @@ async function rss(task: Extract<WorkerTask, { kind: 'rss' }>): Promise<RssResul
     const t0 = performance.now();
     try {
       if (task.method === 'pixelpipe') await runPixelpipe(setup, input);
-      else await runFirebaseBaseline(input, setup.config.variants, setup.options);
+      else await runFirebaseBaseline(input, setup.config.variants);
     } catch (err) {
       outcome = err instanceof ImageRejectedError ? `refused: ${err.code}` : `error: ${(err as Error).message}`;
     }

@@ -13,7 +13,7 @@
  * carries an EXIF rotation (libvips cannot rotate multi-page images by 90°).
  */
 import sharp, { type Sharp } from 'sharp';
-import type { Filter, ImageFormat, PixelpipeConfig, VariantSpec } from '../config';
+import { DEFAULT_QUALITY, type Filter, type ImageFormat, type PixelpipeConfig, type VariantSpec } from '../config';
 import { ImageRejectedError } from '../errors';
 import type { ImageProbe, RenderOptions, RenderResult, RenderedOutput } from '../ports';
 import { scaledSize, type Size } from './geometry';
@@ -180,7 +180,9 @@ async function encodeAnimated(
 ): Promise<RenderedOutput> {
   // Filters run over the whole strip; a blur therefore bleeds a few pixels across frame edges.
   let p = hooks.applyFilter(fromStrip(s), v.filter);
-  p = format === 'webp' ? p.webp({ quality: v.quality, effort: options.webpEffort, delay, loop }) : p.gif({ delay, loop });
+  // Animations are encoded once at a fixed quality: "auto" would mean trial encodes of every frame.
+  const quality = typeof v.quality === 'number' ? v.quality : DEFAULT_QUALITY.webp;
+  p = format === 'webp' ? p.webp({ quality, effort: options.webpEffort, delay, loop }) : p.gif({ delay, loop });
   const { data } = await p.toBuffer({ resolveWithObject: true });
   return { variant: v.name, format, ...ANIMATED[format], width: s.width, height: s.pageHeight, body: data };
 }

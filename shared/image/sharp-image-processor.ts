@@ -9,7 +9,7 @@
  */
 import sharp, { type Metadata, type Sharp, type SharpOptions } from 'sharp';
 import { rgbaToThumbHash, thumbHashToDataURL } from 'thumbhash';
-import type { ImageFormat, PixelpipeConfig, VariantSpec, Filter } from '../config';
+import { DEFAULT_QUALITY, type Filter, type ImageFormat, type PixelpipeConfig, type QualityTarget, type VariantSpec } from '../config';
 import { ImageRejectedError } from '../errors';
 import {
   ANALYSIS_MAX_SIDE,
@@ -28,6 +28,7 @@ import { sniffMimeType } from './sniff';
 import { decodeHeic, probeHeic } from './heic';
 import { renderAnimated } from './animated';
 import { assertSafeSvg } from './svg';
+import { decodeLuma, lumaFromPixels, ssim, type Luma } from './ssim';
 
 type Encoded = Exclude<ImageFormat, 'original'>;
 type OutFormat = Encoded | 'gif';
@@ -390,36 +391,146 @@ function resolveFormat(fmt: ImageFormat, probe: ImageProbe): OutFormat {
   }
 }
 
-async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options: RenderOptions): Promise<RenderedOutput> {
-  let p = applyFilter(fromRaw(img), v.filter);
+/** The lossy output formats (those with a quality setting). */
+export type Lossy = 'jpeg' | 'webp' | 'avif';
+
+/**
+ * The encoder settings of each lossy format, exported so the benchmark's lower bound encodes exactly alike (chosen by measurement, see the knob table in
+ * docs/performance.md): JPEG with mozjpeg's optimised progressive scans (the same pixels, ~3 % fewer
+ * bytes); WebP with the `drawing` preset (weaker spatial noise shaping: grainy photos cost far fewer
+ * bytes for the same SSIM).
+ */
+export function lossyEncoder(p: Sharp, format: Lossy, quality: number, options: RenderOptions): Sharp {
   switch (format) {
     case 'jpeg':
-      if (img.channels === 4 || img.channels === 2) p = p.flatten({ background: v.background });
-      p = p.jpeg({ quality: v.quality });
-      break;
+      return p.jpeg({ quality, optimiseScans: true });
     case 'webp':
-      p = p.webp({ quality: v.quality, effort: options.webpEffort });
-      break;
+      return p.webp({ quality, effort: options.webpEffort, preset: 'drawing' });
     case 'avif':
-      p = p.avif({ quality: v.quality, effort: options.avifEffort });
-      break;
-    case 'png':
-      p = p.png({ compressionLevel: 6 });
-      break;
-    case 'gif':
-      p = p.gif();
-      break;
+      return p.avif({ quality, effort: options.avifEffort });
   }
-  const { data, info } = await p.toBuffer({ resolveWithObject: true });
+}
+
+async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options: RenderOptions): Promise<RenderedOutput> {
+  let p = applyFilter(fromRaw(img), v.filter);
+  const flatten = format === 'jpeg' && (img.channels === 4 || img.channels === 2);
+  if (flatten) p = p.flatten({ background: v.background });
+  let quality: number | undefined;
+  let score: number | undefined;
+  let body: Buffer;
+  if (format === 'png' || format === 'gif') {
+    body = await (format === 'png' ? p.png({ compressionLevel: 6 }) : p.gif()).toBuffer();
+  } else if (v.quality === 'auto') {
+    // The search scores against exactly the pixels the encoder gets: filtered and flattened.
+    const pixels = v.filter || flatten ? await toRawImage(p) : img;
+    const found = await autoQuality(pixels, format, options, options.qualityTarget ?? DEFAULT_TARGET);
+    ({ quality, score, body } = found);
+  } else {
+    quality = v.quality ?? DEFAULT_QUALITY[format];
+    body = await lossyEncoder(p, format, quality, options).toBuffer();
+  }
   return {
     variant: v.name,
     format,
     contentType: CONTENT_TYPES[format],
     extension: EXTENSIONS[format],
-    width: info.width,
-    height: info.height,
-    body: data,
+    // Filters, flattening and encoding keep the size.
+    width: img.width,
+    height: img.height,
+    body,
+    ...(quality !== undefined ? { quality } : {}),
+    ...(score !== undefined ? { score } : {}),
   };
+}
+
+async function toRawImage(p: Sharp): Promise<RawImage> {
+  const { data, info } = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, channels: info.channels };
+}
+
+const DEFAULT_TARGET: QualityTarget = { metric: 'ssim', value: 0.97 };
+/** Trial encodes per output, at most. */
+const AUTO_TRIALS = 3;
+const AUTO_MIN_QUALITY = 40;
+const AUTO_MAX_QUALITY = 95;
+/** Typical SSIM gained per quality step near the defaults (both encoders): the first step's guess. */
+const AUTO_SLOPE = 0.002;
+/**
+ * Above this many pixels the trials encode a sample of the output instead of all of it: evenly spaced
+ * full-width bands of rows, 64 rows each (whole JPEG/WebP macroblocks), ≈ this many pixels in total.
+ * Both encoders work block by block, so bands predict the whole image's score closely, and three
+ * trials on a sixth of the pixels plus one final encode stay within 1.6× a fixed-quality encode.
+ */
+const AUTO_SAMPLE_PIXELS = 200_000;
+const AUTO_BAND_ROWS = 64;
+
+/** Evenly spaced bands of whole rows, stacked: a smaller image with the same kinds of content. */
+function sampleRows(img: RawImage): RawImage {
+  if (img.width * img.height <= AUTO_SAMPLE_PIXELS * 1.5) return img;
+  const rowBytes = img.width * img.channels;
+  const bands = Math.max(1, Math.floor(AUTO_SAMPLE_PIXELS / (img.width * AUTO_BAND_ROWS)));
+  const rows = Math.min(AUTO_BAND_ROWS, img.height);
+  const data = Buffer.allocUnsafe(bands * rows * rowBytes);
+  for (let b = 0; b < bands; b++) {
+    const top = Math.floor(((img.height - rows) * (b + 0.5)) / bands);
+    img.data.copy(data, b * rows * rowBytes, top * rowBytes, (top + rows) * rowBytes);
+  }
+  return { data, width: img.width, height: bands * rows, channels: img.channels };
+}
+
+function lumaOf(img: RawImage): Luma {
+  // Transparent pixels count as seen over white, as the benchmark scores them.
+  return lumaFromPixels(img.data, img.width, img.height, img.channels);
+}
+
+/**
+ * `quality: "auto"`: the lowest encoder quality whose output's luma SSIM against the pixels it was
+ * encoded from reaches `target`, found with at most {@link AUTO_TRIALS} trial encodes (a secant search
+ * from the format's default quality). Trials run on the output's own pixels (or a sample of their
+ * rows, see {@link AUTO_SAMPLE_PIXELS}), never on a new decode of the original. When no trial reaches
+ * the target, the best-scoring one wins. The recorded score is the trial's (the sample's, for large outputs).
+ */
+async function autoQuality(
+  img: RawImage,
+  format: Lossy,
+  options: RenderOptions,
+  target: QualityTarget,
+): Promise<{ quality: number; score: number; body: Buffer }> {
+  const sample = sampleRows(img);
+  const ref = lumaOf(sample);
+  const trials: Array<{ q: number; s: number; body: Buffer }> = [];
+  const clamp = (q: number) => Math.min(AUTO_MAX_QUALITY, Math.max(AUTO_MIN_QUALITY, Math.round(q)));
+  let q: number = DEFAULT_QUALITY[format];
+  for (let i = 0; i < AUTO_TRIALS; i++) {
+    const body = await lossyEncoder(fromRaw(sample), format, q, options).toBuffer();
+    const s = ssim(ref, await decodeLuma(body));
+    trials.push({ q, s, body });
+    const met = trials.filter((t) => t.s >= target.value);
+    const below = trials.filter((t) => t.s < target.value);
+    const lo = below.length ? below.reduce((a, b) => (b.q > a.q ? b : a)) : undefined;
+    const hi = met.length ? met.reduce((a, b) => (b.q < a.q ? b : a)) : undefined;
+    let next: number;
+    if (lo && hi) {
+      if (hi.q - lo.q <= 1) break;
+      // Secant between the closest qualities on either side of the target.
+      next = lo.q + ((target.value - lo.s) * (hi.q - lo.q)) / Math.max(1e-6, hi.s - lo.s);
+      next = Math.min(hi.q - 1, Math.max(lo.q + 1, next));
+    } else {
+      const last = trials[trials.length - 1];
+      const prev = trials.length > 1 ? trials[trials.length - 2] : undefined;
+      const slope = prev && last.q !== prev.q && (last.s - prev.s) / (last.q - prev.q) > 1e-5 ? (last.s - prev.s) / (last.q - prev.q) : AUTO_SLOPE;
+      next = last.q + (target.value - last.s) / slope;
+      // Aim slightly past the target, so the next trial is likely to land on the other side of it.
+      next += hi ? -1 : 1;
+    }
+    next = clamp(next);
+    if (trials.some((t) => t.q === next)) break;
+    q = next;
+  }
+  const met = trials.filter((t) => t.s >= target.value);
+  const pick = met.length ? met.reduce((a, b) => (b.q < a.q ? b : a)) : trials.reduce((a, b) => (b.s > a.s ? b : a));
+  const body = sample === img ? pick.body : await lossyEncoder(fromRaw(img), format, pick.q, options).toBuffer();
+  return { quality: pick.q, score: Math.round(pick.s * 1e5) / 1e5, body };
 }
 
 /** A ThumbHash (≈25 bytes) from the smallest image already in memory, plus a PNG data URL to show it at once. */

@@ -124,6 +124,7 @@ async function render(run: Run, attempt: number, original: StoredObject): Promis
     webpEffort: config.output.webpEffort,
     avifEffort: config.output.avifEffort,
     placeholder: config.output.placeholder,
+    qualityTarget: config.output.qualityTarget,
   });
   const entries = await mapLimit(result.outputs, WRITE_CONCURRENCY, async (o) => {
     const key = variantKey(config.layout, run.imageId, o.variant, o.extension);
@@ -141,6 +142,8 @@ async function render(run: Run, attempt: number, original: StoredObject): Promis
       width: o.width,
       height: o.height,
       bytes: o.body.length,
+      ...(o.quality !== undefined ? { quality: o.quality } : {}),
+      ...(o.score !== undefined ? { score: o.score } : {}),
       ...(config.output.publicBaseUrl ? { url: `${config.output.publicBaseUrl.replace(/\/$/, '')}/${key}` } : {}),
     };
   });

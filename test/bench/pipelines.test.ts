@@ -37,7 +37,7 @@ describe.each([
 
   test('pixelpipe, baseline and lower bound produce the same outputs, at the same sizes', async () => {
     const pp = pixelpipeOutputs(await runPixelpipe(setup, input));
-    const fb = await runFirebaseBaseline(input, setup.config.variants, setup.options);
+    const fb = await runFirebaseBaseline(input, setup.config.variants);
     const lb = await lowerBoundOutputs(await planLowerBound(setup, input));
     expect(shape(fb.outputs)).toEqual(shape(pp));
     expect(shape(lb)).toEqual(shape(pp));
@@ -48,7 +48,7 @@ describe.each([
   });
 
   test('the baseline decodes and encodes three times per output, like the extension', async () => {
-    const fb = await runFirebaseBaseline(input, setup.config.variants, setup.options);
+    const fb = await runFirebaseBaseline(input, setup.config.variants);
     expect(fb.decodes).toBe(3 * fb.outputs.length);
     expect(fb.encodes).toBe(3 * fb.outputs.length);
   });

@@ -1,18 +1,21 @@
 /**
- * pixelpipe's outputs must be at least as good as the Firebase-style baseline's, variant by variant:
- * SSIM against a lossless reference resize no more than 0.005 below the baseline's, and no more than 2%
- * more bytes at equal quality. "At equal quality" matters: the baseline re-encodes every output three
- * times, which smooths WebPs into smaller, visibly worse files, so at the same encoder setting pixelpipe
- * spends more bytes on more detail. Its bytes are therefore taken at the baseline's SSIM (same pixels,
- * same encoder, quality setting interpolated); where the two SSIMs already match, that is its own size.
+ * Dominance: every output of pixelpipe's default config, and of the issue's 8-output equal-work set,
+ * should be at least as good as the Firebase-style baseline's (luma SSIM against a lossless reference
+ * resize of the full original) AND no larger, output by output, at pixelpipe's default settings.
+ *
+ * Not every output gets there yet (docs/performance.md, "Dominance"): JPEG rungs resized from the
+ * 2048 px decode can trail the baseline's one-step resize by a few 1e-4 of SSIM, and a few WebPs are
+ * ~1 % larger. The test pins that gap: no output may be worse on both axes, a near miss must stay within
+ * {@link NEAR_MISS}, and at most {@link MAX_NEAR_MISSES} outputs per image may miss at all.
  */
 import '../../scripts/bench/root';
 import { readSample, photoJpeg, pngWithAlpha } from '../../scripts/fixtures';
 import { benchSetup } from '../../scripts/bench/pipelines';
-import { compareQuality, type QualityRow } from '../../scripts/bench/quality';
+import { compareQuality, EQUAL_WORK_VARIANTS, type QualityRow } from '../../scripts/bench/quality';
 
-const SSIM_SLACK = 0.005;
-const BYTES_SLACK = 1.02;
+/** A near miss: SSIM at most this far below the baseline, or bytes at most this ratio above it (not both). */
+const NEAR_MISS = { ssim: 0.001, bytes: 1.02 };
+const MAX_NEAR_MISSES = 4;
 
 const cases: Array<[string, () => Promise<Buffer>]> = [
   ['6 MP camera JPEG (3000×2000, grain)', () => photoJpeg(6)],
@@ -21,28 +24,31 @@ const cases: Array<[string, () => Promise<Buffer>]> = [
 ];
 
 function describeRow(r: QualityRow): string {
-  return (
-    `${r.variant}.${r.format}: SSIM ${r.pixelpipeSsim} vs ${r.baselineSsim}; ` +
-    `bytes ${r.pixelpipeBytes} vs ${r.baselineBytes}, at equal SSIM ${r.pixelpipeBytesAtBaselineSsim} (q${r.qualityAtBaselineSsim})`
-  );
+  return `${r.variant}.${r.format}: SSIM ${r.pixelpipeSsim} vs ${r.baselineSsim}; bytes ${r.pixelpipeBytes} vs ${r.baselineBytes}`;
 }
 
-describe('output quality: pixelpipe vs the Firebase-style baseline', () => {
+describe('dominance at default settings: pixelpipe vs the Firebase-style baseline, output by output', () => {
   const setup = benchSetup();
 
   test.each(cases)(
-    '%s',
+    '%s: every output of the default config and the equal-work set smaller and better, bar a few near misses',
     async (_name, make) => {
-      const rows = await compareQuality(setup, await make());
-      // Every lossy output of the default config is checked.
-      expect(rows.map((r) => `${r.variant}.${r.format}`).sort()).toEqual(setup.config.variants.flatMap((v) => v.formats.map((f) => `${v.name}.${f}`)).sort());
-      const problems: string[] = [];
-      for (const r of rows) {
-        if (r.pixelpipeSsim < r.baselineSsim - SSIM_SLACK) problems.push(`lower quality: ${describeRow(r)}`);
-        if (r.pixelpipeBytesAtBaselineSsim > r.baselineBytes * BYTES_SLACK) problems.push(`more bytes at equal quality: ${describeRow(r)}`);
+      const input = await make();
+      const misses: QualityRow[] = [];
+      for (const variants of [setup.config.variants, EQUAL_WORK_VARIANTS]) {
+        const rows = await compareQuality(setup, input, variants);
+        // Every lossy output is checked.
+        expect(rows.map((r) => `${r.variant}.${r.format}`).sort()).toEqual(variants.flatMap((v) => v.formats.map((f) => `${v.name}.${f}`)).sort());
+        misses.push(...rows.filter((r) => !r.dominates));
       }
-      expect(problems).toEqual([]);
+      const lowerSsim = (r: QualityRow) => r.pixelpipeSsim < r.baselineSsim;
+      const moreBytes = (r: QualityRow) => r.pixelpipeBytes > r.baselineBytes;
+      const tooFar = misses.filter(
+        (r) => (lowerSsim(r) && moreBytes(r)) || r.pixelpipeSsim < r.baselineSsim - NEAR_MISS.ssim || r.pixelpipeBytes > r.baselineBytes * NEAR_MISS.bytes,
+      );
+      expect(tooFar.map(describeRow)).toEqual([]);
+      expect(misses.length).toBeLessThanOrEqual(MAX_NEAR_MISSES);
     },
-    120_000,
+    240_000,
   );
 });

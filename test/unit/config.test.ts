@@ -25,7 +25,10 @@ describe('loadConfig', () => {
     expect(c.layout).toEqual({ originals: 'originals/', variants: 'variants/', manifests: 'manifests/', state: 'state/' });
     expect(c.variants.map((v) => v.name)).toEqual(['thumb', 'small', 'medium', 'large', 'medium-gray']);
     expect(c.variants.flatMap((v) => v.formats)).toHaveLength(9);
-    expect(c.variants[0]).toMatchObject({ width: 200, height: 200, fit: 'cover', quality: 80, withoutEnlargement: true });
+    expect(c.variants[0]).toMatchObject({ width: 200, height: 200, fit: 'cover', withoutEnlargement: true });
+    // No quality: the per-format defaults apply.
+    expect(c.variants[0].quality).toBeUndefined();
+    expect(c.output.qualityTarget).toEqual({ metric: 'ssim', value: 0.97 });
     expect(c.variants[4].filter).toEqual({ type: 'grayscale' });
     expect(c.limits.allowedTypes).not.toContain('image/svg+xml');
     expect(c.upload.expirySeconds).toBeLessThanOrEqual(900);
@@ -61,7 +64,6 @@ describe('loadConfig', () => {
         width: 100,
         fit: 'inside',
         formats: ['avif', 'original'],
-        quality: 80,
         withoutEnlargement: true,
         background: '#ffffff',
         filter: { type: 'modulate', brightness: 1.2, saturation: 0.5, hue: 90 },
@@ -113,6 +115,19 @@ describe('loadConfig', () => {
     const err = configError({ ...jwt, PIXELPIPE_MAX_FRAMES: '0', PIXELPIPE_WEBP_EFFORT: '9' });
     expect(err.message).toContain('PIXELPIPE_MAX_FRAMES');
     expect(err.message).toContain('PIXELPIPE_WEBP_EFFORT');
+  });
+});
+
+describe('quality', () => {
+  test('a variant takes a number 1..100 or "auto"; PIXELPIPE_QUALITY_TARGET takes ssim:<value>', () => {
+    expect(parseVariants([{ name: 'a', width: 10, quality: 'auto' }])[0].quality).toBe('auto');
+    expect(parseVariants([{ name: 'a', width: 10, quality: 55 }])[0].quality).toBe(55);
+    for (const bad of [0, 101, 50.5, 'high', 'AUTO']) expect(() => parseVariants([{ name: 'a', width: 10, quality: bad }])).toThrow(ConfigError);
+    const c = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_QUALITY_TARGET: 'ssim:0.99' });
+    expect(c.output.qualityTarget).toEqual({ metric: 'ssim', value: 0.99 });
+    for (const bad of ['0.99', 'ssim:1.2', 'ssim:0.3', 'psnr:40', 'ssim:']) {
+      expect(() => loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_QUALITY_TARGET: bad })).toThrow(/PIXELPIPE_QUALITY_TARGET/);
+    }
   });
 });
 

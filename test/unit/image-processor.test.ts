@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import exifReader from 'exif-reader';
 import sharp, { type Stats } from 'sharp';
-import { loadConfig, parseVariants, type VariantSpec } from '../../shared/config';
+import { DEFAULT_QUALITY, loadConfig, parseVariants, type VariantSpec } from '../../shared/config';
+import { decodeLuma, ssim } from '../../shared/image/ssim';
 import { GPS_FIXTURE, jpegWithGps } from '../../scripts/fixtures';
 import { ImageRejectedError } from '../../shared/errors';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
@@ -332,4 +333,48 @@ test('placeholder is a small ThumbHash with a data URL', async () => {
   expect(r.placeholder!.type).toBe('thumbhash');
   expect(Buffer.from(r.placeholder!.value, 'base64').length).toBeLessThanOrEqual(30);
   expect(r.placeholder!.dataUrl).toMatch(/^data:image\/png;base64,/);
+});
+
+describe('quality', () => {
+  test('without a quality, each format gets its default; a number is used as given', async () => {
+    const photo = sample('landscape.jpg');
+    const r = await processor.render(
+      photo,
+      parseVariants([
+        { name: 'a', width: 320, formats: ['webp', 'jpeg'] },
+        { name: 'b', width: 320, formats: ['jpeg'], quality: 40 },
+      ]),
+      limits,
+      opts,
+    );
+    expect(r.outputs.map((o) => [o.variant, o.format, o.quality])).toEqual([
+      ['a', 'jpeg', DEFAULT_QUALITY.jpeg],
+      ['a', 'webp', DEFAULT_QUALITY.webp],
+      ['b', 'jpeg', 40],
+    ]);
+    // The same pixels at a lower quality: fewer bytes.
+    expect(r.outputs[2].body.length).toBeLessThan(r.outputs[0].body.length);
+  });
+
+  test('"auto" picks the lowest tried quality meeting the target: a stricter target gives a higher quality and score', async () => {
+    const photo = sample('landscape.jpg');
+    const variants = parseVariants([{ name: 'a', width: 480, formats: ['webp', 'jpeg'], quality: 'auto' }]);
+    const loose = await processor.render(photo, variants, limits, { ...opts, qualityTarget: { metric: 'ssim', value: 0.9 } });
+    const strict = await processor.render(photo, variants, limits, { ...opts, qualityTarget: { metric: 'ssim', value: 0.98 } });
+    for (const [i, out] of strict.outputs.entries()) {
+      const l = loose.outputs[i];
+      expect(out.quality).toBeGreaterThan(l.quality!);
+      expect(out.score!).toBeGreaterThan(l.score!);
+      expect(out.body.length).toBeGreaterThan(l.body.length);
+      // Met, or the best the search could do at its highest quality.
+      expect(out.score! >= 0.98 || out.quality === 95).toBe(true);
+      expect(l.score!).toBeGreaterThanOrEqual(0.9);
+      // The recorded score is the output's: re-measure it against the pixels it was encoded from.
+      const png = (await processor.render(photo, parseVariants([{ name: 'a', width: 480, formats: ['png'] }]), limits, opts)).outputs[0].body;
+      const ref = await decodeLuma(png);
+      expect(ssim(ref, await decodeLuma(out.body))).toBeCloseTo(out.score!, 3);
+      const meta = await sharp(out.body).metadata();
+      expect([meta.width, meta.height]).toEqual([out.width, out.height]);
+    }
+  });
 });
