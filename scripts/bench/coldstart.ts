@@ -111,7 +111,7 @@ function once(file: string, env: Record<string, string>, instance: Instance): Pr
     child.on('close', (code) => {
       clearTimeout(timer);
       const line = out.trim().split('\n').pop() ?? '';
-      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line));
+      if (code === 0 && line.startsWith('{')) resolve(JSON.parse(line) as { ready: number; require: number; modules: number });
       else
         reject(
           new Error(

@@ -40,15 +40,20 @@ const FULL: ImageSpec[] = [
     ext: 'jpg',
     make: () => photoJpeg(12, { orientation: 6, source: 'portrait-exif6.jpg' }),
   },
-  { id: 'heic', label: 'HEIC (1200×900, committed sample)', ext: 'heic', make: async () => readSample('phone.heic') },
+  { id: 'heic', label: 'HEIC (1200×900, committed sample)', ext: 'heic', make: () => Promise.resolve(readSample('phone.heic')) },
 ];
 
 /** `--quick`: small images, so CI finishes in seconds. */
 const QUICK: ImageSpec[] = [
   { id: 'jpeg-2mp', label: '2 MP JPEG (1633×1225)', ext: 'jpg', make: () => photoJpeg(2) },
   { id: 'png-alpha-small', label: '1 MP PNG with alpha (1200×800)', ext: 'png', make: () => pngWithAlpha(1200, 800) },
-  { id: 'phone-exif6-small', label: '1.5 MP JPEG, EXIF orientation 6 (committed sample)', ext: 'jpg', make: async () => readSample('portrait-exif6.jpg') },
-  { id: 'heic', label: 'HEIC (1200×900, committed sample)', ext: 'heic', make: async () => readSample('phone.heic') },
+  {
+    id: 'phone-exif6-small',
+    label: '1.5 MP JPEG, EXIF orientation 6 (committed sample)',
+    ext: 'jpg',
+    make: () => Promise.resolve(readSample('portrait-exif6.jpg')),
+  },
+  { id: 'heic', label: 'HEIC (1200×900, committed sample)', ext: 'heic', make: () => Promise.resolve(readSample('phone.heic')) },
 ];
 
 /** A 100 MP JPEG for the pixel-limit check; `cheap` skips the grain (3 s instead of 7 s to generate). */

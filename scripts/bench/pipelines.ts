@@ -10,7 +10,7 @@
  *    every output can do less work; resizes, filters and alpha flattening are deliberately left out.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { DEFAULT_QUALITY, loadConfig, type Filter, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
+import { DEFAULT_QUALITY, loadConfig, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
 import { scaledSize, type Size } from '../../shared/image/geometry';
 import { decodeHeic } from '../../shared/image/heic';
 import { applyFilter, lossyEncoder, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';

@@ -27,7 +27,7 @@ const shape = (outs: OutputInfo[]) => outs.map((o) => `${o.variant}.${o.format} 
 
 describe.each([
   ['camera JPEG', () => photoJpeg(2)],
-  ['EXIF-rotated phone photo', async () => readSample('portrait-exif6.jpg')],
+  ['EXIF-rotated phone photo', () => Promise.resolve(readSample('portrait-exif6.jpg'))],
   ['PNG with alpha', () => pngWithAlpha(600, 400)],
 ])('%s', (_name, make) => {
   let input: Buffer;

@@ -19,7 +19,7 @@ const MAX_NEAR_MISSES = 4;
 
 const cases: Array<[string, () => Promise<Buffer>]> = [
   ['6 MP camera JPEG (3000×2000, grain)', () => photoJpeg(6)],
-  ['real phone photo, EXIF orientation 6', async () => readSample('portrait-exif6.jpg')],
+  ['real phone photo, EXIF orientation 6', () => Promise.resolve(readSample('portrait-exif6.jpg'))],
   ['PNG with alpha (2400×1600)', () => pngWithAlpha(2400, 1600)],
 ];
 
