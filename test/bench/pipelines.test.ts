@@ -45,7 +45,7 @@ describe.each([
       const meta = await sharp(o.body).metadata();
       expect([meta.format, meta.width, meta.height]).toEqual([o.format, o.width, o.height]);
     }
-  });
+  }, 120_000);
 
   test('the baseline decodes and encodes three times per output, like the extension', async () => {
     const fb = await runFirebaseBaseline(input, setup.config.variants);

@@ -46,7 +46,8 @@ function report(pp: number): BenchReport {
 }
 
 test('targets are judged on CPU-time medians and say what they measured', () => {
-  const t = checkTargets(report(550));
+  // 1500 ÷ 480 = 3.1× the baseline (≥ 3.0×), 480 ÷ 500 under the bound's 1.08×.
+  const t = checkTargets(report(480));
   const byName = (s: string) => t.filter((x) => x.target.includes(s));
   expect(byName('baseline ÷ pixelpipe').map((x) => x.pass)).toEqual([true, true]);
   expect(byName('lower bound').map((x) => x.pass)).toEqual([true, true]);
@@ -57,6 +58,37 @@ test('targets are judged on CPU-time medians and say what they measured', () => 
       .filter((x) => x.target.includes('lower bound'))
       .map((x) => x.pass),
   ).toEqual([false, false]);
+  // 1500 ÷ 520 = 2.9×: under the 3.0× target, though within the bound's 1.08× (520 ÷ 500).
+  const slow = checkTargets(report(520));
+  expect(slow.filter((x) => x.target.includes('baseline ÷ pixelpipe')).map((x) => x.pass)).toEqual([false, false]);
+  expect(slow.filter((x) => x.target.includes('lower bound')).map((x) => x.pass)).toEqual([true, true]);
+});
+
+test('dominance counts outputs better on both axes; auto quality is judged on bytes saved at equal-or-better SSIM and on time', () => {
+  const row = (dominates: boolean) => ({ variant: 'a', format: 'webp', pixelpipeSsim: 0.9, baselineSsim: 0.9, pixelpipeBytes: 1, baselineBytes: 1, dominates });
+  const r = report(480);
+  r.quality = [{ image: 'jpeg-12mp', set: 'default config', rows: [row(true), row(false)] }];
+  const auto = (fixedBytes: number, autoBytes: number, fixedSsim: number, autoSsim: number) => ({
+    output: 'a.webp',
+    fixedBytes,
+    autoBytes,
+    fixedSsim,
+    autoSsim,
+  });
+  r.autoQuality = [{ image: 'jpeg-12mp', target: 'ssim:0.97', rows: [auto(100, 80, 0.95, 0.96)], fixedCpuMs: 100, autoCpuMs: 150 }];
+  const t = checkTargets(r);
+  expect(t.find((x) => x.target.startsWith('dominance'))).toMatchObject({
+    pass: false,
+    measured: expect.stringMatching(/^1 of 2; misses: jpeg-12mp default config a\.webp/) as unknown,
+  });
+  expect(t.find((x) => x.target.includes('bytes saved'))?.pass).toBe(true);
+  expect(t.find((x) => x.target.includes('render ÷'))?.pass).toBe(true);
+  r.autoQuality[0].rows = [auto(100, 90, 0.95, 0.96)];
+  r.autoQuality[0].autoCpuMs = 170;
+  const t2 = checkTargets(r);
+  expect(t2.find((x) => x.target.includes('bytes saved'))?.pass).toBe(false);
+  expect(t2.find((x) => x.target.includes('render ÷'))?.pass).toBe(false);
+  expect(renderMarkdown(r)).toContain('### Dominance, jpeg-12mp, default config');
 });
 
 test('the Markdown has the main table and the target table', () => {
