@@ -286,7 +286,7 @@ export async function lowerBoundOutputs(plan: LowerBoundPlan): Promise<OutputInf
 /** The processor's own encoder settings (`lossyEncoder`); fixed quality (the bound is for the default config). */
 function encodeRaw(e: LowerBoundEncode, options: RenderOptions): Promise<Buffer> {
   const p = fromRaw(e.raw);
-  return e.format === 'png' ? p.png({ compressionLevel: 6 }).toBuffer() : lossyEncoder(p, e.format, e.quality, options).toBuffer();
+  return e.format === 'png' ? p.png({ compressionLevel: 6 }).toBuffer() : lossyEncoder(p, e.format, e.quality, options, e.raw.width * e.raw.height).toBuffer();
 }
 
 async function decodeToSize(input: Buffer, probe: ImageProbe, size: Size, guard: Pick<SharpOptions, 'limitInputPixels' | 'failOn'>): Promise<Raw> {
