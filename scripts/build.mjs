@@ -24,9 +24,11 @@ export const FUNCTIONS = {
   'gcp/upload': ['functions/gcp/upload.ts', [], [], NATIVE_FETCH],
   'gcp/process': ['functions/gcp/process.ts', ['sharp'], ['sharp']],
   'gcp/notify': ['functions/gcp/notify.ts', [], [], NATIVE_FETCH],
+  'gcp/cascade': ['functions/gcp/cascade.ts', [], []],
   'aws/upload': ['functions/aws/upload.ts', [], []],
   'aws/process': ['functions/aws/process.ts', ['sharp'], ['sharp']],
   'aws/notify': ['functions/aws/notify.ts', [], []],
+  'aws/cascade': ['functions/aws/cascade.ts', [], []],
   cli: ['functions/cli/main.ts', ['sharp'], ['sharp']],
   lib: ['shared/index.ts', ['sharp'], ['sharp']],
 };

@@ -12,7 +12,7 @@
  */
 import { parseArgs } from 'node:util';
 import { PubSub, type Message } from '@google-cloud/pubsub';
-import { parseCompletionEvent, type CompletionEvent } from '../shared/events';
+import { EVENT_TYPES, parseCompletionEvent, type CompletionEvent } from '../shared/events';
 
 const NOT_FOUND = 5;
 const ALREADY_EXISTS = 6;
@@ -31,6 +31,7 @@ class RecentIds {
 }
 
 function describe(e: CompletionEvent): string {
+  if (e.type === EVENT_TYPES.deleted) return `DELETED    ${e.data.id}  ${e.data.source.key}  at ${e.data.deletedAt}`;
   const m = e.data;
   const name = m.source.filename ?? m.source.key;
   if (m.status === 'failed') return `FAILED     ${m.id}  ${name}  ${m.reason?.code ?? 'unknown'}: ${m.reason?.message ?? ''}`;

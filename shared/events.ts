@@ -1,47 +1,79 @@
 /**
  * The completion event contract: CloudEvents 1.0 in structured JSON mode, published once per manifest.
  *
- * - `type`: `pixelpipe.image.processed.v1` or `pixelpipe.image.failed.v1` (the `v1` is the data schema
- *   version; a breaking change gets a new type so old subscribers keep working);
+ * - `type`: `pixelpipe.image.processed.v1` or `pixelpipe.image.failed.v1` (data: the manifest), or
+ *   `pixelpipe.image.deleted.v1` (data: an {@link ImageDeletion}, published by the delete cascade once
+ *   every derived object is gone). The `v1` is the data schema version; a breaking change gets a new
+ *   type so old subscribers keep working;
  * - `id`: deterministic from (bucket, key, generation, status), so redeliveries and reprocessing of the
  *   same generation carry the same id and subscribers can drop duplicates;
- * - `subject`: the image id; `data`: the manifest; `traceparent`: the upload's trace, when known.
+ * - `subject`: the image id; `traceparent`: the upload's trace, when known.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { manifestSchema, type Manifest } from './manifest';
 import type { EventAttributes } from './ports';
 
-export const EVENT_TYPES = { processed: 'pixelpipe.image.processed.v1', failed: 'pixelpipe.image.failed.v1' } as const;
+export const EVENT_TYPES = { processed: 'pixelpipe.image.processed.v1', failed: 'pixelpipe.image.failed.v1', deleted: 'pixelpipe.image.deleted.v1' } as const;
 export type CompletionEventType = (typeof EVENT_TYPES)[keyof typeof EVENT_TYPES];
 export const DATA_SCHEMA = 'urn:pixelpipe:schema:completion-event:v1';
 
-export const completionEventSchema = z.object({
+const envelope = {
   specversion: z.literal('1.0'),
   id: z.string().min(1),
   source: z.string().min(1),
-  type: z.enum([EVENT_TYPES.processed, EVENT_TYPES.failed]),
   subject: z.string().min(1),
   time: z.string(),
   datacontenttype: z.literal('application/json'),
   dataschema: z.literal(DATA_SCHEMA),
   traceparent: z.string().optional(),
+};
+
+/** The `data` of a `pixelpipe.image.deleted.v1` event: which original went, and when. */
+export const imageDeletionSchema = z.object({
+  schemaVersion: z.literal(1),
+  id: z.string(),
+  owner: z.string(),
+  status: z.literal('deleted'),
+  /** The deleted original; `generation` is absent when the platform did not report one (unversioned S3). */
+  source: z.object({ bucket: z.string(), key: z.string(), generation: z.string().optional() }),
+  /** When the storage service reported the deletion (RFC 3339). */
+  deletedAt: z.string(),
+  traceId: z.string().optional(),
+});
+export type ImageDeletion = z.infer<typeof imageDeletionSchema>;
+
+export const imageOutcomeEventSchema = z.object({
+  ...envelope,
+  type: z.enum([EVENT_TYPES.processed, EVENT_TYPES.failed]),
   durationms: z.number().nonnegative().optional(),
   data: manifestSchema,
 });
 
-/** A CloudEvents 1.0 completion event as published by the notifier. */
+export const imageDeletedEventSchema = z.object({
+  ...envelope,
+  type: z.literal(EVENT_TYPES.deleted),
+  data: imageDeletionSchema,
+});
+
+export const completionEventSchema = z.discriminatedUnion('type', [imageOutcomeEventSchema, imageDeletedEventSchema]);
+
+/** A `processed` or `failed` event, published by the notifier; `data` is the manifest. */
+export type ImageOutcomeEvent = z.infer<typeof imageOutcomeEventSchema>;
+/** A `deleted` event, published by the delete cascade. */
+export type ImageDeletedEvent = z.infer<typeof imageDeletedEventSchema>;
+/** Any event on the completion topic: narrow on `type` before reading `data`. */
 export type CompletionEvent = z.infer<typeof completionEventSchema>;
 
 /** Deterministic event id: same source generation and outcome ⇒ same id. */
-export function completionEventId(m: Pick<Manifest, 'source' | 'status'>): string {
+export function completionEventId(m: { source: Pick<Manifest['source'], 'bucket' | 'key' | 'generation'>; status: string }): string {
   return createHash('sha256').update(`${m.source.bucket}\n${m.source.key}\n${m.source.generation}\n${m.status}`).digest('hex').slice(0, 32);
 }
 
 /** Builds the event and the attributes subscribers filter on. */
-export function buildCompletionEvent(manifest: Manifest, source: string, time: Date): { event: CompletionEvent; attributes: EventAttributes } {
+export function buildCompletionEvent(manifest: Manifest, source: string, time: Date): { event: ImageOutcomeEvent; attributes: EventAttributes } {
   const type = manifest.status === 'processed' ? EVENT_TYPES.processed : EVENT_TYPES.failed;
-  const event: CompletionEvent = {
+  const event: ImageOutcomeEvent = {
     specversion: '1.0',
     id: completionEventId(manifest),
     source,
@@ -55,6 +87,31 @@ export function buildCompletionEvent(manifest: Manifest, source: string, time: D
     data: manifest,
   };
   return { event, attributes: { type, imageId: manifest.id, owner: manifest.owner, status: manifest.status } };
+}
+
+/**
+ * Builds the `deleted` event. Its id is derived like the others, from the deleted generation (or, where
+ * the platform reports none, `identity`: the notification's sequencer), so a redelivered deletion
+ * publishes an identical message; `time` is the deletion's, not the cascade's.
+ */
+export function buildDeletedEvent(
+  deletion: ImageDeletion,
+  source: string,
+  identity: string = deletion.source.generation ?? deletion.deletedAt,
+): { event: ImageDeletedEvent; attributes: EventAttributes } {
+  const event: ImageDeletedEvent = {
+    specversion: '1.0',
+    id: completionEventId({ source: { ...deletion.source, generation: identity }, status: 'deleted' }),
+    source,
+    type: EVENT_TYPES.deleted,
+    subject: deletion.id,
+    time: deletion.deletedAt,
+    datacontenttype: 'application/json',
+    dataschema: DATA_SCHEMA,
+    ...(deletion.traceId ? { traceparent: toTraceparent(deletion.traceId) } : {}),
+    data: deletion,
+  };
+  return { event, attributes: { type: EVENT_TYPES.deleted, imageId: deletion.id, owner: deletion.owner, status: 'deleted' } };
 }
 
 /** W3C traceparent for a 32-hex trace id (the span id is derived, the sampled flag set). */

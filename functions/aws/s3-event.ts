@@ -34,6 +34,8 @@ export interface ObjectRef {
   generation?: string;
   eventTime?: Date;
   eventName: string;
+  /** Orders the events of one key; the same on a redelivery, so it identifies an unversioned deletion. */
+  sequencer?: string;
 }
 
 /**
@@ -61,6 +63,7 @@ export function objectRef(record: S3EventRecord): ObjectRef | null {
     generation: eTag || versionId ? s3Generation(versionId, eTag) : undefined,
     eventTime: time && !Number.isNaN(time.getTime()) ? time : undefined,
     eventName: record.eventName,
+    ...(record.s3.object.sequencer ? { sequencer: record.s3.object.sequencer } : {}),
   };
 }
 
@@ -92,6 +95,8 @@ export async function forEachRecord(
   logger: Logger,
   what: string,
   handle: (ref: ObjectRef) => Promise<Omit<RecordOutcome, 'bucket' | 'key'>>,
+  /** Which records the handler serves: `ObjectCreated:` (process, notify) or `ObjectRemoved:` (cascade). */
+  events: 'ObjectCreated:' | 'ObjectRemoved:' = 'ObjectCreated:',
 ): Promise<BatchResult> {
   const parsed = s3EventSchema.safeParse(event);
   if (!parsed.success) {
@@ -109,8 +114,8 @@ export async function forEachRecord(
       outcomes.push({ ...base, status: 'ignored', reason: 'undecodable_key' });
       continue;
     }
-    if (!ref.eventName.startsWith('ObjectCreated:')) {
-      outcomes.push({ ...base, status: 'ignored', reason: 'not_object_created' });
+    if (!ref.eventName.startsWith(events)) {
+      outcomes.push({ ...base, status: 'ignored', reason: events === 'ObjectCreated:' ? 'not_object_created' : 'not_object_removed' });
       continue;
     }
     try {

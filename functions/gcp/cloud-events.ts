@@ -4,7 +4,9 @@
  * - `google.cloud.storage.object.v1.finalized` from Eventarc (data: the JSON API object resource);
  * - `google.cloud.pubsub.topic.v1.messagePublished` carrying a GCS Pub/Sub notification (attributes
  *   `bucketId`, `objectId`, `objectGeneration`, `eventType`), from Eventarc or from a push
- *   subscription that functions-framework converts into that CloudEvent.
+ *   subscription that functions-framework converts into that CloudEvent;
+ * - for the delete cascade, `google.cloud.storage.object.v1.deleted` from Eventarc, or a GCS Pub/Sub
+ *   notification with `eventType` `OBJECT_DELETE` (both may say `overwrittenByGeneration`).
  */
 import { z } from 'zod';
 import type { PixelpipeConfig } from '../../shared/config';
@@ -14,6 +16,7 @@ import type { Logger } from '../../shared/ports';
 
 export const STORAGE_FINALIZED = 'google.cloud.storage.object.v1.finalized';
 export const PUBSUB_PUBLISHED = 'google.cloud.pubsub.topic.v1.messagePublished';
+export const STORAGE_DELETED = 'google.cloud.storage.object.v1.deleted';
 
 /** What the handlers need from any CloudEvent. */
 export interface IncomingCloudEvent {
@@ -41,6 +44,8 @@ const storageObjectData = z.object({
   contentType: z.string().optional(),
   // Values are only read for the trace id; anything else in them must not make the event invalid.
   metadata: z.record(z.string(), z.unknown()).optional(),
+  overwrittenByGeneration: generation.optional(),
+  timeDeleted: isoTime.optional(),
 });
 
 /** A reference to a finalized object, as the use cases take it. */
@@ -51,6 +56,12 @@ export interface ObjectRef {
   eventTime?: Date;
   /** The `pixelpipe-trace` metadata of the object, when the event carries the object's metadata. */
   traceId?: string;
+}
+
+/** A deleted object, as the delete cascade takes it. */
+export interface DeletionRef extends ObjectRef {
+  /** Set when GCS reports the deletion because a newer generation replaced the object. */
+  overwrittenByGeneration?: string;
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; ignored: boolean; reason: string };
@@ -80,6 +91,9 @@ const notificationAttributes = z.object({
   objectId: z.string().min(1),
   objectGeneration: generation.optional(),
   eventType: z.string().min(1),
+  // Only read by the cascade, and only when it parses as a date: it must not invalidate a finalize.
+  eventTime: z.string().optional(),
+  overwrittenByGeneration: generation.optional(),
 });
 
 const pubsubData = z.object({
@@ -114,6 +128,50 @@ export function parseFinalizeNotification(event: IncomingCloudEvent): Parsed<Obj
   };
 }
 
+/**
+ * Validates a deletion: a storage `deleted` event, or a GCS notification (`OBJECT_DELETE`) wrapped in
+ * a Pub/Sub `messagePublished` event. Other notifications (finalize, archive, metadata) are ignored.
+ */
+export function parseDeletion(event: IncomingCloudEvent): Parsed<DeletionRef> {
+  if (event.type === STORAGE_DELETED) {
+    const time = event.time === undefined ? undefined : isoTime.safeParse(event.time);
+    if (time && !time.success) return { ok: false, ignored: false, reason: 'event time is not an RFC 3339 timestamp' };
+    const data = storageObjectData.safeParse(typeof event.data === 'string' ? safeJson(event.data) : event.data);
+    if (!data.success) return { ok: false, ignored: false, reason: `invalid storage object data: ${summarize(data.error)}` };
+    const when = time?.success ? time.data : data.data.timeDeleted;
+    const traceId = validTraceId(data.data.metadata?.['pixelpipe-trace']);
+    return {
+      ok: true,
+      value: {
+        bucket: data.data.bucket,
+        key: data.data.name,
+        generation: data.data.generation,
+        ...(when ? { eventTime: new Date(when) } : {}),
+        ...(data.data.overwrittenByGeneration ? { overwrittenByGeneration: data.data.overwrittenByGeneration } : {}),
+        ...(traceId ? { traceId } : {}),
+      },
+    };
+  }
+  if (event.type !== PUBSUB_PUBLISHED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
+  const data = pubsubData.safeParse(event.data);
+  if (!data.success) return { ok: false, ignored: false, reason: `invalid Pub/Sub message: ${summarize(data.error)}` };
+  const attrs = notificationAttributes.safeParse(data.data.message.attributes ?? {});
+  if (!attrs.success) return { ok: false, ignored: false, reason: `not a GCS notification: ${summarize(attrs.error)}` };
+  if (attrs.data.eventType !== 'OBJECT_DELETE') return { ok: false, ignored: true, reason: `notification ${attrs.data.eventType} is not OBJECT_DELETE` };
+  const traceId = notificationTraceId(data.data.message.data);
+  return {
+    ok: true,
+    value: {
+      bucket: attrs.data.bucketId,
+      key: attrs.data.objectId,
+      ...(attrs.data.objectGeneration ? { generation: attrs.data.objectGeneration } : {}),
+      ...(attrs.data.eventTime && !Number.isNaN(Date.parse(attrs.data.eventTime)) ? { eventTime: new Date(attrs.data.eventTime) } : {}),
+      ...(attrs.data.overwrittenByGeneration ? { overwrittenByGeneration: attrs.data.overwrittenByGeneration } : {}),
+      ...(traceId ? { traceId } : {}),
+    },
+  };
+}
+
 /** The trace id in a JSON_API_V1 notification payload (base64 of the object resource), if any. */
 function notificationTraceId(base64: string | undefined): string | undefined {
   if (!base64) return undefined;
@@ -142,13 +200,13 @@ function summarize(err: z.ZodError): string {
 }
 
 /** What {@link eventHandler} needs: the function's settings and logger, the edge parser and the use case. */
-export interface EventHandlerOptions<R> {
+export interface EventHandlerOptions<R, T extends ObjectRef = ObjectRef> {
   what: string;
   config: PixelpipeConfig;
   /** The function's root logger; each invocation logs through a child with its event and trace id. */
   logger: Logger;
-  parse: (event: IncomingCloudEvent) => Parsed<ObjectRef>;
-  run: (ref: ObjectRef, inv: Invocation) => Promise<R>;
+  parse: (event: IncomingCloudEvent) => Parsed<T>;
+  run: (ref: T, inv: Invocation) => Promise<R>;
   /** Epoch milliseconds; injectable so tests control the deadline. Defaults to `Date.now`. */
   now?: () => number;
 }
@@ -163,7 +221,9 @@ export interface EventHandlerOptions<R> {
  * moment the handler was called. The trace id is the object's `pixelpipe-trace` metadata when the event
  * carries it, else the CloudEvent's `traceparent`, else a fresh one.
  */
-export function eventHandler<R extends { status: string }>(options: EventHandlerOptions<R>): (event: IncomingCloudEvent) => Promise<void> {
+export function eventHandler<R extends { status: string }, T extends ObjectRef = ObjectRef>(
+  options: EventHandlerOptions<R, T>,
+): (event: IncomingCloudEvent) => Promise<void> {
   const { what, config, logger, parse, run } = options;
   const now = options.now ?? Date.now;
   return async (event) => {

@@ -10,7 +10,7 @@
  *   notify handler ──CloudEvent──▶ Pub/Sub topic ──subscription──▶ dev server ──SSE──▶ browser
  */
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
-import { parseCompletionEvent } from '../../shared/events';
+import { EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
 import { newTraceId, withInvocation } from '../../shared/invocation';
 import { ownerSegment, parseOriginalKey } from '../../shared/keys';
 import { createLogger, type LineSink } from '../../shared/logger';
@@ -200,7 +200,8 @@ function showCompletion(message: ChannelMessage, to: { images: RecentImages; sse
     to.log.warn('ignoring a message that is not a valid completion event', { err, messageId: message.id });
     return;
   }
-  to.images.completed(event.data);
+  if (event.type === EVENT_TYPES.deleted) to.images.deleted(event.data.id);
+  else to.images.completed(event.data);
   to.sse.broadcast('completion', event.id, JSON.stringify(event));
 }
 

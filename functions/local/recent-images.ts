@@ -85,6 +85,11 @@ export class RecentImages {
     });
   }
 
+  /** A `deleted` event arrived: the image and everything derived from it are gone. */
+  deleted(id: string): void {
+    this.entries.delete(id);
+  }
+
   /** Newest first, at most `max`. */
   list(max = 50): RecentImage[] {
     const now = this.now();

@@ -11,18 +11,19 @@ import type { EventPublisher, ObjectReader } from '../ports';
 
 /** What notifying needs from the outside world, built once per cold start. */
 export interface NotifyDeps {
-  /** Only reads: the manifest named by the notification. */
+  /** Only reads: the manifest named by the notification, and a `head` of its original. */
   store: ObjectReader;
   publisher: EventPublisher;
   config: PixelpipeConfig;
 }
 
 export type NotifyOutcome =
-  | { status: 'ignored'; reason: 'not_a_manifest' | 'manifest_gone' | 'invalid_manifest' }
+  | { status: 'ignored'; reason: 'not_a_manifest' | 'manifest_gone' | 'invalid_manifest' | 'original_gone' }
   | { status: 'published'; eventId: string; messageId: string; manifest: Manifest };
 
 /**
- * Reads the manifest and publishes one CloudEvent with filterable attributes. The event (id, time,
+ * Reads the manifest, checks that its original still exists (else the image is being deleted and
+ * nothing is published), and publishes one CloudEvent with filterable attributes. The event (id, time,
  * body) depends only on the manifest, so a redelivered notification publishes an identical message.
  * Every publishing failure is rethrown as retryable: the platform retries the notifier and finally
  * parks the notification in its dead-letter queue, so no completion is silently lost. Both calls end
@@ -47,6 +48,12 @@ export async function notifyCompletion(deps: NotifyDeps, inv: Invocation, ref: {
     if (err instanceof PixelpipeError && err.retryable) throw err;
     log.error('manifest is not valid; not publishing', { err, reason: 'invalid_manifest' });
     return { status: 'ignored', reason: 'invalid_manifest' };
+  }
+  // The notifier's half of the delete race (delete-image.ts): an image whose original is gone has been,
+  // or is being, cascaded; announcing it now could put `processed` after `deleted`.
+  if (!(await deps.store.head(manifest.source.bucket, manifest.source.key, call))) {
+    log.info('original is gone; the delete cascade reports this image, not the notifier', { status: manifest.status });
+    return { status: 'ignored', reason: 'original_gone' };
   }
   const { event, attributes } = buildCompletionEvent(manifest, config.eventSource, new Date(manifest.createdAt));
   let messageId: string;

@@ -30,6 +30,7 @@ export interface ObjectEvent {
 }
 
 export type ProcessOutcome =
+  /** `object_gone`: the original was deleted before it was read, or while it was processed (outputs withdrawn). */
   | { status: 'ignored'; reason: 'outside_originals' | 'superseded' | 'object_gone' }
   | { status: 'duplicate'; manifest: Manifest }
   | { status: 'processed' | 'failed'; manifest: Manifest };
@@ -230,10 +231,33 @@ async function finish(
     metadata: { 'pixelpipe-image': run.imageId, 'pixelpipe-status': manifest.status, ...(manifest.traceId ? { 'pixelpipe-trace': manifest.traceId } : {}) },
     ...call,
   });
+  if (await withdrawIfOriginalGone(run, manifest, call)) return { status: 'ignored', reason: 'object_gone' };
   const fields = { traceId: manifest.traceId, durationMs: manifest.durationMs, attempts, status: manifest.status };
   if (manifest.status === 'failed') run.log.warn('image failed', { ...fields, reason: manifest.reason?.code, detail: manifest.reason?.message });
   else run.log.info('image processed', { ...fields, ...manifest.metrics, variants: manifest.variants.length });
   return { status: manifest.status, manifest };
+}
+
+/**
+ * The processor's half of the delete race (delete-image.ts has the whole argument): after the manifest
+ * is written, the original must still exist. If it is gone, its deletion may have been cascaded before
+ * these outputs existed, so the processor removes what it wrote itself (variants, then the manifest)
+ * and reports the image gone. A newer generation under the key is not a deletion: its own processing
+ * overwrites these outputs. A failed lookup keeps the outputs (the cascade of a later deletion removes
+ * them) rather than turning a finished image into a retry.
+ */
+async function withdrawIfOriginalGone(run: Run, manifest: Manifest, call: CallOptions): Promise<boolean> {
+  const { store, config, event } = run;
+  try {
+    if (await store.head(event.bucket, event.key, call)) return false;
+  } catch (err) {
+    run.log.warn('could not check that the original still exists; keeping the outputs', { err });
+    return false;
+  }
+  run.log.warn('original deleted while it was processed; withdrawing its outputs', { variants: manifest.variants.length });
+  await mapLimit(manifest.variants, WRITE_CONCURRENCY, (v) => store.delete(config.buckets.variants, v.key, call));
+  await store.delete(config.buckets.variants, manifestKey(config.layout, run.imageId), call);
+  return true;
 }
 
 /** The image's manifest, or `null` when absent or unreadable (transient storage errors are rethrown). */

@@ -4,11 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
+import { EVENT_TYPES, parseCompletionEvent, type CompletionEvent } from '../../shared/events';
 
 const fixture = (name: string): Record<string, unknown> => JSON.parse(readFileSync(join(__dirname, 'fixtures', name), 'utf8')) as Record<string, unknown>;
 
-const expectEvent = (e: ReturnType<typeof parseCompletionEvent>): void => {
+const expectEvent = (e: CompletionEvent): void => {
+  if (e.type === EVENT_TYPES.deleted) throw new Error('expected a processed event');
   expect(e).toMatchObject({ specversion: '1.0', type: EVENT_TYPES.processed, subject: '6f1c2a4e-8b3d-4c5e-9f70-1a2b3c4d5e6f', source: '//pixelpipe/aws/test' });
   expect(e.traceparent).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-[0-9a-f]{16}-01$/);
   expect(e.data.variants.map((v) => [v.name, v.width, v.height])).toEqual([

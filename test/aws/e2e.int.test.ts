@@ -10,7 +10,8 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { AnonymousAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
-import { EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
+import { EVENT_TYPES } from '../../shared/events';
+import { parseOutcomeEvent } from '../support/events';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createLogger } from '../../shared/logger';
 import type { UploadTarget } from '../../shared/ports';
@@ -160,7 +161,7 @@ describe('AWS pipeline end to end (s3rver + local SNS)', () => {
       owner: { Type: 'String', Value: 'anonymous' },
       status: { Type: 'String', Value: 'processed' },
     });
-    const event = parseCompletionEvent(queue.toLambdaEvent([message]));
+    const event = parseOutcomeEvent(queue.toLambdaEvent([message]));
     expect(event).toMatchObject({ specversion: '1.0', type: EVENT_TYPES.processed, subject: ticket.id, source: '//pixelpipe/aws/e2e' });
     expect(event.data.source).toMatchObject({ bucket: ORIG, key: ticket.key, width: 1600, height: 1065, filename: 'landscape 1.jpg' });
     expect(event.data.variants.map((v) => [v.name, v.format, v.width, v.height]).sort()).toEqual(

@@ -9,7 +9,7 @@ import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair } from 'jose';
 import { JwtAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { loadConfig, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
 import { ImageRejectedError, PixelpipeError, TransientError } from '../../shared/errors';
-import { parseCompletionEvent } from '../../shared/events';
+import { parseOutcomeEvent } from '../support/events';
 import { createLogger } from '../../shared/logger';
 import type { ImageProcessor, ListPage, ObjectInfo, ObjectStore, PutOptions, RenderResult, StoredObject } from '../../shared/ports';
 import { FixedClock, MemoryEventPublisher, SequentialIds } from '../../shared/testing/fakes';
@@ -237,7 +237,7 @@ describe('notify handler (S3 ObjectCreated on manifests/)', () => {
     expect(result.outcomes).toEqual([expect.objectContaining({ key: `manifests/${UUID}.json`, status: 'published', imageId: UUID })]);
     expect(publisher.messages).toHaveLength(1);
     expect(publisher.messages[0].attributes).toEqual({ type: 'pixelpipe.image.processed.v1', imageId: UUID, owner: 'alice', status: 'processed' });
-    const event = parseCompletionEvent(publisher.messages[0].body);
+    const event = parseOutcomeEvent(publisher.messages[0].body);
     expect(event.data.variants.map((v) => [v.name, v.width, v.height])).toEqual([
       ['thumb', 200, 200],
       ['small', 480, 360],

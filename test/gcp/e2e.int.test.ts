@@ -12,7 +12,8 @@
 import { join } from 'node:path';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import sharp from 'sharp';
-import { parseCompletionEvent, type CompletionEvent } from '../../shared/events';
+import type { ImageOutcomeEvent } from '../../shared/events';
+import { parseOutcomeEvent } from '../support/events';
 import { startGcsFake, type GcsFake, type GcsObjectResource } from '../servers/gcs-fake';
 import { pubsubEmulatorMissing, startPubsubEmulator, type PubsubEmulator } from '../servers/pubsub-emulator';
 import { applyEnv, functionEnv, loadFunction, makeServiceAccount, sendCloudEvent, serve, waitFor, type ServedFunction } from './gcp-test-kit';
@@ -132,7 +133,7 @@ describeIf('GCP pipeline end to end (gcs-fake + Pub/Sub emulator + functions-fra
     expect(put.status).toBe(200);
 
     const msg = await waitFor(() => received.find((m) => m.attributes.imageId === grant.id), 120_000, 'the completion event');
-    const event: CompletionEvent = parseCompletionEvent(msg);
+    const event: ImageOutcomeEvent = parseOutcomeEvent(msg);
     expect(triggerErrors).toEqual([]);
     expect(fake.finalizeErrors).toEqual([]);
     expect(msg.attributes).toMatchObject({ type: 'pixelpipe.image.processed.v1', imageId: grant.id, owner: 'anonymous', status: 'processed' });

@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
-import { EVENT_TYPES, parseCompletionEvent, type CompletionEvent } from '../../shared/events';
+import { EVENT_TYPES, type ImageOutcomeEvent } from '../../shared/events';
+import { parseOutcomeEvent } from '../support/events';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { manifestKey } from '../../shared/keys';
 import { createLogger } from '../../shared/logger';
@@ -40,7 +41,7 @@ export interface Harness {
   processor: ImageProcessor;
   upload(body: Buffer, opts?: { id?: string; contentType?: string; filename?: string }): Promise<ObjectInfo>;
   process(event: ObjectEvent): Promise<{ outcome: ProcessOutcome; lines: LogLine[] }>;
-  notify(id: string): Promise<{ outcome: NotifyOutcome; event: CompletionEvent }>;
+  notify(id: string): Promise<{ outcome: NotifyOutcome; event: ImageOutcomeEvent }>;
   /** Upload, process once, notify: the whole path a single finalize event takes. */
   run(body: Buffer, opts?: { id?: string; contentType?: string; filename?: string }): Promise<RunResult>;
 }
@@ -50,7 +51,7 @@ export interface RunResult {
   info: ObjectInfo;
   outcome: ProcessOutcome;
   manifest: Manifest;
-  event: CompletionEvent;
+  event: ImageOutcomeEvent;
   /** Log lines written while processing (not while notifying). */
   lines: LogLine[];
 }
@@ -89,7 +90,7 @@ export function harness(env: Record<string, string> = {}, opts: { processor?: Im
         key: manifestKey(config.layout, id),
       });
       if (outcome.status !== 'published') throw new Error(`nothing published: ${JSON.stringify(outcome)}`);
-      return { outcome, event: parseCompletionEvent(publisher.messages[publisher.messages.length - 1].body) };
+      return { outcome, event: parseOutcomeEvent(publisher.messages[publisher.messages.length - 1].body) };
     },
     async run(body, o = {}) {
       const info = await h.upload(body, o);
