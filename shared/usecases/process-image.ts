@@ -247,11 +247,14 @@ async function finish(
  * them) rather than turning a finished image into a retry.
  */
 async function withdrawIfOriginalGone(run: Run, manifest: Manifest, call: CallOptions): Promise<boolean> {
-  const { store, config, event } = run;
+  const { store, config, event, inv } = run;
+  // At most half of what is left: a stalled lookup must not cost the invocation its recorded outcome.
+  const check: CallOptions = { signal: inv.signal, deadline: Math.min(call.deadline ?? inv.deadline, inv.now() + Math.max(0, remainingMs(inv)) / 2) };
   try {
-    if (await store.head(event.bucket, event.key, call)) return false;
+    if (await store.head(event.bucket, event.key, check)) return false;
   } catch (err) {
-    run.log.warn('could not check that the original still exists; keeping the outputs', { err });
+    // Info, not warn: the outcome line that follows is what operators alert on.
+    run.log.info('could not check that the original still exists; keeping the outputs', { err });
     return false;
   }
   run.log.warn('original deleted while it was processed; withdrawing its outputs', { variants: manifest.variants.length });

@@ -179,6 +179,8 @@ describe.each([
       durationMs: 5,
     };
     await store.inner.put(config.buckets.variants, `manifests/${ID}.json`, Buffer.from(JSON.stringify(manifest)), { contentType: 'application/json' });
+    // The notifier announces only images whose original still exists.
+    await store.inner.put(config.buckets.originals, KEY, Buffer.from('jpeg'), { contentType: 'image/jpeg' });
     const publisher = new FaultyPublisher();
     publisher.fault = () => 'hang';
 

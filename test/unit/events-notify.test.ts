@@ -109,6 +109,8 @@ describe('notifyCompletion', () => {
     const store = new MemoryObjectStore();
     const publisher = new MemoryEventPublisher();
     await store.put(config.buckets.variants, `manifests/${ID}.json`, Buffer.from(JSON.stringify(manifest())), { contentType: 'application/json' });
+    // The notifier announces only images whose original still exists (the delete cascade reports the rest).
+    await store.put(manifest().source.bucket, manifest().source.key, Buffer.from('jpeg'), { contentType: 'image/jpeg' });
     return { store, publisher, deps: { store, publisher, config, logger: silentLogger } };
   }
 
