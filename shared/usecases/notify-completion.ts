@@ -51,7 +51,13 @@ export async function notifyCompletion(deps: NotifyDeps, inv: Invocation, ref: {
   }
   // The notifier's half of the delete race (delete-image.ts): an image whose original is gone has been,
   // or is being, cascaded; announcing it now could put `processed` after `deleted`.
-  if (!(await deps.store.head(manifest.source.bucket, manifest.source.key, call))) {
+  // A lookup that fails does not hold the event back: a completion must not depend on the originals
+  // bucket answering (a poison original's failed event would never be published).
+  const original = await deps.store.head(manifest.source.bucket, manifest.source.key, call).catch((err: unknown) => {
+    log.info('could not check that the original still exists; publishing anyway', { err });
+    return undefined;
+  });
+  if (original === null) {
     log.info('original is gone; the delete cascade reports this image, not the notifier', { status: manifest.status });
     return { status: 'ignored', reason: 'original_gone' };
   }
