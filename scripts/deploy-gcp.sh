@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploys (creates or updates) pixelpipe on Google Cloud: buckets, topics, the GCS -> Pub/Sub
 # notification, one service account per function with least-privilege IAM (infra/gcp/iam.json), and the
-# three 2nd-gen Cloud Run functions. Safe to run again: every create is preceded by an existence check,
+# four 2nd-gen Cloud Run functions (upload, process, notify, cascade). Safe to run again: every create is preceded by an existence check,
 # IAM bindings are added only when missing, and `gcloud functions deploy` is itself create-or-update.
 #
 #   scripts/deploy-gcp.sh --project P --region R --jwks-url URL --jwt-issuer ISS --jwt-audience AUD \
@@ -59,9 +59,14 @@ Sizing (flag or environment variable, default):
   --notify-timeout   DEPLOY_NOTIFY_TIMEOUT         30s
   --notify-concurrency DEPLOY_NOTIFY_CONCURRENCY   (platform default)
   --notify-max-instances DEPLOY_NOTIFY_MAX_INSTANCES 10
+  --cascade-memory   DEPLOY_CASCADE_MEMORY         256Mi
+  --cascade-cpu      DEPLOY_CASCADE_CPU            (platform default for the memory)
+  --cascade-timeout  DEPLOY_CASCADE_TIMEOUT        60s
+  --cascade-concurrency DEPLOY_CASCADE_CONCURRENCY (platform default)
+  --cascade-max-instances DEPLOY_CASCADE_MAX_INSTANCES 10
 
 Function settings: these PIXELPIPE_* variables, when set in the environment of this script, are
-passed to all three functions: PIXELPIPE_VARIANTS, PIXELPIPE_MAX_INPUT_BYTES,
+passed to all four functions: PIXELPIPE_VARIANTS, PIXELPIPE_MAX_INPUT_BYTES,
 PIXELPIPE_MAX_INPUT_PIXELS, PIXELPIPE_MAX_FRAMES, PIXELPIPE_ALLOWED_TYPES,
 PIXELPIPE_UPLOAD_EXPIRY_SECONDS, PIXELPIPE_CACHE_CONTROL, PIXELPIPE_STRIP_METADATA,
 PIXELPIPE_WEBP_EFFORT, PIXELPIPE_AVIF_EFFORT, PIXELPIPE_PLACEHOLDER, PIXELPIPE_MAX_ATTEMPTS,
@@ -93,6 +98,7 @@ REQUIRED_SERVICES=(
 
 RUNTIME=nodejs22
 STORAGE_FINALIZED=google.cloud.storage.object.v1.finalized
+STORAGE_DELETED=google.cloud.storage.object.v1.deleted
 
 PROJECT=""
 REGION=""
@@ -125,6 +131,11 @@ NOTIFY_CPU=${DEPLOY_NOTIFY_CPU:-}
 NOTIFY_TIMEOUT=${DEPLOY_NOTIFY_TIMEOUT:-30s}
 NOTIFY_CONCURRENCY=${DEPLOY_NOTIFY_CONCURRENCY:-}
 NOTIFY_MAX_INSTANCES=${DEPLOY_NOTIFY_MAX_INSTANCES:-10}
+CASCADE_MEMORY=${DEPLOY_CASCADE_MEMORY:-256Mi}
+CASCADE_CPU=${DEPLOY_CASCADE_CPU:-}
+CASCADE_TIMEOUT=${DEPLOY_CASCADE_TIMEOUT:-60s}
+CASCADE_CONCURRENCY=${DEPLOY_CASCADE_CONCURRENCY:-}
+CASCADE_MAX_INSTANCES=${DEPLOY_CASCADE_MAX_INSTANCES:-10}
 
 pp_option_flag() {
   case $1 in
@@ -166,6 +177,11 @@ pp_option_var() {
     --notify-timeout) echo NOTIFY_TIMEOUT ;;
     --notify-concurrency) echo NOTIFY_CONCURRENCY ;;
     --notify-max-instances) echo NOTIFY_MAX_INSTANCES ;;
+    --cascade-memory) echo CASCADE_MEMORY ;;
+    --cascade-cpu) echo CASCADE_CPU ;;
+    --cascade-timeout) echo CASCADE_TIMEOUT ;;
+    --cascade-concurrency) echo CASCADE_CONCURRENCY ;;
+    --cascade-max-instances) echo CASCADE_MAX_INSTANCES ;;
   esac
 }
 
@@ -181,7 +197,7 @@ if ! [[ $MAX_DELIVERY_ATTEMPTS =~ ^[0-9]+$ ]] || ((MAX_DELIVERY_ATTEMPTS < 5 || 
   pp_die "--max-delivery-attempts must be 5..100"
 fi
 case $LOG_LEVEL in debug | info | warn | error) ;; *) pp_die "--log-level must be debug, info, warn or error" ;; esac
-for v in PROCESS UPLOAD NOTIFY; do
+for v in PROCESS UPLOAD NOTIFY CASCADE; do
   mi="${v}_MAX_INSTANCES" to="${v}_TIMEOUT" co="${v}_CONCURRENCY" me="${v}_MEMORY" cp="${v}_CPU"
   [[ ${!mi} =~ ^[1-9][0-9]*$ ]] || pp_die "$mi must be a positive integer (got '${!mi}')"
   [[ ${!to} =~ ^[1-9][0-9]*s$ ]] || pp_die "$to must look like 120s (got '${!to}')"
@@ -213,7 +229,7 @@ cd "$PP_REPO_ROOT"
 if [[ $SKIP_BUILD == 0 ]]; then
   pp_run npm run build
 fi
-for fn in upload process notify; do
+for fn in upload process notify cascade; do
   if [[ ! -f "$SOURCE_DIR/$fn/index.js" || ! -f "$SOURCE_DIR/$fn/package.json" ]]; then
     if [[ $PP_DRY_RUN == 1 ]]; then
       pp_note "warning: $SOURCE_DIR/$fn/{index.js,package.json} not built yet"
@@ -259,6 +275,7 @@ done <"$PP_TMP/service-accounts"
 SA_UPLOAD=$(pp_sa_email upload)
 SA_PROCESS=$(pp_sa_email process)
 SA_NOTIFY=$(pp_sa_email notify)
+SA_CASCADE=$(pp_sa_email cascade)
 SA_TRIGGER=$(pp_sa_email trigger)
 
 # ---------------------------------------------------------------------------------------------------
@@ -425,6 +442,7 @@ pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${UPLOAD
   "PIXELPIPE_SIGNER_SERVICE_ACCOUNT=$SA_UPLOAD" >"$PP_TMP/env-upload.yaml"
 pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${PROCESS_TIMEOUT%s}" "MALLOC_ARENA_MAX=2" >"$PP_TMP/env-process.yaml"
 pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${NOTIFY_TIMEOUT%s}" >"$PP_TMP/env-notify.yaml"
+pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${CASCADE_TIMEOUT%s}" >"$PP_TMP/env-cascade.yaml"
 
 deploy_function() { # fn name sa memory cpu timeout concurrency max-instances [extra flags...]
   local fn=$1 name=$2 sa=$3 memory=$4 cpu=$5 timeout=$6 concurrency=$7 max=$8
@@ -457,6 +475,14 @@ deploy_function process "$FN_PROCESS" "$SA_PROCESS" "$PROCESS_MEMORY" "$PROCESS_
 deploy_function notify "$FN_NOTIFY" "$SA_NOTIFY" "$NOTIFY_MEMORY" "$NOTIFY_CPU" "$NOTIFY_TIMEOUT" \
   "$NOTIFY_CONCURRENCY" "$NOTIFY_MAX_INSTANCES" \
   --trigger-topic="$TOPIC_MANIFESTS" --trigger-service-account="$SA_TRIGGER" --retry \
+  --no-allow-unauthenticated --ingress-settings=internal-only
+
+# cascade: every deletion in the originals bucket (GCS also reports an overwritten generation as
+# deleted; the function recognises and ignores those).
+deploy_function cascade "$FN_CASCADE" "$SA_CASCADE" "$CASCADE_MEMORY" "$CASCADE_CPU" "$CASCADE_TIMEOUT" \
+  "$CASCADE_CONCURRENCY" "$CASCADE_MAX_INSTANCES" \
+  --trigger-event-filters="type=$STORAGE_DELETED" --trigger-event-filters="bucket=$ORIGINALS_BUCKET" \
+  --trigger-location="$TRIGGER_LOCATION" --trigger-service-account="$SA_TRIGGER" --retry \
   --no-allow-unauthenticated --ingress-settings=internal-only
 
 # ---------------------------------------------------------------------------------------------------
@@ -509,8 +535,10 @@ ensure_dead_letter() { # subscription dlq-topic
 
 trigger_subscription PROCESS_SUBSCRIPTION "$FN_PROCESS"
 trigger_subscription NOTIFY_SUBSCRIPTION "$FN_NOTIFY"
+trigger_subscription CASCADE_SUBSCRIPTION "$FN_CASCADE"
 ensure_dead_letter "$PROCESS_SUBSCRIPTION" "$TOPIC_ORIGINALS_DLQ"
 ensure_dead_letter "$NOTIFY_SUBSCRIPTION" "$TOPIC_MANIFESTS_DLQ"
+ensure_dead_letter "$CASCADE_SUBSCRIPTION" "$TOPIC_DELETIONS_DLQ"
 apply_bindings post
 
 # ---------------------------------------------------------------------------------------------------

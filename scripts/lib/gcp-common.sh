@@ -192,14 +192,16 @@ pp_compute_names() {
   FN_UPLOAD="$NAME-upload"
   FN_PROCESS="$NAME-process"
   FN_NOTIFY="$NAME-notify"
+  FN_CASCADE="$NAME-cascade"
 
   TOPIC_EVENTS="$NAME-events"
   TOPIC_MANIFESTS="$NAME-manifests"
   TOPIC_EVENTS_DLQ="$NAME-events-dlq"
   TOPIC_MANIFESTS_DLQ="$NAME-manifests-dlq"
   TOPIC_ORIGINALS_DLQ="$NAME-originals-dlq"
+  TOPIC_DELETIONS_DLQ="$NAME-deletions-dlq"
   # Pull subscriptions that keep dead-lettered messages (a topic without subscription drops them).
-  DLQ_TOPICS=("$TOPIC_EVENTS_DLQ" "$TOPIC_MANIFESTS_DLQ" "$TOPIC_ORIGINALS_DLQ")
+  DLQ_TOPICS=("$TOPIC_EVENTS_DLQ" "$TOPIC_MANIFESTS_DLQ" "$TOPIC_ORIGINALS_DLQ" "$TOPIC_DELETIONS_DLQ")
 
   ORIGINALS_BUCKET=${ORIGINALS_BUCKET:-"$PROJECT-$NAME-originals"}
   VARIANTS_BUCKET=${VARIANTS_BUCKET:-"$PROJECT-$NAME-variants"}
@@ -238,11 +240,14 @@ pp_vars() {
     "eventsDlqTopic=$TOPIC_EVENTS_DLQ"
     "manifestsDlqTopic=$TOPIC_MANIFESTS_DLQ"
     "originalsDlqTopic=$TOPIC_ORIGINALS_DLQ"
+    "deletionsDlqTopic=$TOPIC_DELETIONS_DLQ"
     "uploadFunction=$FN_UPLOAD"
     "processFunction=$FN_PROCESS"
     "notifyFunction=$FN_NOTIFY"
+    "cascadeFunction=$FN_CASCADE"
     "processSubscription=${PROCESS_SUBSCRIPTION:-PROCESS_TRIGGER_SUBSCRIPTION}"
     "notifySubscription=${NOTIFY_SUBSCRIPTION:-NOTIFY_TRIGGER_SUBSCRIPTION}"
+    "cascadeSubscription=${CASCADE_SUBSCRIPTION:-CASCADE_TRIGGER_SUBSCRIPTION}"
   )
 }
 

@@ -70,8 +70,8 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(enable[0].argv).not.toContain('storage.googleapis.com');
   });
 
-  test('deploys three gen-2 nodejs22 functions with their entry points, sources and own service accounts', () => {
-    for (const fn of ['upload', 'process', 'notify'] as const) {
+  test('deploys four gen-2 nodejs22 functions with their entry points, sources and own service accounts', () => {
+    for (const fn of ['upload', 'process', 'notify', 'cascade'] as const) {
       const c = functionDeploy(first.calls, `pixelpipe-${fn}`);
       expect(c.argv).toContain('--gen2');
       expect(flag(c, 'runtime')).toBe('nodejs22');
@@ -99,6 +99,19 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(c.argv).toContain('--retry');
     expect(hasFlag(c, 'trigger-http')).toBe(false);
     expect(hasFlag(c, 'trigger-topic')).toBe(false);
+  });
+
+  test('cascade: storage deleted trigger on the originals bucket, sizing, retry', () => {
+    const c = functionDeploy(first.calls, 'pixelpipe-cascade');
+    expect(flagValues(c, 'trigger-event-filters').sort()).toEqual([`bucket=${ORIGINALS}`, 'type=google.cloud.storage.object.v1.deleted']);
+    expect(flag(c, 'trigger-location')).toBe(REGION);
+    expect(flag(c, 'trigger-service-account')).toBe(SA.trigger);
+    expect(flag(c, 'memory')).toBe('256Mi');
+    expect(flag(c, 'timeout')).toBe('60s');
+    expect(flag(c, 'max-instances')).toBe('10');
+    expect(flag(c, 'ingress-settings')).toBe('internal-only');
+    expect(c.argv).toContain('--retry');
+    expect(hasFlag(c, 'trigger-http')).toBe(false);
   });
 
   test('notify: triggered by the manifests topic, sizing, retry', () => {
@@ -140,7 +153,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       const c = functionDeploy(first.calls, `pixelpipe-${fn}`);
       return parseYaml(c.files['--env-vars-file'] as string) as Record<string, string>;
     };
-    for (const fn of ['upload', 'process', 'notify']) {
+    for (const fn of ['upload', 'process', 'notify', 'cascade']) {
       const e = env(fn);
       expect(e).toMatchObject({
         NODE_ENV: 'production',
@@ -162,7 +175,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(env('process').MALLOC_ARENA_MAX).toBe('2');
     expect(env('notify').MALLOC_ARENA_MAX).toBeUndefined();
     // Each function's deadline is its own --timeout.
-    for (const fn of ['upload', 'process', 'notify']) {
+    for (const fn of ['upload', 'process', 'notify', 'cascade']) {
       expect(`${env(fn).PIXELPIPE_FUNCTION_TIMEOUT_SECONDS}s`).toBe(flag(functionDeploy(first.calls, `pixelpipe-${fn}`), 'timeout'));
     }
     expect(env('process').PIXELPIPE_FUNCTION_TIMEOUT_SECONDS).toBe('120');
@@ -190,10 +203,17 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
 
   test('topics, dead-letter topics and their holding subscriptions exist', () => {
     const state = world.state();
-    for (const t of ['pixelpipe-events', 'pixelpipe-manifests', 'pixelpipe-events-dlq', 'pixelpipe-manifests-dlq', 'pixelpipe-originals-dlq']) {
+    for (const t of [
+      'pixelpipe-events',
+      'pixelpipe-manifests',
+      'pixelpipe-events-dlq',
+      'pixelpipe-manifests-dlq',
+      'pixelpipe-originals-dlq',
+      'pixelpipe-deletions-dlq',
+    ]) {
       expect(state.topics[t]).toBeDefined();
     }
-    for (const t of ['pixelpipe-events-dlq', 'pixelpipe-manifests-dlq', 'pixelpipe-originals-dlq']) {
+    for (const t of ['pixelpipe-events-dlq', 'pixelpipe-manifests-dlq', 'pixelpipe-originals-dlq', 'pixelpipe-deletions-dlq']) {
       expect(state.subscriptions[`${t}-hold`]).toMatchObject({ topic: t });
     }
   });
@@ -201,11 +221,12 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
   test('the trigger subscriptions dead-letter to their DLQ topics', () => {
     const state = world.state();
     const subs = Object.entries<any>(state.subscriptions).filter(([name]) => name.startsWith('eventarc-'));
-    expect(subs).toHaveLength(2);
+    expect(subs).toHaveLength(3);
     const byTopic = Object.fromEntries(subs.map(([, s]) => [s.deadLetterPolicy?.deadLetterTopic, s.deadLetterPolicy?.maxDeliveryAttempts]));
     expect(byTopic).toEqual({
       [`projects/${PROJECT}/topics/pixelpipe-originals-dlq`]: 10,
       [`projects/${PROJECT}/topics/pixelpipe-manifests-dlq`]: 10,
+      [`projects/${PROJECT}/topics/pixelpipe-deletions-dlq`]: 10,
     });
     for (const [, s] of subs) {
       expect(s.iam.bindings).toEqual([{ role: 'roles/pubsub.subscriber', members: [PUBSUB_AGENT] }]);
@@ -254,18 +275,33 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     ]);
   });
 
-  test('notify SA: reads manifests/, publishes to the events topic only', () => {
+  test('notify SA: reads manifests/ and originals/ (does the original still exist?), publishes to the events topic only', () => {
     const grants = grantsOf(world.state(), `serviceAccount:${SA.notify}`);
     expect(grants).toEqual([
+      [`bucket:${ORIGINALS}`, 'roles/storage.objectViewer', 'pixelpipe-originals-prefix-only'],
       [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-manifests-prefix-only'],
       ['topic:pixelpipe-events', 'roles/pubsub.publisher', ''],
     ]);
     expect(grants.filter(([, role]) => role === 'roles/pubsub.publisher').map(([r]) => r)).toEqual(['topic:pixelpipe-events']);
   });
 
-  test('trigger SA: eventReceiver on the project and run.invoker on process and notify only', () => {
+  test('cascade SA: reads originals/ (never deletes them), lists and deletes in the variants bucket, publishes to the events topic only', () => {
+    const grants = grantsOf(world.state(), `serviceAccount:${SA.cascade}`);
+    expect(grants).toEqual([
+      [`bucket:${ORIGINALS}`, 'roles/storage.objectViewer', 'pixelpipe-originals-prefix-only'],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', ''],
+      ['topic:pixelpipe-events', 'roles/pubsub.publisher', ''],
+    ]);
+    // Only the upload SA may create originals; nobody deployed here may delete them.
+    for (const b of world.state().buckets[ORIGINALS].iam.bindings) {
+      expect(['roles/storage.objectViewer', 'roles/storage.objectCreator']).toContain(b.role);
+    }
+  });
+
+  test('trigger SA: eventReceiver on the project and run.invoker on process, notify and cascade only', () => {
     expect(grantsOf(world.state(), `serviceAccount:${SA.trigger}`)).toEqual([
       ['project', 'roles/eventarc.eventReceiver', ''],
+      ['runService:pixelpipe-cascade', 'roles/run.invoker', ''],
       ['runService:pixelpipe-notify', 'roles/run.invoker', ''],
       ['runService:pixelpipe-process', 'roles/run.invoker', ''],
     ]);
@@ -281,6 +317,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     const pubsub = grantsOf(state, PUBSUB_AGENT).map(([r, role]) => `${r} ${role}`);
     expect(pubsub.filter((g) => !g.startsWith('subscription:eventarc-'))).toEqual([
       `serviceAccount:${SA.trigger} roles/iam.serviceAccountTokenCreator`,
+      'topic:pixelpipe-deletions-dlq roles/pubsub.publisher',
       'topic:pixelpipe-events-dlq roles/pubsub.publisher',
       'topic:pixelpipe-manifests-dlq roles/pubsub.publisher',
       'topic:pixelpipe-originals-dlq roles/pubsub.publisher',
@@ -292,7 +329,12 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(stateAfterFirst).not.toBe('');
     expect(stateAfterSecond).toBe(stateAfterFirst);
     const changes = mutating(second.calls).map((c) => `${c.command} ${c.argv[2]}`);
-    expect(changes).toEqual(['functions deploy pixelpipe-upload', 'functions deploy pixelpipe-process', 'functions deploy pixelpipe-notify']);
+    expect(changes).toEqual([
+      'functions deploy pixelpipe-upload',
+      'functions deploy pixelpipe-process',
+      'functions deploy pixelpipe-notify',
+      'functions deploy pixelpipe-cascade',
+    ]);
     expect(callsOf(second.calls, 'storage buckets notifications list')).toHaveLength(1);
     expect(second.stderr).toMatch(/notification gs:\/\/.*-variants -> pixelpipe-manifests: exists/);
   });
@@ -323,6 +365,8 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(changes.sort()).toEqual(
       [
         `storage buckets update gs://${VARIANTS}`,
+        // Two publishers lost their grant: notify and cascade.
+        'pubsub topics add-iam-policy-binding pixelpipe-events',
         'pubsub topics add-iam-policy-binding pixelpipe-events',
         `pubsub subscriptions update ${sub}`,
         'run services update pixelpipe-upload',

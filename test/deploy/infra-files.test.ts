@@ -209,7 +209,7 @@ describe('infra/gcp', () => {
   };
 
   test('iam.json: one service account per function plus the trigger identity; every reference resolves', () => {
-    expect(Object.keys(iam.serviceAccounts).sort()).toEqual(['notify', 'process', 'trigger', 'upload']);
+    expect(Object.keys(iam.serviceAccounts).sort()).toEqual(['cascade', 'notify', 'process', 'trigger', 'upload']);
     for (const b of iam.bindings) {
       for (const ref of [b.member, b.resource.name].filter((r) => typeof r === 'string' && r.startsWith('sa:'))) {
         expect(iam.serviceAccounts[ref.slice(3)]).toBeDefined();
