@@ -144,8 +144,8 @@ describe('serverless.yml packaged with osls', () => {
     return r;
   };
 
-  test('three functions on nodejs22.x / arm64 with their memory, timeout and own role', () => {
-    const expected = { Upload: [1024, 10], Process: [1769, 60], Notify: [256, 30] } as const;
+  test('four functions on nodejs22.x / arm64 with their memory, timeout and own role', () => {
+    const expected = { Upload: [1024, 10], Process: [1769, 60], Notify: [256, 30], Cascade: [256, 60] } as const;
     for (const [fn, [memory, timeout]] of Object.entries(expected)) {
       const p = res(`${fn}LambdaFunction`).Properties;
       expect([fn, p.Runtime, p.Architectures, p.MemorySize, p.Timeout]).toEqual([fn, 'nodejs22.x', ['arm64'], memory, timeout]);
@@ -156,6 +156,7 @@ describe('serverless.yml packaged with osls', () => {
     const env = (fn: string) => (res(`${fn}LambdaFunction`).Properties.Environment as { Variables: Json }).Variables;
     expect(env('Process').MALLOC_ARENA_MAX).toBe('2');
     expect(resolve(env('Notify').PIXELPIPE_TOPIC)).toBe('ref:CompletionTopic');
+    expect(resolve(env('Cascade').PIXELPIPE_TOPIC)).toBe('ref:CompletionTopic');
     expect(resolve(env('Upload').PIXELPIPE_ORIGINALS_BUCKET)).toBe(ORIG.replace('arn:aws:s3:::', ''));
     expect(env('Upload').PIXELPIPE_CORS_ORIGINS).not.toContain('*');
   });
@@ -176,20 +177,19 @@ describe('serverless.yml packaged with osls', () => {
     expect(JSON.stringify(res('OriginalsBucket').Properties.CorsConfiguration)).toContain('"AllowedMethods":["POST"]');
   });
 
-  test('S3 notifications: originals/ → process, manifests/*.json → notify, each after its permission', () => {
+  test('S3 notifications: originals/ → process (created) and cascade (removed), manifests/*.json → notify, each after its permission', () => {
     const notif = (bucket: string) =>
       (
         res(bucket).Properties.NotificationConfiguration as {
           LambdaConfigurations: Array<{ Event: string; Function: unknown; Filter: { S3Key: { Rules: Array<{ Name: string; Value: string }> } } }>;
         }
       ).LambdaConfigurations;
-    const [o] = notif('OriginalsBucket');
-    expect(notif('OriginalsBucket')).toHaveLength(1);
-    expect([o.Event, resolve(o.Function), o.Filter.S3Key.Rules]).toEqual([
-      's3:ObjectCreated:*',
-      'getatt:ProcessLambdaFunction.Arn',
-      [{ Name: 'prefix', Value: 'originals/' }],
+    expect(notif('OriginalsBucket').map((o) => [o.Event, resolve(o.Function), o.Filter.S3Key.Rules])).toEqual([
+      ['s3:ObjectCreated:*', 'getatt:ProcessLambdaFunction.Arn', [{ Name: 'prefix', Value: 'originals/' }]],
+      ['s3:ObjectRemoved:*', 'getatt:CascadeLambdaFunction.Arn', [{ Name: 'prefix', Value: 'originals/' }]],
     ]);
+    expect(list(res('OriginalsBucket').DependsOn)).toContain('CascadeS3InvokePermission');
+    expect(resolve(res('CascadeS3InvokePermission').Properties.SourceArn)).toBe(ORIG);
     const [v] = notif('VariantsBucket');
     expect(notif('VariantsBucket')).toHaveLength(1);
     expect([v.Event, resolve(v.Function)]).toEqual(['s3:ObjectCreated:*', 'getatt:NotifyLambdaFunction.Arn']);
@@ -207,7 +207,7 @@ describe('serverless.yml packaged with osls', () => {
   test('the SNS topic and the dead-letter queue for failed async invocations', () => {
     expect(res('CompletionTopic').Type).toBe('AWS::SNS::Topic');
     expect(res('FailedEventsQueue').Type).toBe('AWS::SQS::Queue');
-    for (const fn of ['Process', 'Notify']) {
+    for (const fn of ['Process', 'Notify', 'Cascade']) {
       const p = res(`${fn}LambdaEvConf`).Properties as { DestinationConfig: { OnFailure: { Destination: unknown } }; MaximumRetryAttempts: number };
       expect(resolve(p.DestinationConfig.OnFailure.Destination)).toBe('getatt:FailedEventsQueue.Arn');
       expect(p.MaximumRetryAttempts).toBe(2);
@@ -237,7 +237,7 @@ describe('serverless.yml packaged with osls', () => {
         return list(s.Action).flatMap((a) => list(s.Resource).map((r) => [a, resolve(r)] as [string, string]));
       });
 
-    test.each(['UploadRole', 'ProcessRole', 'NotifyRole'])('%s: no wildcard actions, no resource "*", no managed policies', (role) => {
+    test.each(['UploadRole', 'ProcessRole', 'NotifyRole', 'CascadeRole'])('%s: no wildcard actions, no resource "*", no managed policies', (role) => {
       expect(res(role).Properties.ManagedPolicyArns).toBeUndefined();
       for (const [action, resource] of grants(role)) {
         expect(action).not.toContain('*');
@@ -249,6 +249,7 @@ describe('serverless.yml packaged with osls', () => {
       ['UploadRole', 'upload'],
       ['ProcessRole', 'process'],
       ['NotifyRole', 'notify'],
+      ['CascadeRole', 'cascade'],
     ])('%s writes only its own log group', (role, fn) => {
       const logs = grants(role).filter(([a]) => a.startsWith('logs:'));
       expect(logs.map(([a]) => a).sort()).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
@@ -261,7 +262,7 @@ describe('serverless.yml packaged with osls', () => {
       expect(JSON.stringify(statements('UploadRole'))).not.toContain('variants');
     });
 
-    test('process: reads originals/*, reads and writes variants/ manifests/ state/, lists for 404s; no SNS', () => {
+    test('process: reads originals/*, reads and writes variants/ manifests/ state/, withdraws only variants/ manifests/, lists for 404s; no SNS', () => {
       const g = grants('ProcessRole').filter(([a]) => !a.startsWith('logs:'));
       expect(g.filter(([a]) => a.startsWith('sns:'))).toEqual([]);
       expect(
@@ -276,6 +277,13 @@ describe('serverless.yml packaged with osls', () => {
           .map(([, r]) => r)
           .sort(),
       ).toEqual([`${VAR}/manifests/*`, `${VAR}/state/*`, `${VAR}/variants/*`]);
+      // An original deleted mid-render: the processor removes what it wrote itself, never an original.
+      expect(
+        g
+          .filter(([a]) => a === 's3:DeleteObject')
+          .map(([, r]) => r)
+          .sort(),
+      ).toEqual([`${VAR}/manifests/*`, `${VAR}/variants/*`]);
       // Bucket-level only (no object access): lets S3 answer 404, not 403, for keys that do not exist yet.
       expect(
         g
@@ -284,18 +292,43 @@ describe('serverless.yml packaged with osls', () => {
           .sort(),
       ).toEqual([ORIG, VAR]);
       expect(g.filter(([a]) => a === 'sqs:SendMessage').map(([, r]) => r)).toEqual(['getatt:FailedEventsQueue.Arn']);
-      expect(new Set(g.map(([a]) => a))).toEqual(new Set(['s3:GetObject', 's3:PutObject', 's3:ListBucket', 'sqs:SendMessage']));
+      expect(new Set(g.map(([a]) => a))).toEqual(new Set(['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListBucket', 'sqs:SendMessage']));
     });
 
-    test('notify: reads manifests/* only and publishes to the topic only; no s3:PutObject', () => {
+    test('notify: reads manifests/* and (HEAD) originals/*, publishes to the topic only; no s3:PutObject', () => {
       const g = grants('NotifyRole').filter(([a]) => !a.startsWith('logs:'));
       expect(g.sort()).toEqual(
         [
           ['s3:GetObject', `${VAR}/manifests/*`],
+          ['s3:GetObject', `${ORIG}/originals/*`],
+          ['s3:ListBucket', ORIG],
           ['sns:Publish', 'ref:CompletionTopic'],
           ['sqs:SendMessage', 'getatt:FailedEventsQueue.Arn'],
         ].sort(),
       );
+    });
+
+    test('cascade: deletes only variants/ manifests/ state/, reads originals/* but can never delete or write them', () => {
+      const g = grants('CascadeRole').filter(([a]) => !a.startsWith('logs:'));
+      expect(g.sort()).toEqual(
+        [
+          ['s3:GetObject', `${ORIG}/originals/*`],
+          ['s3:GetObject', `${VAR}/variants/*`],
+          ['s3:GetObject', `${VAR}/manifests/*`],
+          ['s3:GetObject', `${VAR}/state/*`],
+          ['s3:DeleteObject', `${VAR}/variants/*`],
+          ['s3:DeleteObject', `${VAR}/manifests/*`],
+          ['s3:DeleteObject', `${VAR}/state/*`],
+          ['s3:ListBucket', ORIG],
+          ['s3:ListBucket', VAR],
+          ['sns:Publish', 'ref:CompletionTopic'],
+          ['sqs:SendMessage', 'getatt:FailedEventsQueue.Arn'],
+        ].sort(),
+      );
+      // Only the upload role can write originals and no role can delete them.
+      for (const role of ['UploadRole', 'ProcessRole', 'NotifyRole', 'CascadeRole']) {
+        expect(grants(role).filter(([a, r]) => a === 's3:DeleteObject' && r.startsWith(`${ORIG}/`))).toEqual([]);
+      }
     });
   });
 
@@ -315,8 +348,8 @@ describe('serverless.yml packaged with osls', () => {
       expect(names).toContain('dist/aws/process/node_modules/libheif-js/libheif-wasm/libheif-bundle.js');
     });
 
-    test('upload and notify are a single bundle each, without sharp or the other cloud SDKs', () => {
-      for (const fn of ['upload', 'notify']) {
+    test('upload, notify and cascade are a single bundle each, without sharp or the other cloud SDKs', () => {
+      for (const fn of ['upload', 'notify', 'cascade']) {
         const z = zips.get(fn)!;
         expect([...z.keys()]).toEqual([`dist/aws/${fn}/index.js`]);
         const js = z.get(`dist/aws/${fn}/index.js`)!.read().toString('utf8');
@@ -352,7 +385,7 @@ describe('serverless.yml packaged with osls', () => {
         );
       });
 
-    test.each(['upload', 'notify'])('%s exports a handler', async (fn) => {
+    test.each(['upload', 'notify', 'cascade'])('%s exports a handler', async (fn) => {
       const r = await load(join(ROOT, 'dist', 'aws', fn, 'index.js'), lambdaEnv);
       expect(r).toMatchObject({ ok: true, out: expect.stringMatching(/^function/) });
     });
