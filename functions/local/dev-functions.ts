@@ -1,13 +1,15 @@
 /**
- * The dev stack's three functions: the production AWS handlers and adapters, each with its own
- * clients as each Lambda builds them at cold start, invoked asynchronously for the S3 notifications
- * the deployed buckets would send (originals/ → process, manifests/*.json → notify).
+ * The dev stack's functions: the production AWS handlers and adapters, each with its own clients as
+ * each Lambda builds them at cold start, invoked asynchronously for the S3 notifications the deployed
+ * buckets would send (originals/ created → process, originals/ removed → cascade, manifests/*.json →
+ * notify).
  */
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import type { PixelpipeConfig } from '../../shared/config';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import type { Authenticator, EventPublisher, Logger, ObjectStore } from '../../shared/ports';
+import { createCascadeHandler } from '../aws/cascade-handler';
 import { createNotifyHandler } from '../aws/notify-handler';
 import { createProcessHandler } from '../aws/process-handler';
 import { S3ObjectStore } from '../aws/s3-object-store';
@@ -65,9 +67,18 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
   });
   const notifyHandler = createNotifyHandler({ store: new S3ObjectStore(s3.client()), publisher: ctx.publisher, logger: root.child({ fn: 'notify' }), config });
 
+  const cascadeHandler = createCascadeHandler({
+    store: new S3ObjectStore(s3.client()),
+    publisher: ctx.publisher,
+    clock: systemClock,
+    logger: root.child({ fn: 'cascade' }),
+    config,
+  });
+
   const invokers = {
     process: new AsyncInvoker('process', processHandler, { concurrency: ctx.processConcurrency, logger: ctx.log }),
     notify: new AsyncInvoker('notify', notifyHandler, { concurrency: 4, logger: ctx.log }),
+    cascade: new AsyncInvoker('cascade', cascadeHandler, { concurrency: 2, logger: ctx.log }),
   };
   const rules = pipelineRules(config);
   return {
@@ -75,11 +86,11 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
     authenticator,
     statusStore: new S3ObjectStore(s3.client()),
     deliver(record) {
-      for (const rule of matchRules(record, rules)) invokers[rule.name as 'process' | 'notify'].invoke(toS3NotificationEvent(record));
+      for (const rule of matchRules(record, rules)) invokers[rule.name as keyof typeof invokers].invoke(toS3NotificationEvent(record));
     },
     async close() {
       // sharp cannot be interrupted, so a render in progress gets a moment to finish.
-      await Promise.all([invokers.process.close(1500), invokers.notify.close(500)]);
+      await Promise.all([invokers.process.close(1500), invokers.notify.close(500), invokers.cascade.close(500)]);
     },
   };
 }

@@ -1,8 +1,9 @@
 /**
  * S3 bucket notifications, locally: s3rver's records become the exact `{Records: [...]}` event S3
  * delivers to Lambda, routed by the same rules the deployment configures (`ObjectCreated:*` on the
- * originals bucket with prefix `originals/` → process; on the variants bucket with prefix `manifests/`
- * and suffix `.json` → notify). Anything else (variant and state writes, deletes) triggers nothing.
+ * originals bucket with prefix `originals/` → process; `ObjectRemoved:*` there → cascade; on the
+ * variants bucket with prefix `manifests/` and suffix `.json` → notify). Anything else (variant and
+ * state writes, derived deletes) triggers nothing.
  */
 import type { PixelpipeConfig } from '../../shared/config';
 import type { S3rverRecord } from './s3rver-server';
@@ -22,10 +23,11 @@ export interface NotificationRule {
   suffix: string;
 }
 
-/** The two notifications the deployment sets up, derived from the config like the deploy does. */
+/** The three notifications the deployment sets up, derived from the config like the deploy does. */
 export function pipelineRules(config: PixelpipeConfig): NotificationRule[] {
   return [
     { name: 'process', bucket: config.buckets.originals, events: 'ObjectCreated:', prefix: config.layout.originals, suffix: '' },
+    { name: 'cascade', bucket: config.buckets.originals, events: 'ObjectRemoved:', prefix: config.layout.originals, suffix: '' },
     { name: 'notify', bucket: config.buckets.variants, events: 'ObjectCreated:', prefix: config.layout.manifests, suffix: '.json' },
   ];
 }

@@ -69,7 +69,7 @@ describe('S3 notifications', () => {
     });
   });
 
-  test('routes like the deployed notifications: originals/ → process, manifests/*.json → notify, nothing else', () => {
+  test('routes like the deployed notifications: originals/ → process (created) or cascade (removed), manifests/*.json → notify, nothing else', () => {
     const rules = pipelineRules(devConfig());
     const names = (r: S3rverRecord) => matchRules(r, rules).map((x) => x.name);
     expect(names(record('pixelpipe-originals', 'originals/anonymous/abc'))).toEqual(['process']);
@@ -77,7 +77,8 @@ describe('S3 notifications', () => {
     expect(names(record('pixelpipe-variants', 'manifests/abc12345.txt', 'ObjectCreated:Put'))).toEqual([]);
     expect(names(record('pixelpipe-variants', 'variants/abc/thumb.webp', 'ObjectCreated:Put'))).toEqual([]);
     expect(names(record('pixelpipe-variants', 'state/abc/g.attempts', 'ObjectCreated:Put'))).toEqual([]);
-    expect(names(record('pixelpipe-originals', 'originals/anonymous/abc', 'ObjectRemoved:Delete'))).toEqual([]);
+    expect(names(record('pixelpipe-originals', 'originals/anonymous/abc', 'ObjectRemoved:Delete'))).toEqual(['cascade']);
+    expect(names(record('pixelpipe-variants', 'variants/abc/thumb.webp', 'ObjectRemoved:Delete'))).toEqual([]);
     expect(names(record('other-bucket', 'originals/anonymous/abc'))).toEqual([]);
   });
 });
