@@ -1,0 +1,84 @@
+/**
+ * The AWS delete cascade end to end on s3rver: the process, notify and cascade Lambda handlers with the
+ * real S3ObjectStore, each driven by the notification s3rver itself emitted (ObjectCreated for the
+ * original and the manifest, ObjectRemoved:Delete for the deleted original), and nothing left under the
+ * image's prefixes. Events go to an in-memory publisher (the SNS adapter has its own tests).
+ */
+import sharp from 'sharp';
+import { createCascadeHandler } from '../../functions/aws/cascade-handler';
+import { createNotifyHandler } from '../../functions/aws/notify-handler';
+import { createProcessHandler } from '../../functions/aws/process-handler';
+import { S3ObjectStore } from '../../functions/aws/s3-object-store';
+import { systemClock } from '../../shared/clock';
+import { loadConfig } from '../../shared/config';
+import { EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
+import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
+import { silentLogger } from '../../shared/logger';
+import { CircuitBreaker } from '../../shared/resilience';
+import { MemoryEventPublisher } from '../../shared/testing/fakes';
+import { startLocalS3, type LocalS3, type S3rverEvent } from '../servers/s3';
+
+jest.setTimeout(60_000);
+
+const ORIGINALS = 'pixelpipe-originals';
+const VARIANTS = 'pixelpipe-variants';
+const ID = '00000000-0000-4000-8000-0000000ca5cb';
+const KEY = `originals/alice/${ID}`;
+
+let s3: LocalS3;
+beforeAll(async () => {
+  s3 = await startLocalS3([ORIGINALS, VARIANTS]);
+});
+afterAll(async () => {
+  await s3?.close();
+});
+
+/** The record s3rver emitted for `key`, as S3 delivers it to Lambda (source set; our keys need no encoding). */
+function lambdaEvent(bucket: string, key: string, eventPrefix: string): { Records: S3rverEvent['Records'] } {
+  const record = s3.events
+    .flatMap((e) => e.Records)
+    .filter((r) => r.s3.bucket.name === bucket && r.s3.object.key === key && r.eventName.startsWith(eventPrefix))
+    .pop();
+  if (!record) throw new Error(`s3rver emitted no ${eventPrefix} record for ${bucket}/${key}`);
+  return { Records: [{ ...record, eventSource: 'aws:s3' }] };
+}
+
+test('upload → process → notify → delete original → deleted event → nothing left under the prefixes', async () => {
+  const config = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_WEBP_EFFORT: '0', PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS, PIXELPIPE_VARIANTS_BUCKET: VARIANTS });
+  const policy = { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 }, breaker: new CircuitBreaker('cascade-s3', { failureThreshold: 100, openMs: 1000 }), timeoutMs: 5000 };
+  const store = new S3ObjectStore(s3.client(), { policy });
+  const publisher = new MemoryEventPublisher();
+  const deps = { store, publisher, clock: systemClock, config, logger: silentLogger };
+  const processHandler = createProcessHandler({ ...deps, processor: new SharpImageProcessor() });
+  const notifyHandler = createNotifyHandler(deps);
+  const cascadeHandler = createCascadeHandler(deps);
+
+  const body = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#aa6633' } })
+    .jpeg()
+    .toBuffer();
+  await store.put(ORIGINALS, KEY, body, { contentType: 'image/jpeg' });
+  expect((await processHandler(lambdaEvent(ORIGINALS, KEY, 'ObjectCreated:'))).outcomes).toMatchObject([{ status: 'processed' }]);
+  await notifyHandler(lambdaEvent(VARIANTS, `manifests/${ID}.json`, 'ObjectCreated:'));
+  const derived = async () => {
+    const keys: string[] = [];
+    for (const prefix of [`variants/${ID}/`, `manifests/${ID}`, `state/${ID}/`]) keys.push(...(await store.list(VARIANTS, prefix)).items.map((o) => o.key));
+    return keys;
+  };
+  expect((await derived()).length).toBeGreaterThan(1);
+
+  await store.delete(ORIGINALS, KEY);
+  const removed = lambdaEvent(ORIGINALS, KEY, 'ObjectRemoved:');
+  expect(removed.Records[0].eventName).toBe('ObjectRemoved:Delete');
+  // The process handler ignores removals; the cascade handler ignores creations.
+  await expect(processHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'ignored', reason: 'not_object_created' }] });
+  await expect(cascadeHandler(lambdaEvent(ORIGINALS, KEY, 'ObjectCreated:'))).resolves.toMatchObject({ outcomes: [{ status: 'ignored', reason: 'not_object_removed' }] });
+  await expect(cascadeHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'deleted', imageId: ID }] });
+  // Lambda's async retry may deliver the same record again: harmless.
+  await expect(cascadeHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'deleted', imageId: ID }] });
+
+  expect(await derived()).toEqual([]);
+  const events = publisher.messages.map((m) => parseCompletionEvent(m.body));
+  expect(events.map((e) => e.type)).toEqual([EVENT_TYPES.processed, EVENT_TYPES.deleted, EVENT_TYPES.deleted]);
+  expect(events[1].id).toBe(events[2].id);
+  expect(publisher.messages[1].attributes).toEqual({ type: EVENT_TYPES.deleted, imageId: ID, owner: 'alice', status: 'deleted' });
+});
