@@ -44,8 +44,17 @@ function lambdaEvent(bucket: string, key: string, eventPrefix: string): { Record
 }
 
 test('upload → process → notify → delete original → deleted event → nothing left under the prefixes', async () => {
-  const config = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_WEBP_EFFORT: '0', PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS, PIXELPIPE_VARIANTS_BUCKET: VARIANTS });
-  const policy = { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 }, breaker: new CircuitBreaker('cascade-s3', { failureThreshold: 100, openMs: 1000 }), timeoutMs: 5000 };
+  const config = loadConfig({
+    PIXELPIPE_AUTH_MODE: 'anonymous',
+    PIXELPIPE_WEBP_EFFORT: '0',
+    PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
+    PIXELPIPE_VARIANTS_BUCKET: VARIANTS,
+  });
+  const policy = {
+    retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 },
+    breaker: new CircuitBreaker('cascade-s3', { failureThreshold: 100, openMs: 1000 }),
+    timeoutMs: 5000,
+  };
   const store = new S3ObjectStore(s3.client(), { policy });
   const publisher = new MemoryEventPublisher();
   const deps = { store, publisher, clock: systemClock, config, logger: silentLogger };
@@ -71,7 +80,9 @@ test('upload → process → notify → delete original → deleted event → no
   expect(removed.Records[0].eventName).toBe('ObjectRemoved:Delete');
   // The process handler ignores removals; the cascade handler ignores creations.
   await expect(processHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'ignored', reason: 'not_object_created' }] });
-  await expect(cascadeHandler(lambdaEvent(ORIGINALS, KEY, 'ObjectCreated:'))).resolves.toMatchObject({ outcomes: [{ status: 'ignored', reason: 'not_object_removed' }] });
+  await expect(cascadeHandler(lambdaEvent(ORIGINALS, KEY, 'ObjectCreated:'))).resolves.toMatchObject({
+    outcomes: [{ status: 'ignored', reason: 'not_object_removed' }],
+  });
   await expect(cascadeHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'deleted', imageId: ID }] });
   // Lambda's async retry may deliver the same record again: harmless.
   await expect(cascadeHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'deleted', imageId: ID }] });

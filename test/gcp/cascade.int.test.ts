@@ -43,7 +43,9 @@ describe("GCP cascade: Google's sample deleted-object data", () => {
     const notification = (eventType: string, extra: Record<string, string> = {}) => ({
       id: 'n',
       type: 'google.cloud.pubsub.topic.v1.messagePublished',
-      data: { message: { attributes: { bucketId: ORIGINALS, objectId: KEY, objectGeneration: '5', eventType, eventTime: '2026-03-01T10:00:00.123456Z', ...extra } } },
+      data: {
+        message: { attributes: { bucketId: ORIGINALS, objectId: KEY, objectGeneration: '5', eventType, eventTime: '2026-03-01T10:00:00.123456Z', ...extra } },
+      },
     });
     expect(parseDeletion(notification('OBJECT_DELETE', { overwrittenByGeneration: '6' }))).toMatchObject({
       ok: true,
@@ -65,8 +67,17 @@ describe('GCP cascade against the GCS fake', () => {
   });
 
   test('upload → process → notify → delete original → deleted event → nothing left under the prefixes', async () => {
-    const config = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous', PIXELPIPE_WEBP_EFFORT: '0', PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS, PIXELPIPE_VARIANTS_BUCKET: VARIANTS });
-    const policy = { retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 }, breaker: new CircuitBreaker('cascade-test', { failureThreshold: 100, openMs: 1000 }), timeoutMs: 5000 };
+    const config = loadConfig({
+      PIXELPIPE_AUTH_MODE: 'anonymous',
+      PIXELPIPE_WEBP_EFFORT: '0',
+      PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
+      PIXELPIPE_VARIANTS_BUCKET: VARIANTS,
+    });
+    const policy = {
+      retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 },
+      breaker: new CircuitBreaker('cascade-test', { failureThreshold: 100, openMs: 1000 }),
+      timeoutMs: 5000,
+    };
     const store = new GcsObjectStore(storage, { policy });
     const publisher = new MemoryEventPublisher();
     const deps = { store, publisher, clock: systemClock, config, logger: silentLogger };
@@ -78,8 +89,16 @@ describe('GCP cascade against the GCS fake', () => {
       .jpeg()
       .toBuffer();
     const original = await store.put(ORIGINALS, KEY, body, { contentType: 'image/jpeg' });
-    await processHandler({ id: 'f1', type: 'google.cloud.storage.object.v1.finalized', data: { bucket: ORIGINALS, name: KEY, generation: original.generation } });
-    await notifyHandler({ id: 'f2', type: 'google.cloud.storage.object.v1.finalized', data: { bucket: VARIANTS, name: `manifests/${ID}.json`, generation: '1' } });
+    await processHandler({
+      id: 'f1',
+      type: 'google.cloud.storage.object.v1.finalized',
+      data: { bucket: ORIGINALS, name: KEY, generation: original.generation },
+    });
+    await notifyHandler({
+      id: 'f2',
+      type: 'google.cloud.storage.object.v1.finalized',
+      data: { bucket: VARIANTS, name: `manifests/${ID}.json`, generation: '1' },
+    });
     const derived = () => fake.listObjects(VARIANTS).filter((o) => o.name.includes(ID));
     expect(derived().length).toBeGreaterThan(1);
 
@@ -99,6 +118,10 @@ describe('GCP cascade against the GCS fake', () => {
     const events = publisher.messages.map((m) => parseCompletionEvent(m.body));
     expect(events.map((e) => e.type)).toEqual([EVENT_TYPES.processed, EVENT_TYPES.deleted, EVENT_TYPES.deleted]);
     expect(events[1].id).toBe(events[2].id);
-    expect(events[1]).toMatchObject({ subject: ID, time: '2026-03-01T10:00:00.000Z', data: { source: { bucket: ORIGINALS, key: KEY, generation: original.generation } } });
+    expect(events[1]).toMatchObject({
+      subject: ID,
+      time: '2026-03-01T10:00:00.000Z',
+      data: { source: { bucket: ORIGINALS, key: KEY, generation: original.generation } },
+    });
   });
 });

@@ -81,7 +81,13 @@ describe('deleteImage', () => {
       subject: ID,
       time: when.toISOString(),
       traceparent: expect.stringMatching(/^00-4bf92f3577b34da6a3ce929d0e0e4736-/) as string,
-      data: { id: ID, owner: 'alice', status: 'deleted', source: { bucket: info.bucket, key: KEY, generation: info.generation }, deletedAt: when.toISOString() },
+      data: {
+        id: ID,
+        owner: 'alice',
+        status: 'deleted',
+        source: { bucket: info.bucket, key: KEY, generation: info.generation },
+        deletedAt: when.toISOString(),
+      },
     });
   });
 
@@ -216,4 +222,3 @@ describe('the cascade within its deadline', () => {
     inv.dispose();
   });
 });
-
