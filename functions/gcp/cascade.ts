@@ -10,7 +10,7 @@ import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { createCascadeHandler } from './cascade-handler';
 import { loadGcpSettings } from './gcp-settings';
-import { googleCredentialsFromEnv, NO_AUTH } from './google-auth';
+import { applicationDefaultCredentials, NO_AUTH } from './google-auth';
 import { GcsObjectStore } from './gcs-object-store';
 import { PubSubEventPublisher, pubsubTopicPath } from './pubsub-event-publisher';
 import { createStorage } from './storage-client';
@@ -24,7 +24,7 @@ const { PUBSUB_EMULATOR_HOST: pubsubEmulator } = process.env;
 export const cascadeHandler = createCascadeHandler({
   store: new GcsObjectStore(createStorage(gcp)),
   publisher: new PubSubEventPublisher(
-    pubsubEmulator ? NO_AUTH : googleCredentialsFromEnv(process.env),
+    pubsubEmulator ? NO_AUTH : applicationDefaultCredentials({ projectId: gcp.projectId }),
     pubsubTopicPath(config.topic, gcp.projectId),
     pubsubEmulator ? { endpoint: `http://${pubsubEmulator}` } : {},
   ),
