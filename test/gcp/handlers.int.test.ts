@@ -325,6 +325,8 @@ withEmulator('notify (Pub/Sub messagePublished from a GCS notification)', () => 
       createdAt: new Date().toISOString(),
       durationMs: 5,
     };
+    // The notifier announces only images whose original still exists (the delete cascade reports the rest).
+    await putObject(ORIGINALS, manifest.source.key, Buffer.from('jpeg'), 'image/jpeg');
     return putObject(VARIANTS, `manifests/${id}.json`, Buffer.from(JSON.stringify(manifest)), 'application/json');
   }
 
