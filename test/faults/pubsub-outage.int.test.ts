@@ -110,6 +110,8 @@ describeIf('Pub/Sub outage while the notifier publishes', () => {
       durationMs: 5,
     };
     const name = `manifests/${id}.json`;
+    // The notifier announces only images whose original still exists (the delete cascade reports the rest).
+    await storage.bucket(ORIGINALS).file(manifest.source.key).save(Buffer.from('jpeg'), { resumable: false, contentType: 'image/jpeg' });
     await storage.bucket(VARIANTS).file(name).save(JSON.stringify(manifest), { resumable: false, contentType: 'application/json' });
     const { resource } = fake.getObject(VARIANTS, name)!;
     return { bucket: VARIANTS, name, generation: resource.generation, manifest };
