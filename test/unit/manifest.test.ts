@@ -27,8 +27,12 @@ describe('variant quality and score in the manifest (schema v1, optional fields)
 
   test('the published JSON Schema lists both as optional properties of a variant', () => {
     const schema = readFileSync(join(__dirname, '..', '..', 'shared', 'schema', 'completion-event.v1.schema.json'), 'utf8');
-    const doc = JSON.parse(schema) as { properties: { data: { properties: { variants: { items: { properties: object; required: string[] } } } } } };
-    const item = doc.properties.data.properties.variants.items;
+    type Outcome = { properties: { data: { properties: { variants?: { items: { properties: object; required: string[] } } } } } };
+    // processed/failed and deleted events are alternatives; only the outcome events carry variants.
+    const doc = JSON.parse(schema) as { oneOf: Outcome[] };
+    const outcome = doc.oneOf.find((o) => o.properties.data.properties.variants);
+    expect(outcome).toBeDefined();
+    const item = outcome!.properties.data.properties.variants!.items;
     expect(Object.keys(item.properties)).toEqual(expect.arrayContaining(['quality', 'score']));
     expect(item.required).not.toContain('quality');
     expect(item.required).not.toContain('score');
