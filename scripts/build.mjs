@@ -104,10 +104,9 @@ for (const [name, [entry, external, deps, alias = {}]] of Object.entries(FUNCTIO
     legalComments: 'none',
     // heic-decode's WebAssembly is only loaded for HEIC input: keep it out of the hot bundle.
     external: [...external, 'heic-decode'],
-    plugins: [faceApiRuntimePlugin],
+    plugins: [faceApiRuntimePlugin, dedupeSameVersion()],
     logLevel: 'warning',
     alias,
-    plugins: [dedupeSameVersion()],
   });
   const runtimeDeps = Object.fromEntries([...deps, ...(external.includes('sharp') ? ['heic-decode'] : [])].map((d) => [d, pkg.dependencies[d]]));
   if (!external.includes('sharp')) delete runtimeDeps['heic-decode'];

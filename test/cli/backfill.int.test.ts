@@ -37,7 +37,7 @@ async function cli(args: string[]): Promise<{ code: number; report: Record<strin
   try {
     const code = await main(args);
     const last = out.trim().split('\n').pop() ?? '{}';
-    return { code, report: JSON.parse(last) };
+    return { code, report: JSON.parse(last) as Record<string, unknown> };
   } finally {
     o.mockRestore();
     e.mockRestore();

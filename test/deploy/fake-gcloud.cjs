@@ -229,7 +229,6 @@ function main(argv) {
     state.project = state.project || project;
   };
   const agentStorage = () => `service-${PROJECT_NUMBER}@gs-project-accounts.iam.gserviceaccount.com`;
-  const agentPubsub = () => `service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
   const bucketOf = (url) => {
     const m = /^gs:\/\/([^/]+)\/?$/.exec(url || '');
     if (!m) throw bad(`not a bucket url: ${url}`);

@@ -40,8 +40,8 @@ test('24 uploads at concurrency 8: each ends in exactly one processed completion
     },
   );
   let output = '';
-  child.stdout!.on('data', (b: Buffer) => (output += b.toString('utf8')));
-  child.stderr!.on('data', (b: Buffer) => (output += b.toString('utf8')));
+  child.stdout.on('data', (b: Buffer) => (output += b.toString('utf8')));
+  child.stderr.on('data', (b: Buffer) => (output += b.toString('utf8')));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   // The script bounds itself at 100 s (+30 s watchdog); this only guards against a hang of the harness.
   const guard = setTimeout(() => {

@@ -33,7 +33,7 @@ afterAll(() => {
 });
 beforeEach(() => (seen.length = 0));
 
-const auth = { headers: async () => ({ authorization: 'Bearer tok-1' }) };
+const auth = { headers: () => Promise.resolve({ authorization: 'Bearer tok-1' }) };
 const TOPIC = 'projects/pixelpipe-test/topics/pixelpipe-events';
 const publisher = (attempts = 3, timeoutMs = 2000) =>
   new PubSubEventPublisher(auth, TOPIC, { endpoint, policy: defaultPolicy('pubsub-unit', { attempts, baseDelayMs: 1, maxDelayMs: 2, timeoutMs }) });

@@ -65,8 +65,8 @@ function shimSingleDes(): void {
 
 /** Starts s3rver with `buckets` created. */
 export async function startLocalS3(buckets: string[]): Promise<LocalS3> {
-  // s3rver ships no type declarations; the surface used here is typed above.
-  const S3rver = require('s3rver') as S3rverCtor;
+  // s3rver's declaration (functions/local/s3rver.d.ts) is minimal; the surface used here is typed above.
+  const S3rver = (await import('s3rver')).default as unknown as S3rverCtor;
   shimSingleDes();
   const directory = await mkdtemp(join(tmpdir(), 'pixelpipe-s3rver-'));
   const server = new S3rver({
