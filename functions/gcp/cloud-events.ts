@@ -104,25 +104,35 @@ const pubsubData = z.object({
   }),
 });
 
+/** A GCS Pub/Sub notification of `eventType`, its attributes validated; other notification types are ignored. */
+function parseGcsNotification(
+  event: IncomingCloudEvent,
+  eventType: 'OBJECT_FINALIZE' | 'OBJECT_DELETE',
+): Parsed<{ attrs: z.infer<typeof notificationAttributes>; traceId: string | undefined }> {
+  if (event.type !== PUBSUB_PUBLISHED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
+  const data = pubsubData.safeParse(event.data);
+  if (!data.success) return { ok: false, ignored: false, reason: `invalid Pub/Sub message: ${summarize(data.error)}` };
+  const attrs = notificationAttributes.safeParse(data.data.message.attributes ?? {});
+  if (!attrs.success) return { ok: false, ignored: false, reason: `not a GCS notification: ${summarize(attrs.error)}` };
+  if (attrs.data.eventType !== eventType) return { ok: false, ignored: true, reason: `notification ${attrs.data.eventType} is not ${eventType}` };
+  return { ok: true, value: { attrs: attrs.data, traceId: notificationTraceId(data.data.message.data) } };
+}
+
 /**
  * Accepts a GCS notification wrapped in a Pub/Sub `messagePublished` event, or a direct storage
  * `finalized` event. Notifications other than `OBJECT_FINALIZE` (deletes, metadata updates) are ignored.
  */
 export function parseFinalizeNotification(event: IncomingCloudEvent): Parsed<ObjectRef> {
   if (event.type === STORAGE_FINALIZED) return parseStorageFinalized(event);
-  if (event.type !== PUBSUB_PUBLISHED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
-  const data = pubsubData.safeParse(event.data);
-  if (!data.success) return { ok: false, ignored: false, reason: `invalid Pub/Sub message: ${summarize(data.error)}` };
-  const attrs = notificationAttributes.safeParse(data.data.message.attributes ?? {});
-  if (!attrs.success) return { ok: false, ignored: false, reason: `not a GCS notification: ${summarize(attrs.error)}` };
-  if (attrs.data.eventType !== 'OBJECT_FINALIZE') return { ok: false, ignored: true, reason: `notification ${attrs.data.eventType} is not OBJECT_FINALIZE` };
-  const traceId = notificationTraceId(data.data.message.data);
+  const parsed = parseGcsNotification(event, 'OBJECT_FINALIZE');
+  if (!parsed.ok) return parsed;
+  const { attrs, traceId } = parsed.value;
   return {
     ok: true,
     value: {
-      bucket: attrs.data.bucketId,
-      key: attrs.data.objectId,
-      ...(attrs.data.objectGeneration ? { generation: attrs.data.objectGeneration } : {}),
+      bucket: attrs.bucketId,
+      key: attrs.objectId,
+      ...(attrs.objectGeneration ? { generation: attrs.objectGeneration } : {}),
       ...(traceId ? { traceId } : {}),
     },
   };
@@ -152,21 +162,17 @@ export function parseDeletion(event: IncomingCloudEvent): Parsed<DeletionRef> {
       },
     };
   }
-  if (event.type !== PUBSUB_PUBLISHED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
-  const data = pubsubData.safeParse(event.data);
-  if (!data.success) return { ok: false, ignored: false, reason: `invalid Pub/Sub message: ${summarize(data.error)}` };
-  const attrs = notificationAttributes.safeParse(data.data.message.attributes ?? {});
-  if (!attrs.success) return { ok: false, ignored: false, reason: `not a GCS notification: ${summarize(attrs.error)}` };
-  if (attrs.data.eventType !== 'OBJECT_DELETE') return { ok: false, ignored: true, reason: `notification ${attrs.data.eventType} is not OBJECT_DELETE` };
-  const traceId = notificationTraceId(data.data.message.data);
+  const parsed = parseGcsNotification(event, 'OBJECT_DELETE');
+  if (!parsed.ok) return parsed;
+  const { attrs, traceId } = parsed.value;
   return {
     ok: true,
     value: {
-      bucket: attrs.data.bucketId,
-      key: attrs.data.objectId,
-      ...(attrs.data.objectGeneration ? { generation: attrs.data.objectGeneration } : {}),
-      ...(attrs.data.eventTime && !Number.isNaN(Date.parse(attrs.data.eventTime)) ? { eventTime: new Date(attrs.data.eventTime) } : {}),
-      ...(attrs.data.overwrittenByGeneration ? { overwrittenByGeneration: attrs.data.overwrittenByGeneration } : {}),
+      bucket: attrs.bucketId,
+      key: attrs.objectId,
+      ...(attrs.objectGeneration ? { generation: attrs.objectGeneration } : {}),
+      ...(attrs.eventTime && !Number.isNaN(Date.parse(attrs.eventTime)) ? { eventTime: new Date(attrs.eventTime) } : {}),
+      ...(attrs.overwrittenByGeneration ? { overwrittenByGeneration: attrs.overwrittenByGeneration } : {}),
       ...(traceId ? { traceId } : {}),
     },
   };
