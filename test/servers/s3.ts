@@ -36,7 +36,8 @@ export interface LocalS3 {
   endpoint: string;
   region: string;
   /** A client for this server: path-style addressing, dummy credentials, no SDK retries. */
-  client(): S3Client;
+  /** `endpoint` points the client elsewhere (e.g. a fault proxy in front of this server). */
+  client(endpoint?: string): S3Client;
   /** Every notification emitted so far, in order. */
   readonly events: S3rverEvent[];
   close(): Promise<void>;
@@ -87,8 +88,8 @@ export async function startLocalS3(buckets: string[]): Promise<LocalS3> {
     endpoint,
     region,
     events,
-    client() {
-      const c = new S3Client({ endpoint, region, forcePathStyle: true, credentials: S3RVER_CREDENTIALS, maxAttempts: 1 });
+    client(via = endpoint) {
+      const c = new S3Client({ endpoint: via, region, forcePathStyle: true, credentials: S3RVER_CREDENTIALS, maxAttempts: 1 });
       clients.push(c);
       return c;
     },
