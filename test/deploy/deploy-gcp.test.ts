@@ -220,9 +220,11 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
 
   test('the trigger subscriptions dead-letter to their DLQ topics', () => {
     const state = world.state();
-    const subs = Object.entries<any>(state.subscriptions).filter(([name]) => name.startsWith('eventarc-'));
+    const subs = Object.entries(state.subscriptions).filter(([name]) => name.startsWith('eventarc-'));
     expect(subs).toHaveLength(3);
-    const byTopic = Object.fromEntries(subs.map(([, s]) => [s.deadLetterPolicy?.deadLetterTopic, s.deadLetterPolicy?.maxDeliveryAttempts]));
+    const byTopic: Record<string, number | undefined> = Object.fromEntries(
+      subs.map(([, s]) => [s.deadLetterPolicy?.deadLetterTopic ?? '', s.deadLetterPolicy?.maxDeliveryAttempts]),
+    );
     expect(byTopic).toEqual({
       [`projects/${PROJECT}/topics/pixelpipe-originals-dlq`]: 10,
       [`projects/${PROJECT}/topics/pixelpipe-manifests-dlq`]: 10,
@@ -257,8 +259,8 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       [`bucket:${ORIGINALS}`, 'roles/storage.objectCreator', 'pixelpipe-originals-prefix-only'],
       [`serviceAccount:${SA.upload}`, 'roles/iam.serviceAccountTokenCreator', ''],
     ]);
-    const creator = state.buckets[ORIGINALS].iam.bindings.find((b: any) => b.role === 'roles/storage.objectCreator');
-    expect(creator.condition.expression).toBe(`resource.name.startsWith("projects/_/buckets/${ORIGINALS}/objects/originals/")`);
+    const creator = state.buckets[ORIGINALS].iam.bindings.find((b) => b.role === 'roles/storage.objectCreator');
+    expect(creator?.condition?.expression).toBe(`resource.name.startsWith("projects/_/buckets/${ORIGINALS}/objects/originals/")`);
     // No other token creator grant for the upload SA or on any other account than the trigger SA.
     for (const p of allPolicies(state)) {
       for (const b of p.bindings.filter((x) => x.role === 'roles/iam.serviceAccountTokenCreator')) {
@@ -374,7 +376,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     );
     expect(third.stderr).toContain(`projects/_/buckets/${VARIANTS}/notificationConfigs/99`);
     const repaired = world.state();
-    repaired.buckets[VARIANTS].notifications = repaired.buckets[VARIANTS].notifications.filter((n: { id: string }) => n.id !== '99');
+    repaired.buckets[VARIANTS].notifications = repaired.buckets[VARIANTS].notifications.filter((n) => n.id !== '99');
     expect(repaired).toEqual(JSON.parse(stateAfterFirst));
   });
 });

@@ -40,12 +40,45 @@ export interface RunResult {
   calls: Call[];
 }
 
+/** One IAM binding as the fake gcloud stores it. */
+export interface Binding {
+  role: string;
+  members: string[];
+  condition?: { title?: string; expression?: string };
+}
+
+/** A resource's IAM policy in the fake's state. */
+export interface Policy {
+  bindings: Binding[];
+}
+
+/** The parts of the fake gcloud's project state (test/deploy/fake-gcloud.cjs) the tests read. */
+export interface FakeGcloudState {
+  enabledServices: string[];
+  projectIam: Policy;
+  buckets: Record<
+    string,
+    {
+      iam: Policy;
+      cors: Array<{ origin: string[]; method: string[] }>;
+      notifications: Array<{ id: string; [field: string]: unknown }>;
+      lifecycle: { rule: unknown[] };
+    }
+  >;
+  topics: Record<string, { iam: Policy }>;
+  subscriptions: Record<string, { iam: Policy; deadLetterPolicy?: { deadLetterTopic?: string; maxDeliveryAttempts?: number } }>;
+  serviceAccounts: Record<string, { iam: Policy }>;
+  runServices: Record<string, { iam: Policy; annotations?: Record<string, string> }>;
+  functions: Record<string, unknown>;
+  triggers: Record<string, unknown>;
+}
+
 export interface World {
   dir: string;
   sourceDir: string;
   statePath: string;
   run(script: string, args: string[], extraEnv?: Record<string, string>): RunResult;
-  state(): any;
+  state(): FakeGcloudState;
   stateText(): string;
   writeState(state: unknown): void;
   cleanup(): void;
@@ -135,7 +168,7 @@ export function makeWorld(mode: 'fake' | 'forbidden' = 'fake'): World {
       }
       return { status: res.status, stdout: res.stdout, stderr: res.stderr, calls };
     },
-    state: () => JSON.parse(fs.readFileSync(statePath, 'utf8')),
+    state: () => JSON.parse(fs.readFileSync(statePath, 'utf8')) as FakeGcloudState,
     stateText: () => fs.readFileSync(statePath, 'utf8'),
     writeState: (state) => fs.writeFileSync(statePath, JSON.stringify(state, null, 2) + '\n'),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
@@ -174,18 +207,21 @@ export function functionDeploy(calls: Call[], name: string): Call {
 }
 
 /** Every IAM policy of the emulated project, labelled by resource. */
-export function allPolicies(state: any): Array<{ resource: string; bindings: Array<{ role: string; members: string[]; condition?: any }> }> {
-  const out: Array<{ resource: string; bindings: any[] }> = [{ resource: 'project', bindings: state.projectIam.bindings }];
-  for (const [k, v] of Object.entries<any>(state.buckets)) out.push({ resource: `bucket:${k}`, bindings: v.iam.bindings });
-  for (const [k, v] of Object.entries<any>(state.topics)) out.push({ resource: `topic:${k}`, bindings: v.iam.bindings });
-  for (const [k, v] of Object.entries<any>(state.subscriptions)) out.push({ resource: `subscription:${k}`, bindings: v.iam.bindings });
-  for (const [k, v] of Object.entries<any>(state.serviceAccounts)) out.push({ resource: `serviceAccount:${k}`, bindings: v.iam.bindings });
-  for (const [k, v] of Object.entries<any>(state.runServices)) out.push({ resource: `runService:${k}`, bindings: v.iam.bindings });
+export function allPolicies(state: FakeGcloudState): Array<{ resource: string; bindings: Binding[] }> {
+  const out: Array<{ resource: string; bindings: Binding[] }> = [{ resource: 'project', bindings: state.projectIam.bindings }];
+  const labelled: Array<[string, Record<string, { iam: Policy }>]> = [
+    ['bucket', state.buckets],
+    ['topic', state.topics],
+    ['subscription', state.subscriptions],
+    ['serviceAccount', state.serviceAccounts],
+    ['runService', state.runServices],
+  ];
+  for (const [label, resources] of labelled) for (const [k, v] of Object.entries(resources)) out.push({ resource: `${label}:${k}`, bindings: v.iam.bindings });
   return out;
 }
 
 /** [resource, role, conditionTitle] of every grant to member. */
-export function grantsOf(state: any, member: string): Array<[string, string, string]> {
+export function grantsOf(state: FakeGcloudState, member: string): Array<[string, string, string]> {
   const out: Array<[string, string, string]> = [];
   for (const p of allPolicies(state)) {
     for (const b of p.bindings) if (b.members.includes(member)) out.push([p.resource, b.role, b.condition?.title ?? '']);
