@@ -85,10 +85,10 @@ const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex');
 /** Renders every variant as a tiny fake output; `corrupt` bodies are rejected like sharp would. */
 class FakeProcessor implements ImageProcessor {
   readonly inputs: string[] = [];
-  async render(input: Buffer, variants: VariantSpec[]): Promise<RenderResult> {
+  render(input: Buffer, variants: VariantSpec[]): Promise<RenderResult> {
     this.inputs.push(input.toString());
-    if (input.toString() === 'corrupt') throw new ImageRejectedError('corrupt_image', 'not a decodable image');
-    return {
+    if (input.toString() === 'corrupt') return Promise.reject(new ImageRejectedError('corrupt_image', 'not a decodable image'));
+    return Promise.resolve({
       probe: { mimeType: 'image/jpeg', format: 'jpeg', width: 4000, height: 3000, pages: 1, hasAlpha: false, hasProfile: false },
       outputs: variants.flatMap((v) =>
         v.formats.map((f) => ({
@@ -103,7 +103,7 @@ class FakeProcessor implements ImageProcessor {
       ),
       placeholder: null,
       metrics: { decodeMs: 1, encodeMs: {} },
-    };
+    });
   }
 }
 
@@ -149,7 +149,7 @@ describe('process handler (S3 ObjectCreated)', () => {
     const manifests = store.inner.keys(VAR).filter((k) => k.startsWith('manifests/'));
     expect(manifests).toHaveLength(4);
     expect(manifests).toContain(`manifests/${UUID}.json`);
-    const m = JSON.parse((await store.get(VAR, `manifests/${UUID}.json`)).body.toString());
+    const m: unknown = JSON.parse((await store.get(VAR, `manifests/${UUID}.json`)).body.toString());
     expect(m).toMatchObject({ status: 'processed', owner: 'alice', source: { generation: '5c830655231562750d131191b6cacace' } });
     expect(store.inner.keys(VAR)).toContain(`variants/${UUID}/thumb.webp`);
     const summary = lines.find((l) => l.message === 'process: 4 record(s)');
@@ -187,7 +187,7 @@ describe('process handler (S3 ObjectCreated)', () => {
     const result = await handler(event);
     expect(result.outcomes[2]).toMatchObject({ key: 'originals/alice/a+b.jpg', status: 'failed', reason: 'corrupt_image' });
     const failed = result.outcomes[2].imageId!;
-    const m = JSON.parse((await store.get(VAR, `manifests/${failed}.json`)).body.toString());
+    const m: unknown = JSON.parse((await store.get(VAR, `manifests/${failed}.json`)).body.toString());
     expect(m).toMatchObject({ status: 'failed', reason: { code: 'corrupt_image' }, variants: [] });
     expect(result.outcomes.filter((o) => o.status === 'processed')).toHaveLength(3);
   });
@@ -264,6 +264,12 @@ describe('notify handler (S3 ObjectCreated on manifests/)', () => {
   });
 });
 
+/** The JSON body of a 201 from the upload handler. */
+interface UploadResponse {
+  key: string;
+  upload: { method: string; url: string; headers: Record<string, string>; fields: Record<string, string> };
+}
+
 describe('upload handler (API Gateway HTTP API v2)', () => {
   let token: string;
   let handler: ReturnType<typeof createUploadHandler>;
@@ -283,7 +289,7 @@ describe('upload handler (API Gateway HTTP API v2)', () => {
     const { logger } = capturingLogger();
     handler = createUploadHandler({
       // Presigning is local: static credentials, no request to AWS.
-      signer: new S3UrlSigner({ region: 'us-east-1', credentials: async () => ({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' }) }),
+      signer: new S3UrlSigner({ region: 'us-east-1', credentials: () => Promise.resolve({ accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' }) }),
       ids: new SequentialIds(),
       clock: new FixedClock(),
       config: cfg,
@@ -303,12 +309,12 @@ describe('upload handler (API Gateway HTTP API v2)', () => {
     const res = await handler(withToken(name, `Bearer ${token}`));
     expect(res.statusCode).toBe(201);
     expect(res.headers).toMatchObject({ 'access-control-allow-origin': 'https://app.example.com', 'content-type': 'application/json; charset=utf-8' });
-    const body = JSON.parse(res.body!);
+    const body = JSON.parse(res.body!) as UploadResponse;
     expect(body.key).toMatch(/^originals\/alice\/00000000-0000-4000-8000-00000000000\d$/);
     expect(body.upload).toMatchObject({ method: 'POST', url: `https://${ORIG}.s3.us-east-1.amazonaws.com/`, headers: {} });
     expect(body.upload.fields).toMatchObject({ key: body.key, 'Content-Type': 'image/jpeg', 'x-amz-meta-pixelpipe-trace': '4bf92f3577b34da6a3ce929d0e0e4736' });
     expect(decodeURIComponent(body.upload.fields['x-amz-meta-pixelpipe-filename'])).toBe('IMG 0001 ü.jpg');
-    const policy = JSON.parse(Buffer.from(body.upload.fields.Policy, 'base64').toString());
+    const policy = JSON.parse(Buffer.from(body.upload.fields.Policy, 'base64').toString()) as { conditions: unknown[] };
     expect(policy.conditions).toContainEqual(['content-length-range', 1, 123456]);
   });
 
@@ -334,7 +340,7 @@ describe('upload handler (API Gateway HTTP API v2)', () => {
     const res = await handler(withToken('apigw-v2-post.json', auth));
     expect(res.statusCode).toBe(401);
     expect(res.headers).toMatchObject({ 'www-authenticate': 'Bearer' });
-    expect(JSON.parse(res.body!).error.code).toBe('unauthenticated');
+    expect((JSON.parse(res.body!) as { error: { code: string } }).error.code).toBe('unauthenticated');
   });
 
   test('invalid bodies are 4xx JSON errors; a non-API-Gateway event is a 400', async () => {
