@@ -66,21 +66,29 @@ export interface DeletionRef extends ObjectRef {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; ignored: boolean; reason: string };
 
-/** Validates a storage `finalized` event; anything else is rejected with a reason for the log. */
-export function parseStorageFinalized(event: IncomingCloudEvent): Parsed<ObjectRef> {
-  if (event.type !== STORAGE_FINALIZED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
+/** The validated time and object resource of a direct storage event (`finalized`, `deleted`). */
+function parseStorageEvent(event: IncomingCloudEvent): Parsed<{ time?: string; data: z.infer<typeof storageObjectData>; traceId?: string }> {
   const time = event.time === undefined ? undefined : isoTime.safeParse(event.time);
   if (time && !time.success) return { ok: false, ignored: false, reason: 'event time is not an RFC 3339 timestamp' };
   const data = storageObjectData.safeParse(typeof event.data === 'string' ? safeJson(event.data) : event.data);
   if (!data.success) return { ok: false, ignored: false, reason: `invalid storage object data: ${summarize(data.error)}` };
   const traceId = validTraceId(data.data.metadata?.['pixelpipe-trace']);
+  return { ok: true, value: { data: data.data, ...(time?.success ? { time: time.data } : {}), ...(traceId ? { traceId } : {}) } };
+}
+
+/** Validates a storage `finalized` event; anything else is rejected with a reason for the log. */
+export function parseStorageFinalized(event: IncomingCloudEvent): Parsed<ObjectRef> {
+  if (event.type !== STORAGE_FINALIZED) return { ok: false, ignored: true, reason: `unexpected event type ${String(event.type)}` };
+  const parsed = parseStorageEvent(event);
+  if (!parsed.ok) return parsed;
+  const { data, time, traceId } = parsed.value;
   return {
     ok: true,
     value: {
-      bucket: data.data.bucket,
-      key: data.data.name,
-      generation: data.data.generation,
-      ...(time?.success ? { eventTime: new Date(time.data) } : {}),
+      bucket: data.bucket,
+      key: data.name,
+      generation: data.generation,
+      ...(time ? { eventTime: new Date(time) } : {}),
       ...(traceId ? { traceId } : {}),
     },
   };
@@ -144,20 +152,18 @@ export function parseFinalizeNotification(event: IncomingCloudEvent): Parsed<Obj
  */
 export function parseDeletion(event: IncomingCloudEvent): Parsed<DeletionRef> {
   if (event.type === STORAGE_DELETED) {
-    const time = event.time === undefined ? undefined : isoTime.safeParse(event.time);
-    if (time && !time.success) return { ok: false, ignored: false, reason: 'event time is not an RFC 3339 timestamp' };
-    const data = storageObjectData.safeParse(typeof event.data === 'string' ? safeJson(event.data) : event.data);
-    if (!data.success) return { ok: false, ignored: false, reason: `invalid storage object data: ${summarize(data.error)}` };
-    const when = time?.success ? time.data : data.data.timeDeleted;
-    const traceId = validTraceId(data.data.metadata?.['pixelpipe-trace']);
+    const parsed = parseStorageEvent(event);
+    if (!parsed.ok) return parsed;
+    const { data, time, traceId } = parsed.value;
+    const when = time ?? data.timeDeleted;
     return {
       ok: true,
       value: {
-        bucket: data.data.bucket,
-        key: data.data.name,
-        generation: data.data.generation,
+        bucket: data.bucket,
+        key: data.name,
+        generation: data.generation,
         ...(when ? { eventTime: new Date(when) } : {}),
-        ...(data.data.overwrittenByGeneration ? { overwrittenByGeneration: data.data.overwrittenByGeneration } : {}),
+        ...(data.overwrittenByGeneration ? { overwrittenByGeneration: data.overwrittenByGeneration } : {}),
         ...(traceId ? { traceId } : {}),
       },
     };
