@@ -8,7 +8,9 @@ import { mkdir, writeFile, stat, readFile } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import faceApiAssets from './lib/face-api-assets.cjs';
+import zodLocales from './lib/zod-english-only.cjs';
 const { bundlesFaceApi, buildFaceApiRuntime, copyFaceApiAssets, faceApiRuntimePlugin } = faceApiAssets;
+const { zodEnglishOnly } = zodLocales;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'));
@@ -104,7 +106,7 @@ for (const [name, [entry, external, deps, alias = {}]] of Object.entries(FUNCTIO
     legalComments: 'none',
     // heic-decode's WebAssembly is only loaded for HEIC input: keep it out of the hot bundle.
     external: [...external, 'heic-decode'],
-    plugins: [faceApiRuntimePlugin, dedupeSameVersion()],
+    plugins: [faceApiRuntimePlugin, dedupeSameVersion(), zodEnglishOnly()],
     logLevel: 'warning',
     alias,
   });
