@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { ANALYSIS_KINDS, type AnalysisKind } from './ports';
 
 export const FITS = ['cover', 'contain', 'inside', 'outside', 'fill'] as const;
 export const OUTPUT_FORMATS = ['jpeg', 'webp', 'avif', 'png', 'original'] as const;
@@ -198,6 +199,42 @@ const json = <T extends z.ZodTypeAny>(schema: T) =>
     .pipe(schema);
 
 /**
+ * Where analysis runs: `none`, `embedded` (face-api in the function), Google Cloud `vision`, Amazon
+ * `rekognition`. Deployed functions default to `none`; the CLI and the dev stack default to `embedded`.
+ */
+export const ANALYZERS = ['none', 'embedded', 'vision', 'rekognition'] as const;
+export type AnalyzerName = (typeof ANALYZERS)[number];
+
+/**
+ * What each analyzer can really do; configuration refuses to ask for more, so a result can never be
+ * an absent analysis passed off as a clean one. Kept here (not read from the adapters) because the core
+ * validates configuration without loading any adapter.
+ */
+export const ANALYZER_CAPABILITIES: Record<AnalyzerName, readonly AnalysisKind[]> = {
+  none: [],
+  embedded: ['faces'],
+  vision: ['faces', 'labels', 'moderation'],
+  rekognition: ['faces', 'labels', 'moderation'],
+};
+
+/**
+ * Analysis settings. `analyses` is what is asked of the analyzer on every image (moderation is in it
+ * whenever `moderation` is not `off`); `faces` is also asked for on its own when a variant uses
+ * `position: faces`. `budgetMs` bounds the whole analysis (retries included) within one invocation.
+ */
+export interface AnalysisConfig {
+  analyzer: AnalyzerName;
+  analyses: AnalysisKind[];
+  /** `flag`: processed, verdict recorded; `block`: a flagged image gets no variants and a `content_blocked` manifest. */
+  moderation: 'off' | 'flag' | 'block';
+  /** `true`: a failed analysis is retried like a storage fault instead of processing without it. */
+  required: boolean;
+  budgetMs: number;
+  /** Face embeddings (biometric data). No analyzer of this build produces them, so `true` is refused. */
+  faceDescriptors: boolean;
+}
+
+/**
  * Every environment variable the functions read, with its schema and default.
  * Kept as a table so `loadConfig` can name the variable in an error and the README can list them.
  */
@@ -241,6 +278,13 @@ const ENV = {
   PIXELPIPE_PUBLIC_BASE_URL: z.url().optional(),
   PIXELPIPE_SOURCE: z.string().min(1).default('//pixelpipe'),
   PIXELPIPE_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  PIXELPIPE_ANALYZER: z.enum(ANALYZERS).default('none'),
+  // No default here: it depends on the analyzer (see `loadConfig`).
+  PIXELPIPE_ANALYSES: csv.pipe(z.array(z.enum(ANALYSIS_KINDS)).refine((a) => new Set(a).size === a.length, 'each analysis at most once')).optional(),
+  PIXELPIPE_MODERATION: z.enum(['off', 'flag', 'block']).default('off'),
+  PIXELPIPE_ANALYSIS_REQUIRED: bool.default(false),
+  PIXELPIPE_ANALYSIS_BUDGET_MS: intFrom(50, 600_000).default(5000),
+  PIXELPIPE_FACE_DESCRIPTORS: bool.default(false),
 } as const;
 
 export type EnvName = keyof typeof ENV;
@@ -298,6 +342,7 @@ export interface PixelpipeConfig {
   auth: { mode: 'anonymous' } | { mode: 'jwt'; jwksUrl: string; issuer: string; audience: string; maxTokenAgeSeconds: number };
   eventSource: string;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  analysis: AnalysisConfig;
 }
 
 /**
@@ -340,6 +385,7 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       message: `must be at most half of PIXELPIPE_FUNCTION_TIMEOUT_SECONDS (${v.PIXELPIPE_FUNCTION_TIMEOUT_SECONDS} s) (got ${v.PIXELPIPE_DEADLINE_RESERVE_MS})`,
     });
   }
+  if (!problems.length) problems.push(...analysisProblems(v));
   if (problems.length) {
     const err = new ConfigError(problems[0].variable, problems.map((p) => `${p.variable}: ${p.message}`).join('\n'));
     err.message = `invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`;
@@ -393,7 +439,56 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
           },
     eventSource: v.PIXELPIPE_SOURCE,
     logLevel: v.PIXELPIPE_LOG_LEVEL,
+    analysis: {
+      analyzer: v.PIXELPIPE_ANALYZER,
+      analyses: requestedAnalyses(v),
+      moderation: v.PIXELPIPE_MODERATION,
+      required: v.PIXELPIPE_ANALYSIS_REQUIRED,
+      budgetMs: v.PIXELPIPE_ANALYSIS_BUDGET_MS,
+      faceDescriptors: v.PIXELPIPE_FACE_DESCRIPTORS,
+    },
   };
+}
+
+type AnalysisEnv = {
+  PIXELPIPE_ANALYZER: AnalyzerName;
+  PIXELPIPE_ANALYSES?: AnalysisKind[];
+  PIXELPIPE_MODERATION: AnalysisConfig['moderation'];
+  PIXELPIPE_FACE_DESCRIPTORS: boolean;
+};
+
+/** Faces by default (what smart crops need, and the cheapest call); moderation whenever a policy is set. */
+function requestedAnalyses(v: AnalysisEnv): AnalysisKind[] {
+  const base = v.PIXELPIPE_ANALYSES ?? (v.PIXELPIPE_ANALYZER === 'none' ? [] : ['faces']);
+  const all = v.PIXELPIPE_MODERATION !== 'off' && !base.includes('moderation') ? [...base, 'moderation' as const] : base;
+  return ANALYSIS_KINDS.filter((k) => all.includes(k));
+}
+
+/** Asking an analyzer for what it cannot do is a configuration error, never a silent "ok". */
+function analysisProblems(v: AnalysisEnv): Array<{ variable: string; message: string }> {
+  const analyzer = v.PIXELPIPE_ANALYZER;
+  const can = ANALYZER_CAPABILITIES[analyzer];
+  const problems: Array<{ variable: string; message: string }> = [];
+  if (v.PIXELPIPE_MODERATION !== 'off' && !can.includes('moderation')) {
+    problems.push({
+      variable: 'PIXELPIPE_MODERATION',
+      message: `${v.PIXELPIPE_MODERATION} needs an analyzer that can moderate (vision or rekognition); PIXELPIPE_ANALYZER=${analyzer} cannot`,
+    });
+  }
+  const missing = (v.PIXELPIPE_ANALYSES ?? []).filter((a) => !can.includes(a));
+  if (missing.length) {
+    problems.push({
+      variable: 'PIXELPIPE_ANALYSES',
+      message: `PIXELPIPE_ANALYZER=${analyzer} cannot do ${missing.join(', ')} (it can do: ${can.join(', ') || 'nothing'})`,
+    });
+  }
+  if (v.PIXELPIPE_FACE_DESCRIPTORS) {
+    problems.push({
+      variable: 'PIXELPIPE_FACE_DESCRIPTORS',
+      message: 'no analyzer of this build computes face descriptors (biometric embeddings): only face boxes are available, so set it to false',
+    });
+  }
+  return problems;
 }
 
 /** Parses a variants array (e.g. from a CLI `--config` file) with the same rules as `PIXELPIPE_VARIANTS`. */

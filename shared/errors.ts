@@ -22,6 +22,7 @@ export const IMAGE_REASON_CODES = [
   'svg_unsafe',
   'decode_failed',
   'retries_exhausted',
+  'content_blocked',
 ] as const;
 export type ImageReasonCode = (typeof IMAGE_REASON_CODES)[number];
 

@@ -21,6 +21,45 @@ export const variantEntrySchema = z.object({
   /** Variants with `quality: "auto"`: the achieved score (luma SSIM against the output's own pixels, 0..1). */
   score: z.number().min(-1).max(1).optional(),
   url: z.string().optional(),
+  /** Cropped (`cover`) variants: the region of the oriented original shown, in its pixels. */
+  crop: z
+    .object({
+      left: z.number().int().nonnegative(),
+      top: z.number().int().nonnegative(),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+    })
+    .optional(),
+});
+
+/** A box as fractions (0–1) of the oriented original's width and height. */
+const boxSchema = z.object({
+  left: z.number().min(0).max(1),
+  top: z.number().min(0).max(1),
+  width: z.number().min(0).max(1),
+  height: z.number().min(0).max(1),
+});
+
+/**
+ * What the analyzer saw (`shared/usecases/analyze-image.ts`). Only the analyses that were asked for are
+ * present. `moderation.verdict` is the policy's outcome: `blocked` when `PIXELPIPE_MODERATION=block` withheld
+ * the image, `unavailable` when moderation was asked for but did not happen (never read it as `ok`).
+ * `error`: the analysis failed and was optional, so the image was processed without it (fallback crops).
+ */
+export const analysisSchema = z.object({
+  analyzer: z.string(),
+  ms: z.number().nonnegative(),
+  faces: z.array(z.object({ box: boxSchema, score: z.number().min(0).max(1) })).optional(),
+  labels: z.array(z.object({ name: z.string(), score: z.number().min(0).max(1) })).optional(),
+  moderation: z
+    .object({
+      verdict: z.enum(['ok', 'flagged', 'blocked', 'unavailable']),
+      categories: z.array(z.object({ name: z.string(), score: z.number().min(0).max(1) })),
+    })
+    .optional(),
+  /** Requested analyses this analyzer could not perform. */
+  unavailable: z.array(z.string()).optional(),
+  error: z.object({ code: z.string(), message: z.string() }).optional(),
 });
 
 export const manifestSchema = z.object({
@@ -56,10 +95,12 @@ export const manifestSchema = z.object({
       peakRssBytes: z.number().int().nonnegative(),
     })
     .optional(),
+  analysis: analysisSchema.optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type VariantEntry = z.infer<typeof variantEntrySchema>;
+export type ManifestAnalysis = z.infer<typeof analysisSchema>;
 
 /** Validates an untrusted manifest (e.g. read back from storage). */
 export function parseManifest(input: unknown): Manifest {

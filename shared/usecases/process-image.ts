@@ -7,6 +7,7 @@ import { callOptions, remainingMs, type CallOptions, type Invocation } from '../
 import { manifestKey, parseOriginalKey, variantKey } from '../keys';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type Manifest } from '../manifest';
 import type { Clock, ImageProcessor, ObjectInfo, ObjectStore, StoredObject } from '../ports';
+import { beginAnalysis, type AnalysisStage, type ImageAnalysis } from './analyze-image';
 import { beginAttempt, giveUpOrRethrow, type LedgerContext } from './attempt-ledger';
 
 /** What processing needs from the outside world, built once per cold start. */
@@ -15,6 +16,8 @@ export interface ProcessDeps {
   processor: ImageProcessor;
   clock: Clock;
   config: PixelpipeConfig;
+  /** The analyzer stage (see `createAnalysisStage`); absent: no analysis, `faces` crops fall back to `attention`. */
+  analysis?: AnalysisStage;
 }
 
 /** What the trigger told us; only bucket and key are required (backfill and reprocess know no more). */
@@ -43,6 +46,9 @@ interface Run extends LedgerContext {
   clock: Clock;
   owner: string;
   started: number;
+  analysisStage?: AnalysisStage;
+  /** This image's analysis, once rendering began: `finish` records it in the manifest. */
+  analysis?: ImageAnalysis;
 }
 
 /**
@@ -77,6 +83,7 @@ export async function processImage(deps: ProcessDeps, inv: Invocation, event: Ob
     owner: ref.owner,
     event,
     started,
+    analysisStage: deps.analysis,
   };
 
   const existing = await readManifest(store, config, ref.id, work);
@@ -121,11 +128,13 @@ export async function processImage(deps: ProcessDeps, inv: Invocation, event: Ob
 
 async function render(run: Run, attempt: number, original: StoredObject): Promise<ProcessOutcome> {
   const { config, store } = run;
+  run.analysis = beginAnalysis(run.analysisStage, run, config.variants);
   const result = await run.processor.render(original.body, config.variants, config.limits, {
     webpEffort: config.output.webpEffort,
     avifEffort: config.output.avifEffort,
     placeholder: config.output.placeholder,
     qualityTarget: config.output.qualityTarget,
+    ...run.analysis.renderOptions,
   });
   const entries = await mapLimit(result.outputs, WRITE_CONCURRENCY, async (o) => {
     const key = variantKey(config.layout, run.imageId, o.variant, o.extension);
@@ -145,6 +154,7 @@ async function render(run: Run, attempt: number, original: StoredObject): Promis
       bytes: o.body.length,
       ...(o.quality !== undefined ? { quality: o.quality } : {}),
       ...(o.score !== undefined ? { score: o.score } : {}),
+      ...(o.crop ? { crop: o.crop } : {}),
       ...(config.output.publicBaseUrl ? { url: `${config.output.publicBaseUrl.replace(/\/$/, '')}/${key}` } : {}),
     };
   });
@@ -222,6 +232,7 @@ async function finish(
     createdAt: now.toISOString(),
     durationMs: Math.max(0, now.getTime() - run.started),
     ...('processed' in outcome ? { metrics: outcome.processed.metrics } : {}),
+    ...(run.analysis?.manifest ? { analysis: run.analysis.manifest } : {}),
   };
   await store.put(config.buckets.variants, manifestKey(config.layout, run.imageId), Buffer.from(JSON.stringify(manifest, null, 2)), {
     contentType: 'application/json',

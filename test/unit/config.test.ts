@@ -153,3 +153,58 @@ describe('filters', () => {
     expect(() => parseVariants([{ name: 'UPPER', width: 1 }])).toThrow(/0\.name/);
   });
 });
+
+describe('analysis', () => {
+  const base = { PIXELPIPE_AUTH_MODE: 'anonymous' };
+  const load = (env: Record<string, string>) => loadConfig({ ...base, ...env });
+  const refusal = (env: Record<string, string>): ConfigError => configError({ ...base, ...env });
+
+  test('defaults: no analyzer, nothing asked, moderation off, optional, 5 s budget, no descriptors', () => {
+    expect(load({}).analysis).toEqual({ analyzer: 'none', analyses: [], moderation: 'off', required: false, budgetMs: 5000, faceDescriptors: false });
+  });
+
+  test('an analyzer alone asks for faces; a moderation policy adds moderation; the list is kept in a fixed order', () => {
+    expect(load({ PIXELPIPE_ANALYZER: 'embedded' }).analysis.analyses).toEqual(['faces']);
+    expect(load({ PIXELPIPE_ANALYZER: 'vision', PIXELPIPE_MODERATION: 'block' }).analysis).toMatchObject({
+      analyses: ['faces', 'moderation'],
+      moderation: 'block',
+    });
+    expect(load({ PIXELPIPE_ANALYZER: 'rekognition', PIXELPIPE_ANALYSES: 'moderation, labels', PIXELPIPE_ANALYSIS_REQUIRED: 'true' }).analysis).toMatchObject({
+      analyses: ['labels', 'moderation'],
+      required: true,
+    });
+  });
+
+  test('block or flag with an analyzer that cannot moderate is refused, naming PIXELPIPE_MODERATION', () => {
+    for (const [analyzer, policy] of [
+      ['embedded', 'block'],
+      ['embedded', 'flag'],
+      ['none', 'block'],
+    ]) {
+      const err = refusal({ PIXELPIPE_ANALYZER: analyzer, PIXELPIPE_MODERATION: policy });
+      expect(err.variable).toBe('PIXELPIPE_MODERATION');
+      expect(err.message).toMatch(/cannot/);
+    }
+  });
+
+  test('asking an analyzer for what it cannot do is refused, naming PIXELPIPE_ANALYSES', () => {
+    const err = refusal({ PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_ANALYSES: 'faces,moderation' });
+    expect(err.variable).toBe('PIXELPIPE_ANALYSES');
+    expect(err.message).toMatch(/embedded cannot do moderation/);
+    expect(refusal({ PIXELPIPE_ANALYSES: 'faces' }).message).toMatch(/none cannot do faces/);
+    expect(refusal({ PIXELPIPE_ANALYZER: 'vision', PIXELPIPE_ANALYSES: 'faces,nudity' }).variable).toBe('PIXELPIPE_ANALYSES');
+    expect(refusal({ PIXELPIPE_ANALYZER: 'vision', PIXELPIPE_ANALYSES: 'faces,faces' }).variable).toBe('PIXELPIPE_ANALYSES');
+  });
+
+  test('face descriptors are refused loudly: no analyzer of this build computes them', () => {
+    const err = refusal({ PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_FACE_DESCRIPTORS: 'true' });
+    expect(err.variable).toBe('PIXELPIPE_FACE_DESCRIPTORS');
+    expect(err.message).toMatch(/biometric/);
+  });
+
+  test('bad values name their variable', () => {
+    expect(refusal({ PIXELPIPE_ANALYZER: 'opencv' }).variable).toBe('PIXELPIPE_ANALYZER');
+    expect(refusal({ PIXELPIPE_ANALYSIS_BUDGET_MS: '10' }).variable).toBe('PIXELPIPE_ANALYSIS_BUDGET_MS');
+    expect(refusal({ PIXELPIPE_ANALYSIS_REQUIRED: 'yes' }).variable).toBe('PIXELPIPE_ANALYSIS_REQUIRED');
+  });
+});
