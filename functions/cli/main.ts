@@ -6,14 +6,16 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, extname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
-import { PixelpipeError } from '../../shared/errors';
+import { ConfigError, PixelpipeError } from '../../shared/errors';
 import { createLogger, silentLogger } from '../../shared/logger';
 import { systemClock, uuidIds } from '../../shared/clock';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createInvocation, newTraceId, withInvocation } from '../../shared/invocation';
 import { originalKey } from '../../shared/keys';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
-import { processImage } from '../../shared/usecases/process-image';
+import { processImage, type ProcessDeps } from '../../shared/usecases/process-image';
+import { createAnalysisStage } from '../../shared/usecases/analyze-image';
+import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
 import { backfill, reprocess } from '../../shared/usecases/backfill';
 import type { ObjectStore } from '../../shared/ports';
 import { quietAwsSdkNodeVersionNotice } from '../local/sdk-notices';
@@ -38,6 +40,8 @@ export async function configFromFile(path: string | undefined, env: Record<strin
   for (const [k, v] of Object.entries(env)) if (k.startsWith('PIXELPIPE_')) merged[k] = v;
   // Local runs never sign uploads, so the JWT settings a deployment needs are irrelevant here.
   merged.PIXELPIPE_AUTH_MODE ??= 'anonymous';
+  // The CLI previews what a deploy would make, faces included, without any cloud account.
+  merged.PIXELPIPE_ANALYZER ??= 'embedded';
   if (path) {
     const raw = JSON.parse(await readFile(path, 'utf8')) as Record<string, unknown>;
     for (const [k, v] of Object.entries(raw)) {
@@ -49,11 +53,20 @@ export async function configFromFile(path: string | undefined, env: Record<strin
   return loadConfig(merged);
 }
 
+/** The analyzer for local runs: the embedded one (the cloud services need an account and a deploy). */
+function cliAnalysis(config: PixelpipeConfig): Pick<ProcessDeps, 'analysis'> {
+  if (config.analysis.analyzer === 'none') return {};
+  if (config.analysis.analyzer !== 'embedded') {
+    throw new ConfigError('PIXELPIPE_ANALYZER', `${config.analysis.analyzer} is not available to the CLI; use embedded or none`);
+  }
+  return { analysis: createAnalysisStage(createEmbeddedAnalyzer(__dirname), config.analysis) };
+}
+
 /** Processes local files through the core and returns the manifests (exit code 1 if any failed). */
 export async function runProcess(files: string[], opts: { config?: string; out?: string; json?: boolean; verbose?: boolean }): Promise<number> {
   const config = await configFromFile(opts.config, process.env);
   const store = new MemoryObjectStore();
-  const deps = { store, processor: new SharpImageProcessor(), clock: systemClock, config };
+  const deps: ProcessDeps = { store, processor: new SharpImageProcessor(), clock: systemClock, config, ...cliAnalysis(config) };
   const logger = opts.verbose ? createLogger({ level: 'debug' }) : silentLogger;
   let failures = 0;
   for (const file of files) {
@@ -177,7 +190,13 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
   const maxImages = positiveInt(values.max, '--max');
   if (command === 'reprocess' && !values.failed === !positionals.length) throw new UsageError('reprocess takes image ids or --failed (not both)');
   const config = await configFromFile(values.config, process.env);
-  const deps = { store: await createStore(values.store, values.endpoint), processor: new SharpImageProcessor(), clock: systemClock, config };
+  const deps: ProcessDeps = {
+    store: await createStore(values.store, values.endpoint),
+    processor: new SharpImageProcessor(),
+    clock: systemClock,
+    config,
+    ...cliAnalysis(config),
+  };
   const logger = createLogger({ level: values.verbose ? 'debug' : 'warn', sink: (l) => process.stderr.write(`${l}\n`) });
   // The run itself has no deadline; each image gets the configured function timeout (see backfill()).
   const run = createInvocation({ deadline: Number.POSITIVE_INFINITY, traceId: newTraceId(), logger });

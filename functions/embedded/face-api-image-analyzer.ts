@@ -7,6 +7,7 @@
  * wasm module and the weights); the runtime (`face-api-runtime.ts`) is loaded on the first `analyze`, so a
  * cold start pays nothing for it.
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AnalysisKind, AnalysisPixels, AnalysisResult, CallOptions, DetectedFace, ImageAnalyzer } from '../../shared/ports';
 import { TransientError } from '../../shared/errors';
@@ -227,4 +228,13 @@ export class FaceApiImageAnalyzer implements ImageAnalyzer {
       input.dispose();
     }
   }
+}
+
+/**
+ * The embedded analyzer as the functions build it once per cold start: assets beside the bundle
+ * (`bundleDir`, normally the entry's `__dirname`) when `npm run build` put them there, else from the
+ * installed packages. Nothing is loaded until the first image.
+ */
+export function createEmbeddedAnalyzer(bundleDir: string | undefined): FaceApiImageAnalyzer {
+  return new FaceApiImageAnalyzer(faceApiAssetDirs(bundleDir, existsSync));
 }

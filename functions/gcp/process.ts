@@ -5,9 +5,13 @@
  */
 import { cloudEvent } from '@google-cloud/functions-framework';
 import { systemClock } from '../../shared/clock';
-import { loadConfig } from '../../shared/config';
+import { loadConfig, type PixelpipeConfig } from '../../shared/config';
+import { ConfigError } from '../../shared/errors';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createLogger } from '../../shared/logger';
+import type { ImageAnalyzer } from '../../shared/ports';
+import { createAnalysisStage } from '../../shared/usecases/analyze-image';
+import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
 import { loadGcpSettings } from './gcp-settings';
 import { GcsObjectStore } from './gcs-object-store';
 import { createProcessHandler } from './process-handler';
@@ -17,6 +21,22 @@ const config = loadConfig(process.env);
 const gcp = loadGcpSettings(process.env);
 const logger = createLogger({ level: config.logLevel, fields: { fn: 'process', ...(gcp.projectId ? { gcpProject: gcp.projectId } : {}) } });
 
+/** The analyzer `PIXELPIPE_ANALYZER` names, built once per cold start (its model or client loads on first use). */
+function createAnalyzer(analysis: PixelpipeConfig['analysis']): ImageAnalyzer | undefined {
+  switch (analysis.analyzer) {
+    case 'none':
+      return undefined;
+    case 'embedded':
+      return createEmbeddedAnalyzer(__dirname);
+    // Plug-in point for Google Cloud Vision (helper cloudai's VisionImageAnalyzer, added at merge).
+    case 'vision':
+      throw new ConfigError('PIXELPIPE_ANALYZER', 'vision is not available in this build');
+    case 'rekognition':
+      throw new ConfigError('PIXELPIPE_ANALYZER', 'rekognition is an AWS service; on GCP use vision or embedded');
+  }
+}
+const analyzer = createAnalyzer(config.analysis);
+
 /** The deployed handler (also exported for tests). */
 export const processHandler = createProcessHandler({
   store: new GcsObjectStore(createStorage(gcp)),
@@ -24,6 +44,7 @@ export const processHandler = createProcessHandler({
   clock: systemClock,
   logger,
   config,
+  ...(analyzer ? { analysis: createAnalysisStage(analyzer, config.analysis) } : {}),
 });
 
 cloudEvent('process', processHandler);

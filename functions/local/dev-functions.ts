@@ -7,7 +7,10 @@
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
 import { systemClock, uuidIds } from '../../shared/clock';
 import type { PixelpipeConfig } from '../../shared/config';
+import { ConfigError } from '../../shared/errors';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
+import { createAnalysisStage, type AnalysisStage } from '../../shared/usecases/analyze-image';
+import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
 import type { Authenticator, EventPublisher, Logger, ObjectStore } from '../../shared/ports';
 import { createCascadeHandler } from '../aws/cascade-handler';
 import { createNotifyHandler } from '../aws/notify-handler';
@@ -30,6 +33,20 @@ export interface DevFunctionsContext {
   s3: LocalS3;
   publisher: EventPublisher;
   processConcurrency: number;
+  /** Replaces the analyzer the configuration names (tests inject fakes); `null`: none. */
+  analysis?: AnalysisStage | null;
+}
+
+/**
+ * The dev stack runs what a deploy runs, except that only the embedded analyzer exists locally: the cloud
+ * services need accounts (their adapters are tested against fakes instead).
+ */
+function devAnalysis(config: PixelpipeConfig): { analysis?: AnalysisStage } {
+  if (config.analysis.analyzer === 'none') return {};
+  if (config.analysis.analyzer !== 'embedded') {
+    throw new ConfigError('PIXELPIPE_ANALYZER', `${config.analysis.analyzer} needs a cloud account; the dev stack runs embedded or none`);
+  }
+  return { analysis: createAnalysisStage(createEmbeddedAnalyzer(__dirname), config.analysis) };
 }
 
 /** The running functions. */
@@ -64,6 +81,7 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
     clock: systemClock,
     logger: root.child({ fn: 'process' }),
     config,
+    ...(ctx.analysis !== undefined ? (ctx.analysis ? { analysis: ctx.analysis } : {}) : devAnalysis(config)),
   });
   const notifyHandler = createNotifyHandler({ store: new S3ObjectStore(s3.client()), publisher: ctx.publisher, logger: root.child({ fn: 'notify' }), config });
 

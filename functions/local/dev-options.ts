@@ -131,6 +131,8 @@ export function devPixelpipeEnv(options: Pick<DevOptions, 'pixelpipeEnv' | 'host
     PIXELPIPE_ORIGINALS_BUCKET: 'pixelpipe-originals',
     PIXELPIPE_VARIANTS_BUCKET: variantsBucket,
     PIXELPIPE_SOURCE: '//pixelpipe/dev',
+    // Faces on a model shipped in an npm package: what a new user sees without any account.
+    PIXELPIPE_ANALYZER: 'embedded',
     ...user,
     PIXELPIPE_CORS_ORIGINS: origins.join(','),
     PIXELPIPE_STATUS_URL_BASE: `http://${options.host}:${ports.page}/api/images`,

@@ -75,6 +75,8 @@ function functionEnv(cloud: string): Record<string, string> {
     PIXELPIPE_ORIGINALS_BUCKET: 'bench-originals',
     PIXELPIPE_VARIANTS_BUCKET: 'bench-variants',
     PIXELPIPE_LOG_LEVEL: 'warn',
+    // Analysis configured, as the target says: the embedded analyzer must cost the cold start nothing (it loads on the first image).
+    PIXELPIPE_ANALYZER: 'embedded',
   };
   if (cloud === 'aws') {
     return {
