@@ -67,7 +67,7 @@ export class SharpImageProcessor implements ImageProcessor {
     const animated = await renderAnimated(input, probe, variants, limits, options, { applyFilter, encodeStill: encode, placeholder: makePlaceholder });
     if (animated) return animated;
     const t0 = performance.now();
-    const base = await this.decode(input, probe, variants, limits);
+    const base = await this.decode(input, probe, variants, limits, options.analyze !== undefined);
     const decodeMs = performance.now() - t0;
     const analysis = options.analyze ? await options.analyze(await analysisRung(base)) : undefined;
     const faces = analysis?.faces ?? [];
@@ -168,8 +168,8 @@ export class SharpImageProcessor implements ImageProcessor {
   }
 
   /** The single decode: shrink-on-load to the size the largest variant needs, oriented, sRGB, 8-bit. */
-  private async decode(input: Buffer, probe: ImageProbe, variants: VariantSpec[], limits: PixelpipeConfig['limits']): Promise<RawImage> {
-    const target = decodeTarget(variants, probe);
+  private async decode(input: Buffer, probe: ImageProbe, variants: VariantSpec[], limits: PixelpipeConfig['limits'], forAnalysis: boolean): Promise<RawImage> {
+    const target = forAnalysis ? atLeastAnalysisRung(decodeTarget(variants, probe), probe) : decodeTarget(variants, probe);
     try {
       let pipeline: Sharp;
       if (probe.format === 'heif' && probe.mimeType !== 'image/avif') {
@@ -227,6 +227,19 @@ function decodeTarget(variants: VariantSpec[], probe: ImageProbe): Size {
   const max = { width: Math.max(...sizes.map((s) => s.width)), height: Math.max(...sizes.map((s) => s.height)) };
   const exact = variants.some((v, i) => (v.fit === 'inside' || v.fit === 'outside') && sizes[i].width === max.width && sizes[i].height === max.height);
   return exact && max.width <= probe.width && max.height <= probe.height ? max : decodeSize(variants, probe);
+}
+
+/**
+ * A decode sized for small variants only (a 200 px thumb decodes a JPEG at ≈ 300 px) would starve the
+ * analyzer: on a group photo at 283 px the detector missed a face it finds at 640. So with analysis on, the
+ * single decode is at least the analysis rung (≤ 640 px long side, never above the original).
+ */
+function atLeastAnalysisRung(target: Size, probe: ImageProbe): Size {
+  const scale = Math.min(1, ANALYSIS_MAX_SIDE / Math.max(probe.width, probe.height));
+  const rung = { width: Math.round(probe.width * scale), height: Math.round(probe.height * scale) };
+  return rung.width <= target.width && rung.height <= target.height
+    ? target
+    : { width: Math.max(rung.width, target.width), height: Math.max(rung.height, target.height) };
 }
 
 function checkPixels(width: number, height: number, pages: number, limits: PixelpipeConfig['limits']): void {
