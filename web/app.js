@@ -305,6 +305,7 @@ function renderManifest(card, m) {
         h('p', { class: 'reason-message' }, m.reason?.message ?? 'No reason was recorded.'),
       ),
     );
+    if (m.analysis) result.append(analysisSummary(m.analysis));
     return;
   }
 
@@ -344,11 +345,98 @@ function renderManifest(card, m) {
     img.addEventListener('load', () => img.classList.add('loaded'), { once: true });
     img.addEventListener('error', () => img.classList.add('broken'), { once: true });
     if (v.url) img.src = v.url;
-    const caption = `${v.name} · ${v.format} · ${v.width}×${v.height} · ${formatBytes(v.bytes)}`;
+    const caption = `${v.name} · ${v.format} · ${v.width}×${v.height} · ${formatBytes(v.bytes)}${v.crop ? ` · crop ${v.crop.width}×${v.crop.height} at ${v.crop.left},${v.crop.top}` : ''}`;
+    if (v.crop) img.dataset.crop = `${v.crop.left},${v.crop.top},${v.crop.width},${v.crop.height}`;
     const picture = v.url ? h('a', { href: v.url, target: '_blank', rel: 'noopener' }, img) : img;
     gallery.append(h('li', {}, h('figure', {}, picture, h('figcaption', {}, caption))));
   }
-  result.append(h('div', { class: 'result-grid' }, h('div', { class: 'preview-col' }, preview, meta), gallery));
+  const analysis = m.analysis ? [analysisView(m, card.file.name), analysisSummary(m.analysis)] : [];
+  result.append(h('div', { class: 'result-grid' }, h('div', { class: 'preview-col' }, preview, meta, ...analysis), gallery));
+}
+
+/* ---------- analysis overlay ---------- */
+
+/**
+ * @typedef {{ left: number, top: number, width: number, height: number }} Box
+ * @typedef {{ analyzer: string, ms: number, faces?: { box: Box, score: number }[], labels?: { name: string, score: number }[],
+ *   moderation?: { verdict: string, categories: { name: string, score: number }[] }, error?: { code: string, message: string } }} Analysis
+ */
+
+/** @param {number} v */
+const pct = (v) => `${(v * 100).toFixed(2)}%`;
+
+/**
+ * The original (its largest uncropped variant: the original itself stays private) with the detected face
+ * boxes drawn over it, and the region each cropped variant shows, dashed. Boxes are fractions of the
+ * oriented original and crops are its pixels, so both place as percentages on any uncropped rendition.
+ * @param {any} m @param {string} filename
+ */
+function analysisView(m, filename) {
+  /** @type {Analysis} */
+  const a = m.analysis;
+  const src = m.source ?? {};
+  const whole = (m.variants ?? []).filter((/** @type {any} */ v) => !v.crop && v.url && (v.format === 'jpeg' || v.format === 'webp'));
+  whole.sort((/** @type {any} */ x, /** @type {any} */ y) => x.width - y.width);
+  const shown = whole.find((/** @type {any} */ v) => v.width >= 320) ?? whole[whole.length - 1];
+  const frame = h('div', { class: 'analysis-frame', 'data-testid': 'analysis-frame', style: `aspect-ratio: ${src.width ?? 4} / ${src.height ?? 3}` });
+  if (shown) frame.append(h('img', { src: shown.url, alt: `${filename} with the detected faces outlined`, decoding: 'async' }));
+  const seen = new Set();
+  for (const v of m.variants ?? []) {
+    if (!v.crop || !src.width || !src.height || seen.has(v.name)) continue;
+    seen.add(v.name);
+    const c = v.crop;
+    frame.append(
+      h('span', {
+        class: 'crop-box',
+        'data-testid': 'crop-box',
+        'data-variant': v.name,
+        title: `${v.name}: crop ${c.width}×${c.height} at ${c.left},${c.top}`,
+        style: `left:${pct(c.left / src.width)};top:${pct(c.top / src.height)};width:${pct(c.width / src.width)};height:${pct(c.height / src.height)}`,
+      }),
+    );
+  }
+  for (const f of a.faces ?? []) {
+    const b = f.box;
+    frame.append(
+      h('span', {
+        class: 'face-box',
+        'data-testid': 'face-box',
+        title: `face, score ${f.score.toFixed(2)}`,
+        style: `left:${pct(b.left)};top:${pct(b.top)};width:${pct(b.width)};height:${pct(b.height)}`,
+      }),
+    );
+  }
+  return frame;
+}
+
+/**
+ * What the analyzer said, in words: faces, labels, the moderation verdict (or that it was not asked for),
+ * and the error when the analysis failed and the image was processed without it.
+ * @param {Analysis} a
+ */
+function analysisSummary(a) {
+  const faces = a.faces ? `${a.faces.length} face${a.faces.length === 1 ? '' : 's'}` : 'faces not analysed';
+  const labels = a.labels?.length
+    ? a.labels
+        .slice(0, 5)
+        .map((l) => `${l.name} ${Math.round(l.score * 100)}%`)
+        .join(', ')
+    : 'none';
+  const verdict = a.moderation?.verdict ?? 'off';
+  return h(
+    'dl',
+    { class: 'analysis', 'data-testid': 'analysis' },
+    h('dt', {}, 'Faces'),
+    h('dd', { 'data-testid': 'faces' }, faces),
+    h('dt', {}, 'Labels'),
+    h('dd', { 'data-testid': 'labels' }, labels),
+    h('dt', {}, 'Moderation'),
+    h('dd', {}, h('span', { class: `verdict verdict-${verdict}`, 'data-testid': 'moderation' }, verdict)),
+    a.error ? h('dt', {}, 'Analysis error') : null,
+    a.error ? h('dd', { class: 'analysis-error', 'data-testid': 'analysis-error' }, `${a.error.code}: ${a.error.message}`) : null,
+    h('dt', {}, 'Analyzer'),
+    h('dd', { class: 'muted' }, `${a.analyzer} · ${formatDuration(a.ms)}`),
+  );
 }
 
 /* ---------- concurrency-limited queue ---------- */

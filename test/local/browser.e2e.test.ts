@@ -81,7 +81,12 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
     }).observe(document.getElementById('cards')!, { subtree: true, childList: true, attributes: true, characterData: true });
   });
 
-  await page.setInputFiles('[data-testid="file-input"]', [sample('landscape.jpg'), sample('portrait-exif6.jpg'), sample('corrupt.jpg')]);
+  await page.setInputFiles('[data-testid="file-input"]', [
+    sample('landscape.jpg'),
+    sample('portrait-exif6.jpg'),
+    sample('corrupt.jpg'),
+    join(ROOT, 'samples', 'faces', 'group-1.jpg'),
+  ]);
   await page.setInputFiles('[data-testid="file-input"]', [sample('fig-gps.jpg')]);
   const cancelled = card(page, 'fig-gps.jpg');
   // The page uploads four at once: wait until this one is really sending bytes, then cancel it.
@@ -97,7 +102,7 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
   await cancelled.locator('[data-testid="card-status"]', { hasText: 'Cancelled' }).waitFor();
   expect(await cancelled.getAttribute('data-status')).toBe('cancelled');
 
-  for (const name of ['landscape.jpg', 'portrait-exif6.jpg']) {
+  for (const name of ['landscape.jpg', 'portrait-exif6.jpg', 'group-1.jpg']) {
     const c = card(page, name);
     await c.and(page.locator('[data-status="processed"]')).waitFor({ timeout: 60_000 });
     expect(await c.locator('[data-testid="progress-text"]').textContent()).toBe('100%');
@@ -122,7 +127,7 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
   // Every variant loads from storage with the dimensions the manifest states.
   const variants = page.locator('[data-testid="variant"]');
   const count = await variants.count();
-  expect(count).toBe(18); // 9 files (5 variants, webp + jpeg, gray jpeg only) for each of the two photos
+  expect(count).toBe(27); // 9 files (5 variants, webp + jpeg, gray jpeg only) for each of the three photos
   for (let i = 0; i < count; i++) {
     const img = variants.nth(i);
     // The gallery lazy-loads: bring each into view, then wait for its pixels.
@@ -160,6 +165,38 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
   expect(smallH).toBeGreaterThan(smallW); // EXIF orientation 6 applied: portrait
   expect(await dims('large', 'webp')).toEqual([1000, 1500]); // never enlarged beyond the upright original
 
+  // The analysis overlay: the embedded analyzer's face boxes over the original, the thumb's crop, labels and verdict.
+  const group = card(page, 'group-1.jpg');
+  const manifest = await page.evaluate(
+    async (url) => (await fetch(url)).json() as Promise<{ analysis?: { faces?: unknown[] } }>,
+    `${urls.images}/${await group.getAttribute('data-image-id')}`,
+  );
+  const analysis = manifest.analysis;
+  expect(analysis?.faces?.length).toBeGreaterThanOrEqual(3);
+  const frame = group.locator('[data-testid="analysis-frame"]');
+  await frame.locator('img').evaluate((el) => {
+    const image = el as HTMLImageElement;
+    return image.complete && image.naturalWidth > 0 ? undefined : new Promise((resolve) => image.addEventListener('load', resolve, { once: true }));
+  });
+  const boxes = await frame.locator('[data-testid="face-box"]').evaluateAll((els) =>
+    els.map((el) => {
+      const r = el.getBoundingClientRect();
+      const f = el.parentElement!.getBoundingClientRect();
+      return { left: (r.left - f.left) / f.width, top: (r.top - f.top) / f.height, width: r.width / f.width, height: r.height / f.height };
+    }),
+  );
+  expect(boxes).toHaveLength(analysis!.faces!.length);
+  for (const b of boxes) {
+    expect(b.width).toBeGreaterThan(0.02);
+    expect(b.left).toBeGreaterThanOrEqual(0);
+    expect(b.left + b.width).toBeLessThanOrEqual(1.001);
+  }
+  expect(await frame.locator('[data-testid="crop-box"][data-variant="thumb"]').count()).toBe(1);
+  expect(await group.locator('[data-testid="faces"]').textContent()).toBe(`${boxes.length} faces`);
+  expect(await group.locator('[data-testid="moderation"]').textContent()).toBe('off');
+  expect(await group.locator('[data-testid="labels"]').textContent()).toBe('not analysed');
+  expect(await group.locator('[data-testid="variant"][data-variant="thumb"]').first().getAttribute('data-crop')).toMatch(/^\d+,\d+,\d+,\d+$/);
+
   // The admin table: the three uploads that reached storage, with their outcomes (the cancelled one never arrived).
   await page.locator('[data-testid="recent-row"][data-status="failed"]').waitFor();
   const rows = await page.locator('[data-testid="recent-row"]').evaluateAll((trs) =>
@@ -173,6 +210,7 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
     expect.arrayContaining([
       { status: 'processed', filename: 'landscape.jpg', variants: '9' },
       { status: 'processed', filename: 'portrait-exif6.jpg', variants: '9' },
+      { status: 'processed', filename: 'group-1.jpg', variants: '9' },
       { status: 'failed', filename: 'corrupt.jpg', variants: '0' },
     ]),
   );
