@@ -416,12 +416,8 @@ function analysisView(m, filename) {
  */
 function analysisSummary(a) {
   const faces = a.faces ? `${a.faces.length} face${a.faces.length === 1 ? '' : 's'}` : 'faces not analysed';
-  const labels = a.labels?.length
-    ? a.labels
-        .slice(0, 5)
-        .map((l) => `${l.name} ${Math.round(l.score * 100)}%`)
-        .join(', ')
-    : 'none';
+  const top = (a.labels ?? []).slice(0, 5).map((l) => `${l.name} ${Math.round(l.score * 100)}%`);
+  const labels = !a.labels ? 'not analysed' : top.join(', ') || 'none';
   const verdict = a.moderation?.verdict ?? 'off';
   return h(
     'dl',
