@@ -412,6 +412,23 @@ describe('serverless.yml packaged with osls', () => {
     });
   });
 
+  test('the process package ships the embedded analyzer (runtime, detector weights, SIMD wasm) and stays under 250 MB unzipped', () => {
+    const zip = zips.get('process')!;
+    for (const f of [
+      'face-api/runtime.js',
+      'face-api/model/tiny_face_detector_model.bin',
+      'face-api/model/tiny_face_detector_model-weights_manifest.json',
+      'face-api/wasm/tfjs-backend-wasm-simd.wasm',
+    ]) {
+      expect(zip.get(`dist/aws/process/${f}`)?.size ?? 0).toBeGreaterThan(0);
+    }
+    const unzipped = [...zip.values()].reduce((n, e) => n + e.size, 0);
+    // Lambda's limit for a zip package, unzipped (functions and layers together).
+    expect(unzipped).toBeLessThan(250 * 1000 * 1000);
+    // Only the process function analyses: the others stay small.
+    expect([...zips.get('upload')!.keys()].some((k) => k.includes('face-api'))).toBe(false);
+  });
+
   test('the packaged artifacts are the freshly built bundles', async () => {
     const built = await stat(join(ROOT, 'dist', 'aws', 'process', 'index.js'));
     expect(zips.get('process')!.get('dist/aws/process/index.js')!.size).toBe(built.size);
