@@ -11,7 +11,7 @@ import { ConfigError } from '../../shared/errors';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createAnalysisStage, type AnalysisStage } from '../../shared/usecases/analyze-image';
 import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
-import type { Authenticator, EventPublisher, Logger, ObjectStore } from '../../shared/ports';
+import type { Authenticator, EventPublisher, ImageAnalyzer, Logger, ObjectStore } from '../../shared/ports';
 import { createCascadeHandler } from '../aws/cascade-handler';
 import { createNotifyHandler } from '../aws/notify-handler';
 import { createProcessHandler } from '../aws/process-handler';
@@ -33,8 +33,8 @@ export interface DevFunctionsContext {
   s3: LocalS3;
   publisher: EventPublisher;
   processConcurrency: number;
-  /** Replaces the analyzer the configuration names (tests inject fakes); `null`: none. */
-  analysis?: AnalysisStage | null;
+  /** Replaces the analyzer the configuration names (tests inject a fake cloud analyzer); configured as `PIXELPIPE_ANALY*` say. */
+  analyzer?: ImageAnalyzer;
 }
 
 /**
@@ -81,7 +81,7 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
     clock: systemClock,
     logger: root.child({ fn: 'process' }),
     config,
-    ...(ctx.analysis !== undefined ? (ctx.analysis ? { analysis: ctx.analysis } : {}) : devAnalysis(config)),
+    ...(ctx.analyzer ? { analysis: createAnalysisStage(ctx.analyzer, config.analysis) } : devAnalysis(config)),
   });
   const notifyHandler = createNotifyHandler({ store: new S3ObjectStore(s3.client()), publisher: ctx.publisher, logger: root.child({ fn: 'notify' }), config });
 

@@ -15,7 +15,7 @@ import { newTraceId, withInvocation } from '../../shared/invocation';
 import { ownerSegment, parseOriginalKey } from '../../shared/keys';
 import { createLogger, type LineSink } from '../../shared/logger';
 import { parseManifest } from '../../shared/manifest';
-import type { Logger, ObjectStore } from '../../shared/ports';
+import type { ImageAnalyzer, Logger, ObjectStore } from '../../shared/ports';
 import { getImageStatus } from '../../shared/usecases/get-image-status';
 import { sanitizeFilename } from '../../shared/usecases/request-upload';
 import { openEventChannel, planEvents, startEmulatorIfPlanned } from './dev-events';
@@ -37,6 +37,8 @@ export interface DevStackIo {
   sink: LineSink;
   /** Environment for the emulator child process. */
   childEnv: Record<string, string | undefined>;
+  /** Stands in for the configured analyzer (tests: a fake cloud analyzer, so moderation runs locally). */
+  analyzer?: ImageAnalyzer;
 }
 
 /** A running stack. */
@@ -94,7 +96,15 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
     const channel = await openEventChannel(plan, options, config, log, await emulator.ready);
     cleanups.push(() => channel.close());
 
-    const fns = startDevFunctions({ config, root, log, s3, publisher: channel.publisher, processConcurrency: options.processConcurrency });
+    const fns = startDevFunctions({
+      config,
+      root,
+      log,
+      s3,
+      publisher: channel.publisher,
+      processConcurrency: options.processConcurrency,
+      ...(io.analyzer ? { analyzer: io.analyzer } : {}),
+    });
     cleanups.push(() => fns.close());
 
     const images = new RecentImages();
