@@ -48,6 +48,8 @@ export type TransientReasonCode =
   | 'deadline_exceeded'
   | 'auth_unavailable'
   | 'analyzer_unavailable'
+  /** The delete cascade waits for a processing attempt still holding its lease. */
+  | 'image_busy'
   | 'internal';
 
 export type ReasonCode = ImageReasonCode | ClientReasonCode | TransientReasonCode | 'invalid_config' | 'not_found_object';

@@ -44,6 +44,11 @@ export interface GetOptions extends CallOptions {
 export interface ListOptions extends CallOptions {
   pageToken?: string;
   pageSize?: number;
+  /**
+   * Only keys after this one (S3 `StartAfter`, GCS `startOffset` minus the key itself). A key the
+   * caller chose, unlike `pageToken`, so it can be checked before it reaches the storage service.
+   */
+  startAfter?: string;
 }
 
 export interface ListPage {

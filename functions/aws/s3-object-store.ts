@@ -115,7 +115,13 @@ export class S3ObjectStore implements ObjectStore {
   async list(bucket: string, prefix: string, options: ListOptions = {}): Promise<ListPage> {
     return this.call(`s3 list ${bucket}/${prefix}`, undefined, options, async (abortSignal) => {
       const res = await this.client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: options.pageSize ?? 1000, ContinuationToken: options.pageToken }),
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: prefix,
+          MaxKeys: options.pageSize ?? 1000,
+          ContinuationToken: options.pageToken,
+          ...(options.startAfter !== undefined ? { StartAfter: options.startAfter } : {}),
+        }),
         { abortSignal },
       );
       const items: ObjectInfo[] = (res.Contents ?? []).map((o) => ({

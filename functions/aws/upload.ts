@@ -4,7 +4,7 @@
  * for config, JWT verification and the handler only (no S3 client, no SNS, no sharp).
  */
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
-import { systemClock, uuidIds } from '../../shared/clock';
+import { newestFirstIds, systemClock } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { S3UrlSigner, s3SigningTargetFromEnv } from './s3-url-signer';
@@ -18,7 +18,7 @@ export const handler = createUploadHandler({
   // Region and the execution role's credentials come from the variables Lambda sets; a missing one
   // fails the cold start with a ConfigError naming it, instead of every request failing later.
   signer: new S3UrlSigner(s3SigningTargetFromEnv(process.env), { clock: systemClock }),
-  ids: uuidIds,
+  ids: newestFirstIds(systemClock),
   clock: systemClock,
   config,
   authenticator: createAuthenticator(config, logger),

@@ -143,10 +143,12 @@ export class GcsObjectStore implements ObjectStore {
             autoPaginate: false,
             maxResults: options.pageSize ?? 1000,
             ...(options.pageToken ? { pageToken: options.pageToken } : {}),
+            // startOffset is inclusive; the key itself is dropped below.
+            ...(options.startAfter !== undefined ? { startOffset: options.startAfter } : {}),
           });
           const token = (next as { pageToken?: string } | null | undefined)?.pageToken;
           return {
-            items: files.map((f) => toObjectInfo(bucket, f.name, f.metadata as GcsMetadata)),
+            items: files.filter((f) => f.name !== options.startAfter).map((f) => toObjectInfo(bucket, f.name, f.metadata as GcsMetadata)),
             ...(token ? { nextPageToken: token } : {}),
           };
         } catch (err) {

@@ -6,7 +6,7 @@
  */
 import { http } from '@google-cloud/functions-framework';
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
-import { systemClock, uuidIds } from '../../shared/clock';
+import { newestFirstIds, systemClock } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
 import { createLogger } from '../../shared/logger';
 import { installBodyGuard } from './body-guard';
@@ -37,7 +37,7 @@ const signer = new GcsUrlSigner(credentials, {
 /** The deployed handler (also exported for tests). */
 export const upload = createUploadHandler({
   signer,
-  ids: uuidIds,
+  ids: newestFirstIds(systemClock),
   clock: systemClock,
   authenticator: createAuthenticator(config, logger),
   logger,

@@ -5,7 +5,7 @@
  * notify).
  */
 import { createAuthenticator } from '../../shared/auth/jwt-authenticator';
-import { systemClock, uuidIds } from '../../shared/clock';
+import { newestFirstIds, systemClock } from '../../shared/clock';
 import type { PixelpipeConfig } from '../../shared/config';
 import { ConfigError } from '../../shared/errors';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
@@ -69,7 +69,7 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
   const authenticator = createAuthenticator(config, uploadLogger);
   const uploadHandler = createUploadHandler({
     signer: S3UrlSigner.fromClient(s3.client()),
-    ids: uuidIds,
+    ids: newestFirstIds(systemClock),
     clock: systemClock,
     config,
     authenticator,

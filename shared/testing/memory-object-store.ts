@@ -75,7 +75,7 @@ export class MemoryObjectStore implements ObjectStore {
     await this.enter({ op: 'list', bucket, key: prefix }, options);
     const size = options.pageSize ?? 1000;
     const keys = [...this.objects.values()]
-      .filter((e) => e.info.bucket === bucket && e.info.key.startsWith(prefix))
+      .filter((e) => e.info.bucket === bucket && e.info.key.startsWith(prefix) && (options.startAfter === undefined || e.info.key > options.startAfter))
       .map((e) => e.info.key)
       .sort();
     const start = options.pageToken ? keys.findIndex((k) => k > options.pageToken!) : 0;

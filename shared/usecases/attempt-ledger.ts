@@ -3,6 +3,10 @@
  * (`state/<id>/<generation>.attempts`), and the decisions that hang on it — the poison-object budget
  * and, on a transient fault, whether to give up now or record the attempt and ask for a retry.
  *
+ * It also holds the lease of an attempt in progress (`state/<id>/<generation>.lease`, see
+ * {@link takeLease}): the delete cascade waits while one is live, which is what lets the processor run
+ * without any delete permission (delete-image.ts has the whole argument).
+ *
  * Deadlines: the ledger is read with the options for normal work (`work`, which end the reserve before
  * the invocation's deadline); the attempt record and the give-up manifest are written under whatever
  * time remains, which is what the reserve is kept for.
@@ -10,7 +14,7 @@
 import type { PixelpipeConfig } from '../config';
 import { ImageRejectedError, ObjectNotFoundError, PixelpipeError, isRetryable } from '../errors';
 import { callOptions, type CallOptions, type Invocation } from '../invocation';
-import { attemptsKey } from '../keys';
+import { attemptsKey, isLeaseKey, leaseKey } from '../keys';
 import type { Logger, ObjectStore } from '../ports';
 
 /** What the ledger needs to know about one delivery. */
@@ -111,4 +115,62 @@ async function readAttempts(ctx: LedgerContext, generation: string): Promise<num
     if (err instanceof ObjectNotFoundError) return 0;
     throw err;
   }
+}
+
+/** What a lease object holds: until when (epoch ms) its attempt may still write. `0`: released. */
+interface Lease {
+  until: number;
+}
+
+/**
+ * Announces an attempt in progress: written before the original is read, it lasts until the
+ * invocation's deadline (after which the platform has ended the attempt, finished or not). A transient
+ * write failure is thrown: processing without a lease could outlive a concurrent cascade.
+ */
+export async function takeLease(ctx: LedgerContext): Promise<void> {
+  await writeLease(ctx, { until: ctx.inv.deadline }, ctx.work);
+}
+
+/**
+ * Ends the lease once the attempt wrote its last object (or gave up), so a waiting cascade can run at
+ * its next retry. Best effort under the remaining time: an unreleased lease only delays the cascade
+ * until the deadline it names.
+ */
+export async function releaseLease(ctx: LedgerContext): Promise<void> {
+  try {
+    await writeLease(ctx, { until: 0 }, callOptions(ctx.inv));
+  } catch (err) {
+    ctx.log.warn('could not release the processing lease; a deletion waits until it expires', { err });
+  }
+}
+
+async function writeLease(ctx: LedgerContext, lease: Lease, call: CallOptions): Promise<void> {
+  const key = leaseKey(ctx.config.layout, ctx.imageId, ctx.event.generation);
+  await ctx.store.put(ctx.config.buckets.variants, key, Buffer.from(JSON.stringify(lease)), {
+    contentType: 'application/json',
+    cacheControl: 'no-store',
+    ...call,
+  });
+}
+
+/**
+ * The latest deadline among the image's live leases (attempts still able to write), or `null` when
+ * none is live at `nowMs`. Reads the first page of `state/<id>/` (an image has a few state objects) and
+ * each lease on it; a lease that cannot be parsed counts as released.
+ */
+export async function liveLeaseUntil(store: ObjectStore, config: PixelpipeConfig, imageId: string, nowMs: number, call: CallOptions): Promise<number | null> {
+  const { items } = await store.list(config.buckets.variants, `${config.layout.state}${imageId}/`, { pageSize: 100, ...call });
+  let latest: number | null = null;
+  for (const o of items.filter((i) => isLeaseKey(i.key))) {
+    let until = 0;
+    try {
+      const obj = await store.get(config.buckets.variants, o.key, { maxBytes: 256, ...call });
+      const parsed = JSON.parse(obj.body.toString('utf8')) as Partial<Lease>;
+      until = typeof parsed.until === 'number' && Number.isFinite(parsed.until) ? parsed.until : 0;
+    } catch (err) {
+      if (err instanceof PixelpipeError && err.retryable) throw err;
+    }
+    if (until > nowMs && (latest === null || until > latest)) latest = until;
+  }
+  return latest;
 }

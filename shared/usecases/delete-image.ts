@@ -1,21 +1,28 @@
 /**
  * Use case: an original was deleted; remove everything derived from it and tell subscribers.
  *
- * How a delete and a running processor are kept from leaving anything behind (see also
- * `withdrawIfOriginalGone` in process-image.ts and the original check in notify-completion.ts):
- * - the cascade runs after the storage service reports the deletion, and removes whatever exists under
- *   `variants/<id>/`, `manifests/<id>.json` and `state/<id>/` at that moment;
- * - the processor writes its manifest and only then looks at the original again: when it is gone, the
- *   processor withdraws what it wrote itself (its variants and that manifest). Whatever it wrote before
- *   the deletion, the cascade (which starts after it) finds; whatever it wrote after, it removes itself;
+ * How a delete and a running processor are kept from leaving anything behind, with a processor that
+ * cannot delete anything (only this cascade's role may delete derived objects):
+ * - every processing attempt first writes its lease (`state/<id>/<generation>.lease`, until its
+ *   deadline) and only then reads the original; it releases the lease after its last write;
+ * - the cascade runs after the storage service reports the deletion and, while any lease of the image
+ *   is live, throws a retryable `image_busy`: the platform redelivers the deletion later (Eventarc's
+ *   backoff, Lambda's async retries after 1 and 2 minutes), by when the attempt has finished or its
+ *   deadline has passed. Only then does it remove `variants/<id>/`, `state/<id>/` and the manifest;
+ * - so an attempt either took its lease before the cascade looked (the cascade waits for it and then
+ *   removes everything it wrote), or after: then the original was already gone when the attempt read
+ *   it, and the attempt wrote nothing but its lease (released; the state/ lifecycle rule expires it);
  * - the notifier publishes `processed`/`failed` only while the manifest's original still exists, so a
- *   manifest written by a processor that lost the race is never announced after `deleted`.
+ *   manifest written while the cascade waits is never announced after `deleted`.
+ * The wait is bounded: a lease lasts at most one processing timeout, and a deletion older than
+ * `config.retry.maxEventAgeSeconds` no longer waits.
  */
 import type { PixelpipeConfig } from '../config';
 import { buildDeletedEvent, type ImageDeletion } from '../events';
 import { callOptions, type CallOptions, type Invocation } from '../invocation';
 import { manifestKey, parseOriginalKey } from '../keys';
 import type { Clock, EventPublisher, ObjectStore } from '../ports';
+import { liveLeaseUntil } from './attempt-ledger';
 import { mapLimit, readManifest } from './process-image';
 import { PixelpipeError, TransientError } from '../errors';
 
@@ -82,6 +89,13 @@ export async function deleteImage(deps: DeleteDeps, inv: Invocation, event: Dele
   if (live) {
     log.info('an original lives under the key again; not cascading', { current: live.generation });
     return { status: 'ignored', reason: 'original_exists' };
+  }
+  const fresh = !event.eventTime || deps.clock.now().getTime() - event.eventTime.getTime() <= config.retry.maxEventAgeSeconds * 1000;
+  // Leases hold invocation deadlines: compared on the invocation's clock.
+  const busyUntil = fresh ? await liveLeaseUntil(store, config, ref.id, inv.now(), work) : null;
+  if (busyUntil !== null) {
+    log.info('a processing attempt is running; the deletion is retried after it', { leaseUntil: new Date(busyUntil).toISOString() });
+    throw new TransientError('image_busy', `image ${ref.id} is being processed until ${new Date(busyUntil).toISOString()} at the latest`);
   }
   // Read before deleting: the trace id follows the image into its last event.
   const manifest = await readManifest(store, config, ref.id, work);

@@ -8,7 +8,7 @@ import { manifestKey, parseOriginalKey, variantKey } from '../keys';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type Manifest } from '../manifest';
 import type { Clock, ImageProcessor, ObjectInfo, ObjectStore, StoredObject } from '../ports';
 import { beginAnalysis, type AnalysisStage, type ImageAnalysis } from './analyze-image';
-import { beginAttempt, giveUpOrRethrow, type LedgerContext } from './attempt-ledger';
+import { beginAttempt, giveUpOrRethrow, releaseLease, takeLease, type LedgerContext } from './attempt-ledger';
 
 /** What processing needs from the outside world, built once per cold start. */
 export interface ProcessDeps {
@@ -33,7 +33,7 @@ export interface ObjectEvent {
 }
 
 export type ProcessOutcome =
-  /** `object_gone`: the original was deleted before it was read, or while it was processed (outputs withdrawn). */
+  /** `object_gone`: the original was deleted before it was read. */
   | { status: 'ignored'; reason: 'outside_originals' | 'superseded' | 'object_gone' }
   | { status: 'duplicate'; manifest: Manifest }
   | { status: 'processed' | 'failed'; manifest: Manifest };
@@ -92,6 +92,18 @@ export async function processImage(deps: ProcessDeps, inv: Invocation, event: Ob
     return { status: 'duplicate', manifest: existing };
   }
 
+  // Before anything else is read or written: a cascade starting from now on waits for this attempt.
+  await takeLease(run);
+  try {
+    return await attemptProcessing(run);
+  } finally {
+    await releaseLease(run);
+  }
+}
+
+/** The part of {@link processImage} that runs under the attempt's lease. */
+async function attemptProcessing(run: Run): Promise<ProcessOutcome> {
+  const { store, config, event, work, inv, started } = run;
   const attempt = await beginAttempt(run, started);
   // Built when needed, so the ledger logs with the trace id learnt from the original.
   const giveUp = (err: unknown): Promise<ProcessOutcome> =>
@@ -242,36 +254,10 @@ async function finish(
     metadata: { 'pixelpipe-image': run.imageId, 'pixelpipe-status': manifest.status, ...(manifest.traceId ? { 'pixelpipe-trace': manifest.traceId } : {}) },
     ...call,
   });
-  if (await withdrawIfOriginalGone(run, manifest, call)) return { status: 'ignored', reason: 'object_gone' };
   const fields = { traceId: manifest.traceId, durationMs: manifest.durationMs, attempts, status: manifest.status };
   if (manifest.status === 'failed') run.log.warn('image failed', { ...fields, reason: manifest.reason?.code, detail: manifest.reason?.message });
   else run.log.info('image processed', { ...fields, ...manifest.metrics, variants: manifest.variants.length });
   return { status: manifest.status, manifest };
-}
-
-/**
- * The processor's half of the delete race (delete-image.ts has the whole argument): after the manifest
- * is written, the original must still exist. If it is gone, its deletion may have been cascaded before
- * these outputs existed, so the processor removes what it wrote itself (variants, then the manifest)
- * and reports the image gone. A newer generation under the key is not a deletion: its own processing
- * overwrites these outputs. A failed lookup keeps the outputs (the cascade of a later deletion removes
- * them) rather than turning a finished image into a retry.
- */
-async function withdrawIfOriginalGone(run: Run, manifest: Manifest, call: CallOptions): Promise<boolean> {
-  const { store, config, event, inv } = run;
-  // At most half of what is left: a stalled lookup must not cost the invocation its recorded outcome.
-  const check: CallOptions = { signal: inv.signal, deadline: Math.min(call.deadline ?? inv.deadline, inv.now() + Math.max(0, remainingMs(inv)) / 2) };
-  try {
-    if (await store.head(event.bucket, event.key, check)) return false;
-  } catch (err) {
-    // Info, not warn: the outcome line that follows is what operators alert on.
-    run.log.info('could not check that the original still exists; keeping the outputs', { err });
-    return false;
-  }
-  run.log.warn('original deleted while it was processed; withdrawing its outputs', { variants: manifest.variants.length });
-  await mapLimit(manifest.variants, WRITE_CONCURRENCY, (v) => store.delete(config.buckets.variants, v.key, call));
-  await store.delete(config.buckets.variants, manifestKey(config.layout, run.imageId), call);
-  return true;
 }
 
 /** The image's manifest, or `null` when absent or unreadable (transient storage errors are rethrown). */

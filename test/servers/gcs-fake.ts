@@ -331,11 +331,14 @@ export async function startGcsFake(options: GcsFakeOptions = {}): Promise<GcsFak
     const max = Math.min(Math.max(Number(params.get('maxResults') ?? '1000') || 1000, 1), 1000);
     const token = params.get('pageToken');
     const after = token ? Buffer.from(token, 'base64url').toString('utf8') : null;
+    const startOffset = params.get('startOffset');
     const names = [...bucketOf(bucket).keys()]
       .filter((n) => n.startsWith(prefix))
       // GCS orders by the UTF-8 bytes of the name, which differs from UTF-16 order for astral characters.
       .sort((a, b) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')))
-      .filter((n) => after === null || Buffer.compare(Buffer.from(n, 'utf8'), Buffer.from(after, 'utf8')) > 0);
+      .filter((n) => after === null || Buffer.compare(Buffer.from(n, 'utf8'), Buffer.from(after, 'utf8')) > 0)
+      // startOffset is inclusive, as in GCS.
+      .filter((n) => startOffset === null || Buffer.compare(Buffer.from(n, 'utf8'), Buffer.from(startOffset, 'utf8')) >= 0);
     const page = names.slice(0, max);
     const items = page.map((n) => bucketOf(bucket).get(n)!.resource);
     return {

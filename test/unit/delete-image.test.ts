@@ -164,28 +164,74 @@ describe('a delete racing a running processor', () => {
   test.each([
     ['after the first variant is written', (key: string) => key.startsWith('variants/')],
     ['right after the manifest is written', (key: string) => key.startsWith('manifests/')],
-  ])('deleted %s: nothing is left behind and no processed event follows the deleted one', async (_when, trigger) => {
+  ])('deleted %s: the cascade waits for the lease, then nothing is left and no processed event follows', async (_when, trigger) => {
     const store = new SteppedStore();
     const { config, deps, upload, processDeps, derived, notify, types } = setup(store);
     const info = await upload();
-    let cascaded = false;
+    const deletion = { bucket: info.bucket, key: KEY, generation: info.generation };
+    let busy: unknown;
     store.afterPut = async (key) => {
-      if (cascaded || !trigger(key)) return;
-      cascaded = true;
+      if (busy || !trigger(key)) return;
       await store.delete(config.buckets.originals, KEY);
-      await expect(deleteImage(deps, testInvocation(), { bucket: info.bucket, key: KEY, generation: info.generation })).resolves.toMatchObject({
-        status: 'deleted',
-      });
+      busy = await deleteImage(deps, testInvocation(), deletion).catch((err: unknown) => err);
     };
 
-    const out = await processImage(processDeps, testInvocation(), { bucket: info.bucket, key: KEY, generation: info.generation });
-    // The notification for the manifest write arrives late, after everything else.
-    await notify();
-
-    expect(cascaded).toBe(true);
-    expect(out).toEqual({ status: 'ignored', reason: 'object_gone' });
+    const out = await processImage(processDeps, testInvocation(), deletion);
+    // The first delivery of the deletion found the lease and asked for a retry, having removed nothing.
+    expect(busy).toMatchObject({ code: 'image_busy', retryable: true });
+    expect(types()).toEqual([]);
+    // The processor finished normally, with no delete of its own.
+    expect(out.status).toBe('processed');
+    expect(store.calls.filter((c) => c.op === 'delete' && c.bucket === config.buckets.variants)).toEqual([]);
+    // The notification for the manifest write arrives, then the platform's retry of the deletion.
+    await expect(notify()).resolves.toEqual({ status: 'ignored', reason: 'original_gone' });
+    await expect(deleteImage(deps, testInvocation(), deletion)).resolves.toMatchObject({ status: 'deleted' });
     expect(derived()).toEqual([]);
     expect(types()).toEqual([EVENT_TYPES.deleted]);
+  });
+
+  test('a deletion cascaded before an attempt took its lease: the attempt finds the original gone and leaves only its released lease', async () => {
+    const { config, store, deps, upload, processDeps, derived, types } = setup();
+    const info = await upload();
+    const deletion = { bucket: info.bucket, key: KEY, generation: info.generation };
+    await store.delete(config.buckets.originals, KEY);
+    await expect(deleteImage(deps, testInvocation(), deletion)).resolves.toMatchObject({ status: 'deleted' });
+    // A late (redelivered) processing event for the deleted generation.
+    await expect(processImage(processDeps, testInvocation(), deletion)).resolves.toEqual({ status: 'ignored', reason: 'object_gone' });
+    const lease = `state/${ID}/${info.generation}.lease`;
+    expect(derived()).toEqual([lease]);
+    expect(JSON.parse((await store.get(config.buckets.variants, lease)).body.toString())).toEqual({ until: 0 });
+    expect(types()).toEqual([EVENT_TYPES.deleted]);
+  });
+
+  test('the lease of an attempt that died ends with its deadline: the next delivery of the deletion proceeds', async () => {
+    const { config, store, deps, processed, derived, types } = setup();
+    const info = await processed();
+    const lease = `state/${ID}/${info.generation}.lease`;
+    const inv = testInvocation();
+    await store.put(config.buckets.variants, lease, Buffer.from(JSON.stringify({ until: inv.now() + 60_000 })), { contentType: 'application/json' });
+    await store.delete(config.buckets.originals, KEY);
+    const deletion = { bucket: info.bucket, key: KEY, generation: info.generation };
+    await expect(deleteImage(deps, inv, deletion)).rejects.toMatchObject({ code: 'image_busy' });
+    await store.put(config.buckets.variants, lease, Buffer.from(JSON.stringify({ until: inv.now() - 1 })), { contentType: 'application/json' });
+    await expect(deleteImage(deps, inv, deletion)).resolves.toMatchObject({ status: 'deleted' });
+    expect(derived()).toEqual([]);
+    expect(types()).toEqual([EVENT_TYPES.deleted]);
+  });
+
+  test('a deletion older than the event-age bound no longer waits for a lease', async () => {
+    const { config, store, deps, processed, derived } = setup();
+    const info = await processed();
+    const inv = testInvocation();
+    await store.put(config.buckets.variants, `state/${ID}/other.lease`, Buffer.from(JSON.stringify({ until: inv.now() + 60_000 })), {
+      contentType: 'application/json',
+    });
+    await store.delete(config.buckets.originals, KEY);
+    const old = new Date(deps.clock.now().getTime() - (config.retry.maxEventAgeSeconds + 1) * 1000);
+    await expect(deleteImage(deps, inv, { bucket: info.bucket, key: KEY, generation: info.generation, eventTime: old })).resolves.toMatchObject({
+      status: 'deleted',
+    });
+    expect(derived()).toEqual([]);
   });
 
   test('a manifest notified after its original was deleted (cascade not yet run) is not announced', async () => {

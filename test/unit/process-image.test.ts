@@ -94,15 +94,19 @@ describe('processImage', () => {
     expect(stored.cacheControl).toBe('no-cache');
   });
 
-  test('reads the original exactly once and writes the manifest last', async () => {
+  test('reads the original exactly once, writes the manifest last and then releases its lease', async () => {
     const { config, store, deps, upload, inv } = setup();
     const info = await upload();
     store.calls.length = 0;
     await processImage(deps, inv(), { bucket: info.bucket, key: KEY, generation: info.generation });
     expect(store.calls.filter((c) => c.bucket === config.buckets.originals && c.op === 'get')).toHaveLength(1);
     const puts = store.calls.filter((c) => c.op === 'put');
-    expect(puts[puts.length - 1].key).toBe(`manifests/${ID}.json`);
-    expect(puts).toHaveLength(10);
+    // Lease taken before anything is read, released after the last output.
+    const lease = `state/${ID}/${info.generation}.lease`;
+    expect(puts.map((p) => p.key)).toEqual([lease, ...puts.slice(1, 10).map((p) => p.key), `manifests/${ID}.json`, lease]);
+    expect(puts.slice(1, 10).every((p) => p.key.startsWith(`variants/${ID}/`))).toBe(true);
+    expect(JSON.parse((await store.get(config.buckets.variants, lease)).body.toString())).toEqual({ until: 0 });
+    expect(store.calls.filter((c) => c.op === 'delete')).toEqual([]);
   });
 
   test.each([
@@ -125,7 +129,8 @@ describe('processImage', () => {
     await upload(photo, KEY);
     while (pending.length) await pending.shift();
     expect(outcomes.filter((s) => s === 'processed')).toHaveLength(1);
-    expect(outcomes.filter((s) => s === 'ignored')).toHaveLength(10);
+    // Nine variants, the manifest and the lease written twice.
+    expect(outcomes.filter((s) => s === 'ignored')).toHaveLength(12);
   });
 
   test('a duplicate delivery of the same generation does no work', async () => {
@@ -169,7 +174,7 @@ describe('processImage', () => {
     if (out.status !== 'failed') return;
     expect(out.manifest.reason?.code).toBe('unsupported_type');
     expect(out.manifest.variants).toEqual([]);
-    expect(store.keys(config.buckets.variants)).toEqual([`manifests/${ID}.json`]);
+    expect(store.keys(config.buckets.variants)).toEqual([`manifests/${ID}.json`, `state/${ID}/${info.generation}.lease`]);
     const failures = lines.filter((l) => l.severity === 'WARNING');
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({ imageId: ID, reason: 'unsupported_type', message: 'image failed' });
