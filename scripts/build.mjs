@@ -27,10 +27,12 @@ export const FUNCTIONS = {
   'gcp/process': ['functions/gcp/process.ts', ['sharp'], ['sharp']],
   'gcp/notify': ['functions/gcp/notify.ts', [], [], NATIVE_FETCH],
   'gcp/cascade': ['functions/gcp/cascade.ts', [], []],
+  'gcp/images': ['functions/gcp/images.ts', [], []],
   'aws/upload': ['functions/aws/upload.ts', [], []],
   'aws/process': ['functions/aws/process.ts', ['sharp'], ['sharp']],
   'aws/notify': ['functions/aws/notify.ts', [], []],
   'aws/cascade': ['functions/aws/cascade.ts', [], []],
+  'aws/images': ['functions/aws/images.ts', [], []],
   cli: ['functions/cli/main.ts', ['sharp'], ['sharp']],
   lib: ['shared/index.ts', ['sharp'], ['sharp']],
 };
