@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deploys (creates or updates) pixelpipe on Google Cloud: buckets, topics, the GCS -> Pub/Sub
 # notification, one service account per function with least-privilege IAM (infra/gcp/iam.json), and the
-# four 2nd-gen Cloud Run functions (upload, process, notify, cascade). Safe to run again: every create is preceded by an existence check,
+# five 2nd-gen Cloud Run functions (upload, images, process, notify, cascade). Safe to run again: every create is preceded by an existence check,
 # IAM bindings are added only when missing, and `gcloud functions deploy` is itself create-or-update.
 #
 #   scripts/deploy-gcp.sh --project P --region R --jwks-url URL --jwt-issuer ISS --jwt-audience AUD \
@@ -64,9 +64,14 @@ Sizing (flag or environment variable, default):
   --cascade-timeout  DEPLOY_CASCADE_TIMEOUT        60s
   --cascade-concurrency DEPLOY_CASCADE_CONCURRENCY (platform default)
   --cascade-max-instances DEPLOY_CASCADE_MAX_INSTANCES 10
+  --images-memory    DEPLOY_IMAGES_MEMORY          256Mi
+  --images-cpu       DEPLOY_IMAGES_CPU             (platform default for the memory)
+  --images-timeout   DEPLOY_IMAGES_TIMEOUT         10s
+  --images-concurrency DEPLOY_IMAGES_CONCURRENCY   (platform default)
+  --images-max-instances DEPLOY_IMAGES_MAX_INSTANCES 20
 
 Function settings: these PIXELPIPE_* variables, when set in the environment of this script, are
-passed to all four functions: PIXELPIPE_VARIANTS, PIXELPIPE_MAX_INPUT_BYTES,
+passed to all five functions: PIXELPIPE_VARIANTS, PIXELPIPE_MAX_INPUT_BYTES,
 PIXELPIPE_MAX_INPUT_PIXELS, PIXELPIPE_MAX_FRAMES, PIXELPIPE_ALLOWED_TYPES,
 PIXELPIPE_UPLOAD_EXPIRY_SECONDS, PIXELPIPE_CACHE_CONTROL, PIXELPIPE_STRIP_METADATA,
 PIXELPIPE_WEBP_EFFORT, PIXELPIPE_AVIF_EFFORT, PIXELPIPE_PLACEHOLDER, PIXELPIPE_MAX_ATTEMPTS,
@@ -136,6 +141,11 @@ CASCADE_CPU=${DEPLOY_CASCADE_CPU:-}
 CASCADE_TIMEOUT=${DEPLOY_CASCADE_TIMEOUT:-60s}
 CASCADE_CONCURRENCY=${DEPLOY_CASCADE_CONCURRENCY:-}
 CASCADE_MAX_INSTANCES=${DEPLOY_CASCADE_MAX_INSTANCES:-10}
+IMAGES_MEMORY=${DEPLOY_IMAGES_MEMORY:-256Mi}
+IMAGES_CPU=${DEPLOY_IMAGES_CPU:-}
+IMAGES_TIMEOUT=${DEPLOY_IMAGES_TIMEOUT:-10s}
+IMAGES_CONCURRENCY=${DEPLOY_IMAGES_CONCURRENCY:-}
+IMAGES_MAX_INSTANCES=${DEPLOY_IMAGES_MAX_INSTANCES:-20}
 
 pp_option_flag() {
   case $1 in
@@ -182,6 +192,11 @@ pp_option_var() {
     --cascade-timeout) echo CASCADE_TIMEOUT ;;
     --cascade-concurrency) echo CASCADE_CONCURRENCY ;;
     --cascade-max-instances) echo CASCADE_MAX_INSTANCES ;;
+    --images-memory) echo IMAGES_MEMORY ;;
+    --images-cpu) echo IMAGES_CPU ;;
+    --images-timeout) echo IMAGES_TIMEOUT ;;
+    --images-concurrency) echo IMAGES_CONCURRENCY ;;
+    --images-max-instances) echo IMAGES_MAX_INSTANCES ;;
   esac
 }
 
@@ -197,7 +212,7 @@ if ! [[ $MAX_DELIVERY_ATTEMPTS =~ ^[0-9]+$ ]] || ((MAX_DELIVERY_ATTEMPTS < 5 || 
   pp_die "--max-delivery-attempts must be 5..100"
 fi
 case $LOG_LEVEL in debug | info | warn | error) ;; *) pp_die "--log-level must be debug, info, warn or error" ;; esac
-for v in PROCESS UPLOAD NOTIFY CASCADE; do
+for v in PROCESS UPLOAD NOTIFY CASCADE IMAGES; do
   mi="${v}_MAX_INSTANCES" to="${v}_TIMEOUT" co="${v}_CONCURRENCY" me="${v}_MEMORY" cp="${v}_CPU"
   [[ ${!mi} =~ ^[1-9][0-9]*$ ]] || pp_die "$mi must be a positive integer (got '${!mi}')"
   [[ ${!to} =~ ^[1-9][0-9]*s$ ]] || pp_die "$to must look like 120s (got '${!to}')"
@@ -229,7 +244,7 @@ cd "$PP_REPO_ROOT"
 if [[ $SKIP_BUILD == 0 ]]; then
   pp_run npm run build
 fi
-for fn in upload process notify cascade; do
+for fn in upload images process notify cascade; do
   if [[ ! -f "$SOURCE_DIR/$fn/index.js" || ! -f "$SOURCE_DIR/$fn/package.json" ]]; then
     if [[ $PP_DRY_RUN == 1 ]]; then
       pp_note "warning: $SOURCE_DIR/$fn/{index.js,package.json} not built yet"
@@ -276,6 +291,7 @@ SA_UPLOAD=$(pp_sa_email upload)
 SA_PROCESS=$(pp_sa_email process)
 SA_NOTIFY=$(pp_sa_email notify)
 SA_CASCADE=$(pp_sa_email cascade)
+SA_IMAGES=$(pp_sa_email images)
 SA_TRIGGER=$(pp_sa_email trigger)
 
 # ---------------------------------------------------------------------------------------------------
@@ -438,8 +454,8 @@ done
 
 # functions-framework does not tell a handler its deadline: each function learns its own --timeout
 # (validated above as <N>s) and stops retrying in time to record the attempt before it is killed.
-pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${UPLOAD_TIMEOUT%s}" \
-  "PIXELPIPE_SIGNER_SERVICE_ACCOUNT=$SA_UPLOAD" >"$PP_TMP/env-upload.yaml"
+pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${IMAGES_TIMEOUT%s}" \
+  "PIXELPIPE_SIGNER_SERVICE_ACCOUNT=$SA_IMAGES" >"$PP_TMP/env-images.yaml"
 pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${PROCESS_TIMEOUT%s}" "MALLOC_ARENA_MAX=2" >"$PP_TMP/env-process.yaml"
 pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${NOTIFY_TIMEOUT%s}" >"$PP_TMP/env-notify.yaml"
 pp_json env-yaml "${common_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${CASCADE_TIMEOUT%s}" >"$PP_TMP/env-cascade.yaml"
@@ -459,6 +475,22 @@ deploy_function() { # fn name sa memory cpu timeout concurrency max-instances [e
   cmd+=("$@")
   pp_run "${cmd[@]}"
 }
+
+# images: HTTP, deployed before upload, whose statusUrl points at it. Public reachability as for
+# upload (section 8): the function verifies the JWT itself.
+deploy_function images "$FN_IMAGES" "$SA_IMAGES" "$IMAGES_MEMORY" "$IMAGES_CPU" "$IMAGES_TIMEOUT" \
+  "$IMAGES_CONCURRENCY" "$IMAGES_MAX_INSTANCES" \
+  --trigger-http --no-allow-unauthenticated --ingress-settings=all
+pp_query IMAGES_URL "https://IMAGES_FUNCTION_URL" \
+  gcloud functions describe "$FN_IMAGES" --region="$REGION" --project="$PROJECT" --format='value(serviceConfig.uri)'
+IMAGES_URL=$(printf '%s' "$IMAGES_URL" | tr -d '[:space:]')
+
+# statusUrl in upload responses: GET /images/{id} of the images function, unless the caller set
+# PIXELPIPE_STATUS_URL_BASE (e.g. behind their own domain).
+upload_env=("${common_env[@]}")
+if [[ -z ${PIXELPIPE_STATUS_URL_BASE+set} ]]; then upload_env+=("PIXELPIPE_STATUS_URL_BASE=${IMAGES_URL%/}/images"); fi
+pp_json env-yaml "${upload_env[@]}" "PIXELPIPE_FUNCTION_TIMEOUT_SECONDS=${UPLOAD_TIMEOUT%s}" \
+  "PIXELPIPE_SIGNER_SERVICE_ACCOUNT=$SA_UPLOAD" >"$PP_TMP/env-upload.yaml"
 
 # upload: HTTP. --no-allow-unauthenticated keeps allUsers off the service; browsers reach it because
 # the Cloud Run invoker IAM check is disabled below, and the function itself verifies the JWT.
@@ -486,22 +518,24 @@ deploy_function cascade "$FN_CASCADE" "$SA_CASCADE" "$CASCADE_MEMORY" "$CASCADE_
   --no-allow-unauthenticated --ingress-settings=internal-only
 
 # ---------------------------------------------------------------------------------------------------
-# 8. Public reachability of the upload function without allUsers.
+# 8. Public reachability of the upload and images functions without allUsers.
 #    Org policies (iam.allowedPolicyMemberDomains, "domain restricted sharing") commonly forbid
 #    allUsers bindings, and an allUsers run.invoker grant would also open every future revision to the
 #    world by IAM. Disabling Cloud Run's invoker IAM check lets browsers call the HTTPS endpoint while
 #    IAM stays closed; authentication is the function's own JWT verification (PIXELPIPE_AUTH_MODE=jwt).
 # ---------------------------------------------------------------------------------------------------
-invoker_disabled=""
-service_json=""
-if pp_lookup service_json gcloud run services describe "$FN_UPLOAD" --region="$REGION" --project="$PROJECT" --format=json; then
-  invoker_disabled=$(printf '%s' "$service_json" | pp_json get metadata annotations run.googleapis.com/invoker-iam-disabled)
-fi
-if [[ $invoker_disabled == true ]]; then
-  pp_note "Cloud Run service $FN_UPLOAD: invoker IAM check already disabled"
-else
-  pp_run_quiet gcloud run services update "$FN_UPLOAD" --region="$REGION" --project="$PROJECT" --no-invoker-iam-check
-fi
+for http_fn in "$FN_UPLOAD" "$FN_IMAGES"; do
+  invoker_disabled=""
+  service_json=""
+  if pp_lookup service_json gcloud run services describe "$http_fn" --region="$REGION" --project="$PROJECT" --format=json; then
+    invoker_disabled=$(printf '%s' "$service_json" | pp_json get metadata annotations run.googleapis.com/invoker-iam-disabled)
+  fi
+  if [[ $invoker_disabled == true ]]; then
+    pp_note "Cloud Run service $http_fn: invoker IAM check already disabled"
+  else
+    pp_run_quiet gcloud run services update "$http_fn" --region="$REGION" --project="$PROJECT" --no-invoker-iam-check
+  fi
+done
 
 # ---------------------------------------------------------------------------------------------------
 # 9. Dead-letter policy on the Eventarc-managed subscriptions, then the post-deploy IAM bindings
@@ -554,6 +588,7 @@ summary() {
 
 pixelpipe $done_verb ($PROJECT, $REGION, name '$NAME').
   Upload URL:       $UPLOAD_URL
+  Images API:       ${IMAGES_URL%/}/images
   Originals bucket: gs://$ORIGINALS_BUCKET
   Variants bucket:  gs://$VARIANTS_BUCKET
   Events topic:     projects/$PROJECT/topics/$TOPIC_EVENTS

@@ -73,7 +73,7 @@ exists() {
 LOOKUP=""
 
 # 1. Functions (this also deletes their Eventarc triggers and the triggers' subscriptions/topics).
-for fn in "$FN_UPLOAD" "$FN_PROCESS" "$FN_NOTIFY" "$FN_CASCADE"; do
+for fn in "$FN_UPLOAD" "$FN_IMAGES" "$FN_PROCESS" "$FN_NOTIFY" "$FN_CASCADE"; do
   if exists gcloud functions describe "$fn" --region="$REGION" --project="$PROJECT" --format=json; then
     pp_run gcloud functions delete "$fn" --region="$REGION" --project="$PROJECT" --quiet
   else

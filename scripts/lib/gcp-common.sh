@@ -193,6 +193,7 @@ pp_compute_names() {
   FN_PROCESS="$NAME-process"
   FN_NOTIFY="$NAME-notify"
   FN_CASCADE="$NAME-cascade"
+  FN_IMAGES="$NAME-images"
 
   TOPIC_EVENTS="$NAME-events"
   TOPIC_MANIFESTS="$NAME-manifests"
@@ -245,6 +246,7 @@ pp_vars() {
     "processFunction=$FN_PROCESS"
     "notifyFunction=$FN_NOTIFY"
     "cascadeFunction=$FN_CASCADE"
+    "imagesFunction=$FN_IMAGES"
     "processSubscription=${PROCESS_SUBSCRIPTION:-PROCESS_TRIGGER_SUBSCRIPTION}"
     "notifySubscription=${NOTIFY_SUBSCRIPTION:-NOTIFY_TRIGGER_SUBSCRIPTION}"
     "cascadeSubscription=${CASCADE_SUBSCRIPTION:-CASCADE_TRIGGER_SUBSCRIPTION}"

@@ -144,8 +144,8 @@ describe('serverless.yml packaged with osls', () => {
     return r;
   };
 
-  test('four functions on nodejs22.x / arm64 with their memory, timeout and own role', () => {
-    const expected = { Upload: [1024, 10], Process: [1769, 60], Notify: [256, 30], Cascade: [256, 60] } as const;
+  test('five functions on nodejs22.x / arm64 with their memory, timeout and own role', () => {
+    const expected = { Upload: [1024, 10], Images: [1024, 10], Process: [1769, 60], Notify: [256, 30], Cascade: [256, 60] } as const;
     for (const [fn, [memory, timeout]] of Object.entries(expected)) {
       const p = res(`${fn}LambdaFunction`).Properties;
       expect([fn, p.Runtime, p.Architectures, p.MemorySize, p.Timeout]).toEqual([fn, 'nodejs22.x', ['arm64'], memory, timeout]);
@@ -159,6 +159,23 @@ describe('serverless.yml packaged with osls', () => {
     expect(resolve(env('Cascade').PIXELPIPE_TOPIC)).toBe('ref:CompletionTopic');
     expect(resolve(env('Upload').PIXELPIPE_ORIGINALS_BUCKET)).toBe(ORIG.replace('arn:aws:s3:::', ''));
     expect(env('Upload').PIXELPIPE_CORS_ORIGINS).not.toContain('*');
+    // statusUrl in upload responses points at the images API of the same HTTP API.
+    expect(resolve(env('Upload').PIXELPIPE_STATUS_URL_BASE)).toBe('https://<HttpApi>.execute-api.us-east-1.amazonaws.com/images');
+  });
+
+  test('the images API routes on the HTTP API, all to the images function, authenticated by it as the upload route is', () => {
+    const routes = Object.values(template.Resources)
+      .filter((r) => r.Type === 'AWS::ApiGatewayV2::Route')
+      .map((r) => [r.Properties.RouteKey as string, resolve(r.Properties.Target), r.Properties.AuthorizationType ?? 'NONE'] as const);
+    const imagesRoutes = routes.filter(([key]) => key.includes('/images'));
+    expect(imagesRoutes.map(([key]) => key).sort()).toEqual(
+      ['DELETE /images/{id}', 'GET /images', 'GET /images/{id}', 'OPTIONS /images', 'OPTIONS /images/{id}'].sort(),
+    );
+    const uploadAuth = routes.find(([key]) => key === 'POST /uploads')![2];
+    for (const [, target, auth] of imagesRoutes) {
+      expect(target).toContain('HttpApiIntegrationImages');
+      expect(auth).toBe(uploadAuth);
+    }
   });
 
   test('two private, encrypted buckets with CORS for the configured origins only', () => {
@@ -237,16 +254,20 @@ describe('serverless.yml packaged with osls', () => {
         return list(s.Action).flatMap((a) => list(s.Resource).map((r) => [a, resolve(r)] as [string, string]));
       });
 
-    test.each(['UploadRole', 'ProcessRole', 'NotifyRole', 'CascadeRole'])('%s: no wildcard actions, no resource "*", no managed policies', (role) => {
-      expect(res(role).Properties.ManagedPolicyArns).toBeUndefined();
-      for (const [action, resource] of grants(role)) {
-        expect(action).not.toContain('*');
-        expect(resource).not.toBe('*');
-      }
-    });
+    test.each(['UploadRole', 'ImagesRole', 'ProcessRole', 'NotifyRole', 'CascadeRole'])(
+      '%s: no wildcard actions, no resource "*", no managed policies',
+      (role) => {
+        expect(res(role).Properties.ManagedPolicyArns).toBeUndefined();
+        for (const [action, resource] of grants(role)) {
+          expect(action).not.toContain('*');
+          expect(resource).not.toBe('*');
+        }
+      },
+    );
 
     test.each([
       ['UploadRole', 'upload'],
+      ['ImagesRole', 'images'],
       ['ProcessRole', 'process'],
       ['NotifyRole', 'notify'],
       ['CascadeRole', 'cascade'],
@@ -262,7 +283,7 @@ describe('serverless.yml packaged with osls', () => {
       expect(JSON.stringify(statements('UploadRole'))).not.toContain('variants');
     });
 
-    test('process: reads originals/*, reads and writes variants/ manifests/ state/, withdraws only variants/ manifests/, lists for 404s; no SNS', () => {
+    test('process: reads originals/*, reads and writes variants/ manifests/ state/, deletes nothing, lists for 404s; no SNS', () => {
       const g = grants('ProcessRole').filter(([a]) => !a.startsWith('logs:'));
       expect(g.filter(([a]) => a.startsWith('sns:'))).toEqual([]);
       expect(
@@ -277,13 +298,8 @@ describe('serverless.yml packaged with osls', () => {
           .map(([, r]) => r)
           .sort(),
       ).toEqual([`${VAR}/manifests/*`, `${VAR}/state/*`, `${VAR}/variants/*`]);
-      // An original deleted mid-render: the processor removes what it wrote itself, never an original.
-      expect(
-        g
-          .filter(([a]) => a === 's3:DeleteObject')
-          .map(([, r]) => r)
-          .sort(),
-      ).toEqual([`${VAR}/manifests/*`, `${VAR}/variants/*`]);
+      // An original deleted mid-render: the cascade waits for the processing lease; the processor deletes nothing.
+      expect(g.filter(([a]) => a === 's3:DeleteObject')).toEqual([]);
       // Bucket-level only (no object access): lets S3 answer 404, not 403, for keys that do not exist yet.
       expect(
         g
@@ -292,7 +308,24 @@ describe('serverless.yml packaged with osls', () => {
           .sort(),
       ).toEqual([ORIG, VAR]);
       expect(g.filter(([a]) => a === 'sqs:SendMessage').map(([, r]) => r)).toEqual(['getatt:FailedEventsQueue.Arn']);
-      expect(new Set(g.map(([a]) => a))).toEqual(new Set(['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:ListBucket', 'sqs:SendMessage']));
+      expect(new Set(g.map(([a]) => a))).toEqual(new Set(['s3:GetObject', 's3:PutObject', 's3:ListBucket', 'sqs:SendMessage']));
+    });
+
+    test('images: reads variants/ and manifests/ (signed reads), lists originals/ only by prefix, deletes only originals/*; never writes', () => {
+      const g = grants('ImagesRole').filter(([a]) => !a.startsWith('logs:'));
+      expect(g.sort()).toEqual(
+        [
+          ['s3:GetObject', `${VAR}/variants/*`],
+          ['s3:GetObject', `${VAR}/manifests/*`],
+          ['s3:ListBucket', VAR],
+          ['s3:ListBucket', ORIG],
+          ['s3:DeleteObject', `${ORIG}/originals/*`],
+        ].sort(),
+      );
+      const listOriginals = statements('ImagesRole').find((s) => s.Action === 's3:ListBucket' && resolve(s.Resource) === ORIG);
+      expect(listOriginals?.Condition).toEqual({ StringLike: { 's3:prefix': ['originals/*'] } });
+      // No read of the uploads themselves.
+      expect(g.filter(([a, r]) => a === 's3:GetObject' && r.startsWith(`${ORIG}/`))).toEqual([]);
     });
 
     test('notify: reads manifests/* and (HEAD) originals/*, publishes to the topic only; no s3:PutObject', () => {
@@ -325,9 +358,13 @@ describe('serverless.yml packaged with osls', () => {
           ['sqs:SendMessage', 'getatt:FailedEventsQueue.Arn'],
         ].sort(),
       );
-      // Only the upload role can write originals and no role can delete them.
+      // Only the upload role can write originals and only the images API can delete them.
       for (const role of ['UploadRole', 'ProcessRole', 'NotifyRole', 'CascadeRole']) {
         expect(grants(role).filter(([a, r]) => a === 's3:DeleteObject' && r.startsWith(`${ORIG}/`))).toEqual([]);
+      }
+      // Only the cascade deletes derived objects.
+      for (const role of ['UploadRole', 'ImagesRole', 'ProcessRole', 'NotifyRole']) {
+        expect(grants(role).filter(([a, r]) => a === 's3:DeleteObject' && r.startsWith(`${VAR}/`))).toEqual([]);
       }
     });
   });
@@ -348,8 +385,8 @@ describe('serverless.yml packaged with osls', () => {
       expect(names).toContain('dist/aws/process/node_modules/libheif-js/libheif-wasm/libheif-bundle.js');
     });
 
-    test('upload, notify and cascade are a single bundle each, without sharp or the other cloud SDKs', () => {
-      for (const fn of ['upload', 'notify', 'cascade']) {
+    test('upload, images, notify and cascade are a single bundle each, without sharp or the other cloud SDKs', () => {
+      for (const fn of ['upload', 'images', 'notify', 'cascade']) {
         const z = zips.get(fn)!;
         expect([...z.keys()]).toEqual([`dist/aws/${fn}/index.js`]);
         const js = z.get(`dist/aws/${fn}/index.js`)!.read().toString('utf8');
@@ -385,7 +422,7 @@ describe('serverless.yml packaged with osls', () => {
         );
       });
 
-    test.each(['upload', 'notify', 'cascade'])('%s exports a handler', async (fn) => {
+    test.each(['upload', 'images', 'notify', 'cascade'])('%s exports a handler', async (fn) => {
       const r = await load(join(ROOT, 'dist', 'aws', fn, 'index.js'), lambdaEnv);
       expect(r).toMatchObject({ ok: true, out: expect.stringMatching(/^function/) });
     });

@@ -70,8 +70,8 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(enable[0].argv).not.toContain('storage.googleapis.com');
   });
 
-  test('deploys four gen-2 nodejs22 functions with their entry points, sources and own service accounts', () => {
-    for (const fn of ['upload', 'process', 'notify', 'cascade'] as const) {
+  test('deploys five gen-2 nodejs22 functions with their entry points, sources and own service accounts', () => {
+    for (const fn of ['upload', 'images', 'process', 'notify', 'cascade'] as const) {
       const c = functionDeploy(first.calls, `pixelpipe-${fn}`);
       expect(c.argv).toContain('--gen2');
       expect(flag(c, 'runtime')).toBe('nodejs22');
@@ -133,11 +133,24 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(flag(c, 'max-instances')).toBe('20');
     expect(c.argv).not.toContain('--retry');
     const update = callsOf(first.calls, 'run services update');
-    expect(update).toHaveLength(1);
-    expect(update[0].argv[3]).toBe('pixelpipe-upload');
-    expect(update[0].argv).toContain('--no-invoker-iam-check');
-    expect(flag(update[0], 'region')).toBe(REGION);
+    expect(update.map((u) => u.argv[3])).toEqual(['pixelpipe-upload', 'pixelpipe-images']);
+    for (const u of update) {
+      expect(u.argv).toContain('--no-invoker-iam-check');
+      expect(flag(u, 'region')).toBe(REGION);
+    }
     expect(world.state().runServices['pixelpipe-upload'].annotations).toEqual({ 'run.googleapis.com/invoker-iam-disabled': 'true' });
+  });
+
+  test('images: HTTP, sizing, no retry, deployed before upload (whose statusUrl points at it), reachable without allUsers', () => {
+    const c = functionDeploy(first.calls, 'pixelpipe-images');
+    expect(c.argv).toContain('--trigger-http');
+    expect(flag(c, 'memory')).toBe('256Mi');
+    expect(flag(c, 'timeout')).toBe('10s');
+    expect(flag(c, 'max-instances')).toBe('20');
+    expect(c.argv).not.toContain('--retry');
+    expect(first.calls.indexOf(c)).toBeLessThan(first.calls.indexOf(functionDeploy(first.calls, 'pixelpipe-upload')));
+    expect(world.state().runServices['pixelpipe-images'].annotations).toEqual({ 'run.googleapis.com/invoker-iam-disabled': 'true' });
+    expect(world.state().runServices['pixelpipe-images'].iam.bindings).toEqual([]);
   });
 
   test('no allUsers / allAuthenticatedUsers anywhere: not in any argument, file or resulting policy', () => {
@@ -153,7 +166,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       const c = functionDeploy(first.calls, `pixelpipe-${fn}`);
       return parseYaml(c.files['--env-vars-file'] as string) as Record<string, string>;
     };
-    for (const fn of ['upload', 'process', 'notify', 'cascade']) {
+    for (const fn of ['upload', 'images', 'process', 'notify', 'cascade']) {
       const e = env(fn);
       expect(e).toMatchObject({
         NODE_ENV: 'production',
@@ -172,10 +185,15 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       for (const v of Object.values(e)) expect(typeof v).toBe('string');
     }
     expect(env('upload').PIXELPIPE_SIGNER_SERVICE_ACCOUNT).toBe(SA.upload);
+    expect(env('images').PIXELPIPE_SIGNER_SERVICE_ACCOUNT).toBe(SA.images);
+    // statusUrl in upload responses: the images function's URL.
+    const imagesUri = `https://pixelpipe-images-fake-${REGION}.a.run.app`;
+    expect(env('upload').PIXELPIPE_STATUS_URL_BASE).toBe(`${imagesUri}/images`);
+    expect(env('upload').PIXELPIPE_STATUS_URL_BASE).toMatch(/^https:\/\/.+\/images$/);
     expect(env('process').MALLOC_ARENA_MAX).toBe('2');
     expect(env('notify').MALLOC_ARENA_MAX).toBeUndefined();
     // Each function's deadline is its own --timeout.
-    for (const fn of ['upload', 'process', 'notify', 'cascade']) {
+    for (const fn of ['upload', 'images', 'process', 'notify', 'cascade']) {
       expect(`${env(fn).PIXELPIPE_FUNCTION_TIMEOUT_SECONDS}s`).toBe(flag(functionDeploy(first.calls, `pixelpipe-${fn}`), 'timeout'));
     }
     expect(env('process').PIXELPIPE_FUNCTION_TIMEOUT_SECONDS).toBe('120');
@@ -261,20 +279,40 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     ]);
     const creator = state.buckets[ORIGINALS].iam.bindings.find((b) => b.role === 'roles/storage.objectCreator');
     expect(creator?.condition?.expression).toBe(`resource.name.startsWith("projects/_/buckets/${ORIGINALS}/objects/originals/")`);
-    // No other token creator grant for the upload SA or on any other account than the trigger SA.
+    // No other token creator grant for the upload SA, and none on any account but upload, images (each on itself) and trigger.
     for (const p of allPolicies(state)) {
       for (const b of p.bindings.filter((x) => x.role === 'roles/iam.serviceAccountTokenCreator')) {
-        expect([`serviceAccount:${SA.upload}`, `serviceAccount:${SA.trigger}`]).toContain(p.resource);
+        expect([`serviceAccount:${SA.upload}`, `serviceAccount:${SA.images}`, `serviceAccount:${SA.trigger}`]).toContain(p.resource);
         if (p.resource === `serviceAccount:${SA.upload}`) expect(b.members).toEqual([`serviceAccount:${SA.upload}`]);
       }
     }
   });
 
-  test('process SA: read originals/, objectAdmin on variants, nothing at project level', () => {
+  test('process SA: read originals/, write (and overwrite) only variants/ manifests/ state/, nothing at project level', () => {
     expect(grantsOf(world.state(), `serviceAccount:${SA.process}`)).toEqual([
       [`bucket:${ORIGINALS}`, 'roles/storage.objectViewer', 'pixelpipe-originals-prefix-only'],
-      [`bucket:${VARIANTS}`, 'roles/storage.objectAdmin', ''],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', 'pixelpipe-manifests-prefix-only'],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', 'pixelpipe-state-prefix-only'],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', 'pixelpipe-variants-prefix-only'],
     ]);
+    // Conditioned on object names, so storage.objects.list (bucket-level) is not granted at all.
+    const own = world.state().buckets[VARIANTS].iam.bindings.filter((b) => b.members.includes(`serviceAccount:${SA.process}`));
+    expect(own.map((b) => b.condition?.expression).sort()).toEqual(
+      ['manifests/', 'state/', 'variants/'].map((p) => `resource.name.startsWith("projects/_/buckets/${VARIANTS}/objects/${p}")`),
+    );
+  });
+
+  test('images SA: reads manifests/ and variants/ (signed reads, signBlob on itself), lists originals, deletes only under originals/', () => {
+    const grants = grantsOf(world.state(), `serviceAccount:${SA.images}`);
+    expect(grants).toEqual([
+      [`bucket:${ORIGINALS}`, 'roles/storage.legacyBucketReader', ''],
+      [`bucket:${ORIGINALS}`, 'roles/storage.objectUser', 'pixelpipe-originals-prefix-only'],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-manifests-prefix-only'],
+      [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-variants-prefix-only'],
+      [`serviceAccount:${SA.images}`, 'roles/iam.serviceAccountTokenCreator', ''],
+    ]);
+    const signer = allPolicies(world.state()).find((p) => p.resource === `serviceAccount:${SA.images}`);
+    expect(signer?.bindings.flatMap((b) => b.members)).toEqual([`serviceAccount:${SA.images}`]);
   });
 
   test('notify SA: reads manifests/ and originals/ (does the original still exist?), publishes to the events topic only', () => {
@@ -294,10 +332,15 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       [`bucket:${VARIANTS}`, 'roles/storage.objectUser', ''],
       ['topic:pixelpipe-events', 'roles/pubsub.publisher', ''],
     ]);
-    // Only the upload SA may create originals; nobody deployed here may delete them.
+    // Only the upload SA may create originals and only the images SA (prefix-conditioned) may delete them.
     for (const b of world.state().buckets[ORIGINALS].iam.bindings) {
-      expect(['roles/storage.objectViewer', 'roles/storage.objectCreator']).toContain(b.role);
+      if (b.role === 'roles/storage.objectUser' || b.role === 'roles/storage.legacyBucketReader') {
+        expect(b.members).toEqual([`serviceAccount:${SA.images}`]);
+      } else expect(['roles/storage.objectViewer', 'roles/storage.objectCreator']).toContain(b.role);
     }
+    // Only the cascade SA may delete derived objects outside the processor's own overwrite prefixes.
+    const variantsWriters = world.state().buckets[VARIANTS].iam.bindings.filter((b) => b.role === 'roles/storage.objectUser' && !b.condition);
+    expect(variantsWriters.flatMap((b) => b.members)).toEqual([`serviceAccount:${SA.cascade}`]);
   });
 
   test('trigger SA: eventReceiver on the project and run.invoker on process, notify and cascade only', () => {
@@ -332,6 +375,7 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     expect(stateAfterSecond).toBe(stateAfterFirst);
     const changes = mutating(second.calls).map((c) => `${c.command} ${c.argv[2]}`);
     expect(changes).toEqual([
+      'functions deploy pixelpipe-images',
       'functions deploy pixelpipe-upload',
       'functions deploy pixelpipe-process',
       'functions deploy pixelpipe-notify',

@@ -21,6 +21,7 @@ export const SA = {
   process: `pixelpipe-process@${PROJECT}.iam.gserviceaccount.com`,
   notify: `pixelpipe-notify@${PROJECT}.iam.gserviceaccount.com`,
   cascade: `pixelpipe-cascade@${PROJECT}.iam.gserviceaccount.com`,
+  images: `pixelpipe-images@${PROJECT}.iam.gserviceaccount.com`,
   trigger: `pixelpipe-trigger@${PROJECT}.iam.gserviceaccount.com`,
 };
 export const ORIGINALS = `${PROJECT}-pixelpipe-originals`;
@@ -115,7 +116,7 @@ export function makeWorld(mode: 'fake' | 'forbidden' = 'fake'): World {
   const bin = path.join(dir, 'bin');
   const sourceDir = path.join(dir, 'dist-gcp');
   fs.mkdirSync(bin);
-  for (const fn of ['upload', 'process', 'notify', 'cascade']) {
+  for (const fn of ['upload', 'images', 'process', 'notify', 'cascade']) {
     fs.mkdirSync(path.join(sourceDir, fn), { recursive: true });
     fs.writeFileSync(path.join(sourceDir, fn, 'index.js'), `exports.${fn} = () => {};\n`);
     fs.writeFileSync(path.join(sourceDir, fn, 'package.json'), JSON.stringify({ main: 'index.js' }));

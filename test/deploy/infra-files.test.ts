@@ -209,7 +209,7 @@ describe('infra/gcp', () => {
   };
 
   test('iam.json: one service account per function plus the trigger identity; every reference resolves', () => {
-    expect(Object.keys(iam.serviceAccounts).sort()).toEqual(['cascade', 'notify', 'process', 'trigger', 'upload']);
+    expect(Object.keys(iam.serviceAccounts).sort()).toEqual(['cascade', 'images', 'notify', 'process', 'trigger', 'upload']);
     for (const b of iam.bindings) {
       for (const ref of [b.member, b.resource.name].filter((r) => typeof r === 'string' && r.startsWith('sa:'))) {
         expect(iam.serviceAccounts[ref.slice(3)]).toBeDefined();
@@ -220,10 +220,11 @@ describe('infra/gcp', () => {
     expect(JSON.stringify(iam.bindings)).not.toMatch(/allUsers|allAuthenticatedUsers|roles\/(owner|editor|viewer)"/);
   });
 
-  test('iam.json: token creator only on a service account for itself (upload) or for the Pub/Sub agent (trigger)', () => {
+  test('iam.json: token creator only on a service account for itself (upload, images) or for the Pub/Sub agent (trigger)', () => {
     const tc = iam.bindings.filter((b) => b.role === 'roles/iam.serviceAccountTokenCreator');
     expect(tc.map((b) => [b.member, b.resource.type, b.resource.name])).toEqual([
       ['sa:upload', 'serviceAccount', 'sa:upload'],
+      ['sa:images', 'serviceAccount', 'sa:images'],
       ['agent:pubsub', 'serviceAccount', 'sa:trigger'],
     ]);
   });

@@ -65,7 +65,13 @@ describe('scripts/teardown-gcp.sh against a stateful fake gcloud', () => {
   test('deploy works again after a full teardown', () => {
     const r = world.run(DEPLOY, deployArgs(world));
     expect(r.status).toBe(0);
-    expect(Object.keys(world.state().functions).sort()).toEqual(['pixelpipe-cascade', 'pixelpipe-notify', 'pixelpipe-process', 'pixelpipe-upload']);
+    expect(Object.keys(world.state().functions).sort()).toEqual([
+      'pixelpipe-cascade',
+      'pixelpipe-images',
+      'pixelpipe-notify',
+      'pixelpipe-process',
+      'pixelpipe-upload',
+    ]);
   });
 });
 
@@ -82,7 +88,7 @@ describe('scripts/teardown-gcp.sh --dry-run', () => {
     expect(keep.calls).toEqual([]);
     const lines = keep.stdout.split('\n').filter(Boolean);
     for (const l of lines) expect(l).toMatch(/^(\+ |# )/);
-    for (const fn of ['upload', 'process', 'notify', 'cascade']) {
+    for (const fn of ['upload', 'images', 'process', 'notify', 'cascade']) {
       expect(lines).toContain(`+ gcloud functions delete pixelpipe-${fn} --region=${REGION} --project=${PROJECT} --quiet`);
     }
     expect(lines).toContain(`+ gcloud iam service-accounts delete ${SA.upload} --project=${PROJECT} --quiet`);
