@@ -31,7 +31,7 @@ export interface UploadTicket {
   statusUrl?: string;
 }
 
-export type UploadStage = 'request' | 'upload' | 'wait';
+export type UploadStage = 'request' | 'upload' | 'wait' | 'images';
 
 export interface UploadProgress {
   /** Bytes of the file sent so far (scaled from the request total for multipart bodies). */
@@ -133,3 +133,37 @@ export declare class UploadError extends Error {
  * `AbortError` (the signal's own reason when it is one) when `signal` fires.
  */
 export declare function uploadImage(file: File, options: UploadOptions): Promise<UploadResult>;
+
+/** Options of the images API calls. */
+export interface ImagesOptions {
+  /** Base URL of the images API (the `/images` collection), e.g. `https://api.example.com/images`. */
+  endpoint: string;
+  /** Sent as `Authorization: Bearer <token>`. */
+  token?: string;
+  signal?: AbortSignal;
+  fetch?: typeof fetch;
+}
+
+/** One row of `GET /images`. */
+export interface ImageListItem {
+  id: string;
+  /** `pending`: stored, not processed yet. */
+  status: 'pending' | 'processed' | 'failed';
+  uploadedAt?: string;
+  bytes: number;
+  /** Variant URLs are present only when the deployment has a public (CDN) base URL; `getImage` signs them. */
+  manifest?: Manifest;
+}
+
+export interface ImageListPage {
+  images: ImageListItem[];
+  /** Pass back as `cursor` for the next page; absent on the last page. */
+  nextCursor?: string;
+}
+
+/** The caller's image with usable variant URLs; `null` when not processed yet, unknown, or someone else's. */
+export declare function getImage(id: string, options: ImagesOptions): Promise<Manifest | null>;
+/** One page of the caller's images, newest first (at most `limit`, 1–100, default 20). */
+export declare function listImages(options: ImagesOptions & { limit?: number; cursor?: string }): Promise<ImageListPage>;
+/** `true`: deletion accepted (a `deleted` event follows); `false`: no such image of the caller's. Rejects with `UploadError` (stage `images`) otherwise. */
+export declare function deleteImage(id: string, options: ImagesOptions): Promise<boolean>;

@@ -9,7 +9,7 @@
 /** @typedef {{ method: 'POST', url: string, fields: Record<string, string>, headers?: Record<string, string> }} PostTarget */
 /** @typedef {PutTarget | PostTarget} UploadTarget */
 /** @typedef {{ id: string, key: string, upload: UploadTarget, expiresAt: string, statusUrl?: string }} UploadTicket */
-/** @typedef {'request' | 'upload' | 'wait'} UploadStage */
+/** @typedef {'request' | 'upload' | 'wait' | 'images'} UploadStage */
 /** @typedef {{ loaded: number, total: number, fraction: number, phase: 'upload', id: string }} UploadProgress */
 /** @typedef {Record<string, any>} Manifest (full shape in upload.d.ts) */
 /** @typedef {(id: string, options: { signal?: AbortSignal }) => Promise<Manifest>} WaitFn */
@@ -77,6 +77,77 @@ export async function uploadImage(file, options) {
     result.manifest = await within((inner) => pollStatus(fetchFn, url, auth, inner, statusPollMs), signal, waitTimeoutMs);
   }
   return result;
+}
+
+/* ---------- images API (GET /images, GET /images/{id}, DELETE /images/{id}) ---------- */
+
+/**
+ * @typedef {object} ImagesOptions
+ * @property {string} endpoint Base URL of the images API (the `/images` collection), e.g. `https://api.example.com/images`.
+ * @property {string} [token] Sent as `Authorization: Bearer <token>`.
+ * @property {AbortSignal} [signal]
+ * @property {typeof fetch} [fetch]
+ */
+
+/**
+ * @param {ImagesOptions} options @param {string} path @param {'GET' | 'DELETE'} method
+ * @returns {Promise<{ res: Response, body: any }>}
+ */
+async function callImages(options, path, method) {
+  const fetchFn = options.fetch ?? globalThis.fetch;
+  throwIfAborted(options.signal);
+  const base = resolveUrl(options.endpoint.replace(/\/+$/, ''), options.endpoint);
+  const res = await fetchFn(`${base}${path}`, {
+    method,
+    headers: { accept: 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}) },
+    cache: 'no-store',
+    signal: options.signal,
+  }).catch((err) => {
+    throw failure(err, options.signal, 'images');
+  });
+  return { res, body: await readJson(res, options.signal, 'images') };
+}
+
+/**
+ * The caller's image with usable variant URLs, or `null` when there is none to show (not processed
+ * yet, unknown, or someone else's: the API does not tell these apart).
+ * @param {string} id @param {ImagesOptions} options @returns {Promise<Manifest | null>}
+ */
+export async function getImage(id, options) {
+  const { res, body } = await callImages(options, `/${encodeURIComponent(id)}`, 'GET');
+  if (res.status === 404) return null;
+  if (!res.ok) throw errorFromResponse(res, body, 'images');
+  return body;
+}
+
+/**
+ * One page of the caller's images, newest first. Pass the returned `nextCursor` back as `cursor`.
+ * @param {ImagesOptions & { limit?: number, cursor?: string }} options
+ * @returns {Promise<{ images: Array<{ id: string, status: 'pending' | 'processed' | 'failed', uploadedAt?: string, bytes: number, manifest?: Manifest }>, nextCursor?: string }>}
+ */
+export async function listImages(options) {
+  const q = new URLSearchParams();
+  if (options.limit !== undefined) q.set('limit', String(options.limit));
+  if (options.cursor !== undefined) q.set('cursor', options.cursor);
+  const qs = q.toString();
+  const { res, body } = await callImages(options, qs ? `?${qs}` : '', 'GET');
+  if (!res.ok) throw errorFromResponse(res, body, 'images');
+  if (!body || !Array.isArray(body.images))
+    throw new UploadError('images API returned an unexpected body', { code: 'invalid_response', stage: 'images', status: res.status });
+  return body;
+}
+
+/**
+ * Deletes the caller's image: `true` once the deletion was accepted (the rest is removed
+ * asynchronously and a `deleted` event follows), `false` when there is no such image of the caller's
+ * (already deleted, never existed, or someone else's).
+ * @param {string} id @param {ImagesOptions} options @returns {Promise<boolean>}
+ */
+export async function deleteImage(id, options) {
+  const { res, body } = await callImages(options, `/${encodeURIComponent(id)}`, 'DELETE');
+  if (res.status === 404) return false;
+  if (!res.ok) throw errorFromResponse(res, body, 'images');
+  return true;
 }
 
 /** @param {typeof fetch} fetchFn @param {string} endpoint @param {File} file @param {Record<string, string>} auth @param {AbortSignal | undefined} signal */
