@@ -4,7 +4,7 @@
  * Events, and an admin table of recent images. No framework: every node is built with textContent so
  * filenames and reason messages can never inject markup.
  */
-import { uploadImage, UploadError } from './upload.js';
+import { deleteImage, listImages, uploadImage, UploadError } from './upload.js';
 
 const UPLOAD_ENDPOINT = '/api/uploads';
 const EVENTS_URL = '/api/events';
@@ -117,6 +117,7 @@ function onEventData(raw) {
   // Delivery is at-least-once: the same CloudEvent id can arrive twice (redelivery, reconnect).
   if (event.id && seenEventIds.has(event.id)) return;
   if (event.id) seenEventIds.add(event.id);
+  if (event.type === 'pixelpipe.image.deleted.v1') return onImageDeleted(event.subject ?? event.data?.id);
   deliver(event.subject ?? event.data?.id, event.data);
   scheduleRecentRefresh();
 }
@@ -498,10 +499,9 @@ async function refreshRecent() {
   const body = $('recent-body');
   table.setAttribute('aria-busy', 'true');
   try {
-    const res = await fetch(IMAGES_URL, { cache: 'no-store', headers: { accept: 'application/json' } });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-    const { images = [] } = await res.json();
-    body.replaceChildren(...(images.length ? images.map(recentRow) : [emptyRow('No images yet. Upload one to get started.')]));
+    const { images } = await listImages({ endpoint: IMAGES_URL, limit: 50 });
+    const rows = images.map((img) => withDeleteButton(recentRow(rowFromListItem(img)), img.id));
+    body.replaceChildren(...(rows.length ? rows : [emptyRow('No images yet. Upload one to get started.')]));
   } catch (err) {
     body.replaceChildren(emptyRow(`Could not load recent images (${/** @type {Error} */ (err).message}).`));
   } finally {
@@ -515,7 +515,7 @@ async function refreshRecent() {
 }
 
 /** @param {string} text */
-const emptyRow = (text) => h('tr', { class: 'empty' }, h('td', { colspan: 6 }, text));
+const emptyRow = (text) => h('tr', { class: 'empty' }, h('td', { colspan: 7 }, text));
 
 /** @param {any} img */
 function recentRow(img) {
@@ -530,6 +530,56 @@ function recentRow(img) {
     h('td', { class: 'num' }, typeof img.variants === 'number' ? String(img.variants) : '—'),
     h('td', { class: 'num' }, formatDuration(img.durationMs)),
   );
+}
+
+/**
+ * A row of the images API (`GET /api/images`) in the shape {@link recentRow} shows.
+ * @param {{ id: string, status: string, uploadedAt?: string, manifest?: any }} item
+ */
+function rowFromListItem(item) {
+  const m = item.manifest;
+  return {
+    id: item.id,
+    status: item.status,
+    createdAt: item.uploadedAt,
+    filename: m?.source?.filename,
+    reason: m?.reason,
+    variants: Array.isArray(m?.variants) ? m.variants.length : undefined,
+    durationMs: m?.durationMs,
+  };
+}
+
+/**
+ * Adds the delete button to a row: `DELETE /api/images/{id}` removes the original; the row goes once
+ * the cascade's `deleted` event arrives.
+ * @param {HTMLElement} tr @param {string} id
+ */
+function withDeleteButton(tr, id) {
+  const button = h('button', { type: 'button', class: 'btn-quiet', 'data-testid': 'delete-button', 'aria-label': `Delete image ${shortId(id)}` }, 'Delete');
+  button.addEventListener('click', async () => {
+    button.setAttribute('disabled', '');
+    try {
+      const accepted = await deleteImage(id, { endpoint: IMAGES_URL });
+      tr.dataset.status = 'deleting';
+      announce(accepted ? `Deleting image ${shortId(id)}…` : `Image ${shortId(id)} is already gone.`);
+      if (!accepted) scheduleRecentRefresh();
+    } catch (err) {
+      button.removeAttribute('disabled');
+      announce(`Could not delete image ${shortId(id)}: ${/** @type {Error} */ (err).message}`);
+    }
+  });
+  tr.append(h('td', {}, button));
+  return tr;
+}
+
+/** A `deleted` event: the image and everything derived from it are gone. @param {string | undefined} id */
+function onImageDeleted(id) {
+  if (!id) return;
+  manifests.delete(id);
+  const card = cardsById.get(id);
+  if (card) card.el.dataset.deleted = 'true';
+  announce(`Image ${shortId(id)} deleted.`);
+  scheduleRecentRefresh();
 }
 
 /* ---------- wiring ---------- */

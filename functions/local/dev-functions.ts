@@ -13,6 +13,7 @@ import { createAnalysisStage, type AnalysisStage } from '../../shared/usecases/a
 import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
 import type { Authenticator, EventPublisher, ImageAnalyzer, Logger, ObjectStore } from '../../shared/ports';
 import { createCascadeHandler } from '../aws/cascade-handler';
+import { createImagesHandler } from '../aws/images-handler';
 import { createNotifyHandler } from '../aws/notify-handler';
 import { createProcessHandler } from '../aws/process-handler';
 import { S3ObjectStore } from '../aws/s3-object-store';
@@ -52,9 +53,11 @@ function devAnalysis(config: PixelpipeConfig): { analysis?: AnalysisStage } {
 /** The running functions. */
 export interface DevFunctions {
   uploadHandler: DevServerDeps['uploadHandler'];
-  /** The upload function's authenticator, also used to tell whose status a request may read. */
+  /** The images API function (`/api/images`), authenticating as the upload function does. */
+  imagesHandler: DevServerDeps['imagesHandler'];
+  /** The upload function's authenticator. */
   authenticator: Authenticator;
-  /** A store for the status API (the deployed one has its own function and client). */
+  /** A store for the stack's own reads at start-up. */
   statusStore: ObjectStore;
   /** Invokes, asynchronously, every function whose notification rule matches the record. */
   deliver(record: S3rverRecord): void;
@@ -74,6 +77,13 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
     config,
     authenticator,
     logger: uploadLogger,
+  });
+  const imagesHandler = createImagesHandler({
+    store: new S3ObjectStore(s3.client()),
+    signer: S3UrlSigner.fromClient(s3.client()),
+    authenticator,
+    logger: root.child({ fn: 'images' }),
+    config,
   });
   const processHandler = createProcessHandler({
     store: new S3ObjectStore(s3.client()),
@@ -101,6 +111,7 @@ export function startDevFunctions(ctx: DevFunctionsContext): DevFunctions {
   const rules = pipelineRules(config);
   return {
     uploadHandler,
+    imagesHandler,
     authenticator,
     statusStore: new S3ObjectStore(s3.client()),
     deliver(record) {

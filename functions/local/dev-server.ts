@@ -3,8 +3,9 @@
  *
  *   GET  /                    the demo page (files of `web/`)
  *   POST /api/uploads         the production upload handler, through a local API Gateway translation
- *   GET  /api/images          recent images, newest first: { images: RecentImage[] }
- *   GET  /api/images/:id      the manifest (200) or 404 while pending, via `getImageStatus`
+ *   GET  /api/images          the images API (functions/aws/images-handler.ts): the caller's images, newest first
+ *   GET  /api/images/:id      the manifest with URLs (200), or 404 while pending / not the caller's
+ *   DELETE /api/images/:id    deletes the original (202); the cascade removes the rest
  *   GET  /api/events          Server-Sent Events: `event: completion`, data = the CloudEvent JSON
  *   GET  /healthz             { ok: true }
  */
@@ -12,24 +13,18 @@ import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
-import type { Manifest } from '../../shared/manifest';
 import type { Logger } from '../../shared/ports';
-import { isImageId } from '../../shared/keys';
 import { PayloadTooLargeError, readBody, toApiGatewayV2Event, writeApiGatewayResult } from './api-gateway';
-import type { RecentImages } from './recent-images';
 import type { SseHub } from './sse-hub';
 
-/** What the routes call: the production upload handler, the status use case, the index and the SSE hub. */
+/** What the routes call: the production upload and images handlers and the SSE hub. */
 export interface DevServerDeps {
   webDir: string;
   /** The Lambda upload handler. */
   uploadHandler: (event: unknown) => Promise<APIGatewayProxyStructuredResultV2>;
-  /** The manifest for the caller, or null while pending / not theirs. */
-  status: (id: string, authorization: string | undefined) => Promise<Manifest | null>;
-  images: RecentImages;
+  /** The Lambda images handler. */
+  imagesHandler: (event: unknown) => Promise<APIGatewayProxyStructuredResultV2>;
   sse: SseHub;
-  /** Called with each successful upload response and the filename the client declared. */
-  onUploadSigned: (response: { id: string; expiresAt?: string }, filename: string | undefined) => void;
   /** Origins allowed to call the read-only API cross-origin (the page opened as localhost vs 127.0.0.1). */
   corsOrigins: string[];
   /** Origin of the local S3 endpoint, for the page's Content-Security-Policy. */
@@ -86,52 +81,24 @@ export function createDevRequestListener(deps: DevServerDeps): (req: IncomingMes
         if (err instanceof PayloadTooLargeError) return sendJson(res, 413, { error: { code: 'payload_too_large', message: err.message } });
         throw err;
       }
-      const result = await deps.uploadHandler(toApiGatewayV2Event(req, body, `${method} /api/uploads`));
-      if (result.statusCode === 201 && typeof result.body === 'string') noteUpload(result.body, body);
-      return writeApiGatewayResult(res, result);
+      return writeApiGatewayResult(res, await deps.uploadHandler(toApiGatewayV2Event(req, body, `${method} /api/uploads`)));
     }
     if (path === '/api/events') {
       if (method !== 'GET') return methodNotAllowed(res, 'GET');
       deps.sse.add(req, res, cors);
       return;
     }
-    if (path === '/api/images') {
-      if (method === 'OPTIONS') return preflight(res, cors);
-      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
-      const limit = Math.min(200, Math.max(1, Number(url.searchParams.get('limit')) || 50));
-      return sendJson(res, 200, { images: deps.images.list(limit) }, cors);
-    }
-    const statusMatch = /^\/api\/images\/([^/]+)$/.exec(path);
-    if (statusMatch) {
-      if (method === 'OPTIONS') return preflight(res, cors);
-      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
-      const id = decodeURIComponent(statusMatch[1]);
-      const manifest = isImageId(id) ? await deps.status(id, req.headers.authorization) : null;
-      if (!manifest) return sendJson(res, 404, { error: { code: 'not_found', message: 'no result yet for this image' } }, cors);
-      return sendJson(res, 200, manifest, cors);
+    if (path === '/api/images' || path.startsWith('/api/images/')) {
+      // As API Gateway would route it: the function sees the path below the `/api` mount.
+      const event = toApiGatewayV2Event(req, Buffer.alloc(0), `${method} ${path === '/api/images' ? '/images' : '/images/{id}'}`);
+      event.rawPath = path.slice('/api'.length);
+      event.requestContext.http.path = event.rawPath;
+      return writeApiGatewayResult(res, await deps.imagesHandler(event));
     }
     if (path === '/healthz') return sendJson(res, 200, { ok: true });
     if (path.startsWith('/api/')) return sendJson(res, 404, { error: { code: 'not_found', message: `no route for ${path}` } });
     if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
     return serveStatic(req, res, path);
-  }
-
-  function noteUpload(responseBody: string, requestBody: Buffer): void {
-    try {
-      const response = JSON.parse(responseBody) as { id?: unknown; expiresAt?: unknown };
-      let filename: string | undefined;
-      try {
-        const request = JSON.parse(requestBody.toString('utf8')) as { filename?: unknown };
-        if (typeof request.filename === 'string') filename = request.filename;
-      } catch {
-        /* the handler accepted it, so it parsed there; nothing to note */
-      }
-      if (typeof response.id === 'string') {
-        deps.onUploadSigned({ id: response.id, expiresAt: typeof response.expiresAt === 'string' ? response.expiresAt : undefined }, filename);
-      }
-    } catch (err) {
-      deps.logger.warn('dev server: could not index an upload response', { err });
-    }
   }
 
   async function serveStatic(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
@@ -170,11 +137,6 @@ export function createDevRequestListener(deps: DevServerDeps): (req: IncomingMes
       vary: 'Origin',
     };
   }
-}
-
-function preflight(res: ServerResponse, cors: Record<string, string>): void {
-  res.writeHead(204, { ...cors, 'access-control-max-age': '600' });
-  res.end();
 }
 
 function methodNotAllowed(res: ServerResponse, allow: string): void {

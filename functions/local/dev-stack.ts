@@ -8,16 +8,12 @@
  *   browser ──presigned POST form──▶ s3rver ──ObjectCreated originals/──▶ process handler (sharp)
  *   process handler ──manifests/<id>.json──▶ s3rver ──ObjectCreated manifests/*.json──▶ notify handler
  *   notify handler ──CloudEvent──▶ Pub/Sub topic ──subscription──▶ dev server ──SSE──▶ browser
+ *   browser ──GET|DELETE /api/images──▶ dev server ──API GW v2 event──▶ images handler
  */
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
-import { EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
-import { newTraceId, withInvocation } from '../../shared/invocation';
-import { ownerSegment, parseOriginalKey } from '../../shared/keys';
+import { parseCompletionEvent } from '../../shared/events';
 import { createLogger, type LineSink } from '../../shared/logger';
-import { parseManifest } from '../../shared/manifest';
-import type { ImageAnalyzer, Logger, ObjectStore } from '../../shared/ports';
-import { getImageStatus } from '../../shared/usecases/get-image-status';
-import { sanitizeFilename } from '../../shared/usecases/request-upload';
+import type { ImageAnalyzer, Logger } from '../../shared/ports';
 import { openEventChannel, planEvents, startEmulatorIfPlanned } from './dev-events';
 import type { ChannelMessage } from './event-channel';
 import { startDevFunctions, type DevFunctions } from './dev-functions';
@@ -26,7 +22,6 @@ import { devPixelpipeEnv, pageOrigins, type DevOptions } from './dev-options';
 import { createDevRequestListener } from './dev-server';
 import { startDevStorage } from './dev-storage';
 import { assertPortsFree } from './ports';
-import { RecentImages } from './recent-images';
 import { SseHub } from './sse-hub';
 
 export { planEvents, type EventsPlan } from './dev-events';
@@ -107,26 +102,17 @@ export async function startDevStack(options: DevOptions, io: DevStackIo): Promis
     });
     cleanups.push(() => fns.close());
 
-    const images = new RecentImages();
     const sse = new SseHub();
     cleanups.push(() => {
       sse.close();
       return Promise.resolve();
     });
 
-    s3.onRecord((record) => {
-      if (record.s3.bucket.name === config.buckets.originals && record.eventName.startsWith('ObjectCreated:')) {
-        const ref = parseOriginalKey(config.layout, record.s3.object.key);
-        if (ref) images.uploaded(ref.id, record.s3.object.size);
-      }
-      fns.deliver(record);
-    });
+    s3.onRecord((record) => fns.deliver(record));
 
-    channel.subscribe((message) => showCompletion(message, { images, sse, log }));
+    channel.subscribe((message) => showCompletion(message, { sse, log }));
 
-    await seedRecentImages(fns.statusStore, config, images, log);
-
-    server.serve(pageRoutes({ options, config, fns, images, sse, storageOrigin: s3.endpoint, log }));
+    server.serve(pageRoutes({ options, config, fns, sse, storageOrigin: s3.endpoint, log }));
 
     const page = `http://${options.host}:${server.port}`;
     const running = emulator.current();
@@ -168,41 +154,27 @@ interface PageContext {
   options: DevOptions;
   config: PixelpipeConfig;
   fns: DevFunctions;
-  images: RecentImages;
   sse: SseHub;
   storageOrigin: string;
   log: Logger;
 }
 
-/** The page, its API (upload through the upload function, status for the caller only) and the event stream. */
+/** The page, its API (the upload and images functions, as deployed) and the event stream. */
 function pageRoutes(ctx: PageContext): ReturnType<typeof createDevRequestListener> {
-  const { config, fns, images } = ctx;
+  const { config, fns } = ctx;
   return createDevRequestListener({
     webDir: ctx.options.webDir,
     uploadHandler: fns.uploadHandler,
-    status: async (id, authorization) => {
-      let owner: string;
-      try {
-        owner = ownerSegment((await fns.authenticator.authenticate(authorization)).subject);
-      } catch {
-        return null;
-      }
-      // A status request gets the deadline a deployed function would have.
-      const init = { deadline: Date.now() + config.invocation.timeoutSeconds * 1000, traceId: newTraceId(), logger: ctx.log };
-      return withInvocation(init, (inv) => getImageStatus({ store: fns.statusStore, config }, inv, id, owner));
-    },
-    images,
+    imagesHandler: fns.imagesHandler,
     sse: ctx.sse,
-    onUploadSigned: (response, filename) =>
-      images.signed(response.id, { filename: filename ? sanitizeFilename(filename) : undefined, expiresAt: response.expiresAt }),
     corsOrigins: config.upload.corsOrigins,
     storageOrigin: ctx.storageOrigin,
     logger: ctx.log,
   });
 }
 
-/** A completion event from the channel: into the recent-images table and out to every open page. */
-function showCompletion(message: ChannelMessage, to: { images: RecentImages; sse: SseHub; log: Logger }): void {
+/** A completion event from the channel: out to every open page (which then refreshes its list). */
+function showCompletion(message: ChannelMessage, to: { sse: SseHub; log: Logger }): void {
   let event;
   try {
     event = parseCompletionEvent(message);
@@ -210,28 +182,5 @@ function showCompletion(message: ChannelMessage, to: { images: RecentImages; sse
     to.log.warn('ignoring a message that is not a valid completion event', { err, messageId: message.id });
     return;
   }
-  if (event.type === EVENT_TYPES.deleted) to.images.deleted(event.data.id);
-  else to.images.completed(event.data);
   to.sse.broadcast('completion', event.id, JSON.stringify(event));
-}
-
-/** Fills the recent-images table from the newest manifests already in storage (data kept across restarts). */
-async function seedRecentImages(store: ObjectStore, config: PixelpipeConfig, images: RecentImages, log: Logger): Promise<void> {
-  try {
-    // s3rver cannot continue a truncated listing on OpenSSL 3 (it uses single DES for the token): one page.
-    const page = await store.list(config.buckets.variants, config.layout.manifests, { pageSize: 1000 });
-    const newest = page.items.sort((a, b) => (b.updated?.getTime() ?? 0) - (a.updated?.getTime() ?? 0)).slice(0, 50);
-    await Promise.all(
-      newest.map(async (item) => {
-        try {
-          const obj = await store.get(item.bucket, item.key, { maxBytes: 1024 * 1024 });
-          images.completed(parseManifest(JSON.parse(obj.body.toString('utf8'))));
-        } catch {
-          /* a manifest from an older schema or a partial write: not worth a table row */
-        }
-      }),
-    );
-  } catch (err) {
-    log.warn('could not list existing manifests; the recent-images table starts empty', { err });
-  }
 }

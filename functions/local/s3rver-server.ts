@@ -8,6 +8,7 @@
  * enforce POST policy conditions (content-length-range, exact-match fields), so the dev stack shows
  * the flow, not the security properties; those are tested against the signer itself.
  */
+import crypto from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -70,7 +71,30 @@ export function corsXml(origins: string[]): string {
 }
 
 /** Starts s3rver; throws {@link PortInUseError} when its port is taken. */
+let desShimmed = false;
+
+/**
+ * s3rver encrypts ListObjectsV2 continuation tokens with single DES, which OpenSSL 3 (Node >= 17) only
+ * offers through the legacy provider, so every truncated listing fails with a 500. Triple DES with three
+ * equal keys is single DES by construction (E(K) D(K) E(K) = E(K)) and is still in the default provider,
+ * so `des` is mapped onto it. Only the algorithm name `des` is touched, in the process that runs s3rver (the dev stack, tests): the
+ * images API lists with bounded pages, so truncated listings are routine.
+ */
+export function shimSingleDes(): void {
+  if (desShimmed) return;
+  desShimmed = true;
+  const mutable = crypto as unknown as Record<'createCipheriv' | 'createDecipheriv', (...a: unknown[]) => unknown>;
+  for (const fn of ['createCipheriv', 'createDecipheriv'] as const) {
+    const original = mutable[fn].bind(crypto);
+    mutable[fn] = (algorithm: unknown, key: unknown, ...rest: unknown[]) =>
+      algorithm === 'des' && Buffer.isBuffer(key) && key.length === 8
+        ? original('des-ede3-cbc', Buffer.concat([key, key, key]), ...rest)
+        : original(algorithm, key, ...rest);
+  }
+}
+
 export async function startLocalS3(options: LocalS3Options): Promise<LocalS3> {
+  shimSingleDes();
   // Loaded on use (the dev stack only); s3rver ships no types, so the surface used here is typed above.
   const S3rver = (await import('s3rver')).default as unknown as S3rverCtor;
   const server = new S3rver({

@@ -18,7 +18,6 @@ import { AsyncInvoker } from '../../functions/local/async-invoker';
 import { formatLine } from '../../functions/local/dev-log';
 import { devPixelpipeEnv, loadDevOptions } from '../../functions/local/dev-options';
 import { EmbeddedEventChannel, type ChannelMessage } from '../../functions/local/event-channel';
-import { RecentImages } from '../../functions/local/recent-images';
 import { encodeS3EventKey, matchRules, pipelineRules, toS3NotificationEvent } from '../../functions/local/s3-notifications';
 import type { S3rverRecord } from '../../functions/local/s3rver-server';
 import { eventPublisherContract } from '../contracts/event-publisher.contract';
@@ -193,42 +192,6 @@ describe('AsyncInvoker', () => {
     slow.invoke(2);
     await slow.close(1000);
     expect(ran).toBe(1);
-  });
-});
-
-describe('RecentImages', () => {
-  test('pending → processed/failed, newest first, filename from the manifest', () => {
-    let now = 1_000_000;
-    const idx = new RecentImages(10, () => now);
-    idx.signed('aaaaaaaa-1', { filename: 'a.jpg', expiresAt: new Date(now + 600_000).toISOString() });
-    now += 10;
-    idx.signed('bbbbbbbb-2', { filename: 'b.jpg' });
-    expect(idx.list().map((i) => [i.id, i.status])).toEqual([
-      ['bbbbbbbb-2', 'pending'],
-      ['aaaaaaaa-1', 'pending'],
-    ]);
-    idx.uploaded('aaaaaaaa-1', 1000);
-    idx.completed(manifest('aaaaaaaa-1', 'processed'));
-    idx.completed(manifest('bbbbbbbb-2', 'failed'));
-    const [b, a] = idx.list();
-    expect(a).toMatchObject({ id: 'aaaaaaaa-1', status: 'processed', filename: 'aaaaaaaa-1.jpg', variants: 1, bytes: 1000, durationMs: 500 });
-    expect(b).toMatchObject({ id: 'bbbbbbbb-2', status: 'failed', reason: { code: 'corrupt_image' }, variants: 0 });
-    expect(Object.keys(a)).not.toContain('at');
-  });
-
-  test('is bounded, and forgets pending uploads whose URL expired without an upload', () => {
-    let now = 0;
-    const idx = new RecentImages(3, () => now);
-    for (let i = 0; i < 5; i++) {
-      now += 1000;
-      idx.completed(manifest(`cccccccc-${i}`, 'processed', { createdAt: new Date(now).toISOString(), durationMs: 0 }));
-    }
-    expect(idx.list().map((i) => i.id)).toEqual(['cccccccc-4', 'cccccccc-3', 'cccccccc-2']);
-    now += 1;
-    idx.signed('dddddddd-1', { expiresAt: new Date(now + 100).toISOString() });
-    expect(idx.list()[0].id).toBe('dddddddd-1');
-    now += 1000;
-    expect(idx.list().map((i) => i.id)).not.toContain('dddddddd-1');
   });
 });
 

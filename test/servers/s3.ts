@@ -7,12 +7,12 @@
  * signature from a known access key) and enforce POST policy conditions (content-length-range etc.).
  * The presigned POST is therefore verified independently in `test/aws/presigned-post.test.ts`.
  */
-import crypto from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
+import { shimSingleDes } from '../../functions/local/s3rver-server';
 
 /** The access key pair s3rver accepts out of the box. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -41,27 +41,6 @@ export interface LocalS3 {
   /** Every notification emitted so far, in order. */
   readonly events: S3rverEvent[];
   close(): Promise<void>;
-}
-
-let desShimmed = false;
-
-/**
- * s3rver encrypts ListObjectsV2 continuation tokens with single DES, which OpenSSL 3 (Node >= 17) only
- * offers through the legacy provider, so every truncated listing fails with a 500. Triple DES with three
- * equal keys is single DES by construction (E(K) D(K) E(K) = E(K)) and is still in the default provider,
- * so `des` is mapped onto it. Only the algorithm name `des` is touched, and only in the test process.
- */
-function shimSingleDes(): void {
-  if (desShimmed) return;
-  desShimmed = true;
-  const mutable = crypto as unknown as Record<'createCipheriv' | 'createDecipheriv', (...a: unknown[]) => unknown>;
-  for (const fn of ['createCipheriv', 'createDecipheriv'] as const) {
-    const original = mutable[fn].bind(crypto);
-    mutable[fn] = (algorithm: unknown, key: unknown, ...rest: unknown[]) =>
-      algorithm === 'des' && Buffer.isBuffer(key) && key.length === 8
-        ? original('des-ede3-cbc', Buffer.concat([key, key, key]), ...rest)
-        : original(algorithm, key, ...rest);
-  }
 }
 
 /** Starts s3rver with `buckets` created. */
