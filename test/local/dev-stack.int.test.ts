@@ -88,11 +88,8 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
       expect(ticket.upload.method).toBe('POST');
       expect(ticket.upload.url).toBe(`${urls.storage}/pixelpipe-originals`);
       expect(ticket.statusUrl).toBe(`${urls.images}/${ticket.id}`);
-      expect(((await (await fetch(urls.images)).json()) as { images: unknown[] }).images[0]).toMatchObject({
-        id: ticket.id,
-        status: 'pending',
-        filename: 'landscape.jpg',
-      });
+      // Signed is not stored: the images API lists what storage holds.
+      expect(await (await fetch(urls.images)).json()).toEqual({ images: [] });
 
       // Straight to storage, cross-origin from the page, like the browser does.
       const form = new FormData();
@@ -120,8 +117,29 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
       const status = await fetch(ticket.statusUrl);
       expect(status.status).toBe(200);
       expect(await status.json()).toMatchObject({ id: ticket.id, status: 'processed' });
-      const rows = ((await (await fetch(urls.images)).json()) as { images: Array<Record<string, unknown>> }).images;
-      expect(rows[0]).toMatchObject({ id: ticket.id, status: 'processed', filename: 'landscape.jpg', variants: 9, bytes: photo.length });
+      const rows = ((await (await fetch(urls.images)).json()) as { images: Array<{ id: string; manifest?: { variants: unknown[] } }> }).images;
+      expect(rows[0]).toMatchObject({ id: ticket.id, status: 'processed', bytes: photo.length, manifest: { source: { filename: 'landscape.jpg' } } });
+      expect(rows[0].manifest?.variants).toHaveLength(9);
+
+      // Delete through the images API: 202, then the cascade's deleted event, then nothing is left.
+      const del = await fetch(`${urls.images}/${ticket.id}`, { method: 'DELETE', headers: { origin } });
+      expect(del.status).toBe(202);
+      expect(del.headers.get('access-control-allow-origin')).toBe(origin);
+      const deleted = await sse.waitFor((e) => e.subject === ticket.id && e.type === 'pixelpipe.image.deleted.v1', 30_000);
+      expect(deleted.data).toMatchObject({ id: ticket.id, status: 'deleted' });
+      expect(await (await fetch(urls.images)).json()).toEqual({ images: [] });
+      expect((await fetch(ticket.statusUrl)).status).toBe(404);
+      expect((await fetch(`${urls.images}/${ticket.id}`, { method: 'DELETE' })).status).toBe(404);
+      // s3rver checks no signatures: list the image's prefixes directly.
+      for (const [bucket, prefix] of [
+        ['pixelpipe-originals', `originals/`],
+        ['pixelpipe-variants', `variants/${ticket.id}/`],
+        ['pixelpipe-variants', `manifests/${ticket.id}`],
+        ['pixelpipe-variants', `state/${ticket.id}/`],
+      ]) {
+        const listing = await (await fetch(`${urls.storage}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`)).text();
+        expect([bucket, prefix, listing.includes('<Key>')]).toEqual([bucket, prefix, false]);
+      }
     } finally {
       sse.close();
     }
