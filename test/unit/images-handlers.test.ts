@@ -39,7 +39,7 @@ async function setup() {
     config,
     store,
     signer: new FakeUrlSigner(),
-    authenticator: new JwtAuthenticator({ ...config.auth, fetch: idp.fetch, logger: silentLogger }),
+    authenticator: new JwtAuthenticator({ jwksUrl: idp.jwksUrl, issuer: idp.issuer, audience: idp.audience, fetch: idp.fetch, logger: silentLogger }),
     logger: silentLogger,
   };
   const id = newestFirstIds().newId();

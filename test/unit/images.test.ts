@@ -148,7 +148,7 @@ describe('listImages', () => {
 
   test.each([[0], [101], ['ten']])('limit %p is a 400', async (limit) => {
     const { deps } = setup();
-    await expect(listImages(deps, testInvocation(), alice, { limit: limit as never })).rejects.toBeInstanceOf(ClientError);
+    await expect(listImages(deps, testInvocation(), alice, { limit })).rejects.toBeInstanceOf(ClientError);
   });
 });
 
