@@ -1,14 +1,17 @@
 /**
- * The AWS delete cascade end to end on s3rver: the process, notify and cascade Lambda handlers with the
- * real S3ObjectStore, each driven by the notification s3rver itself emitted (ObjectCreated for the
+ * The AWS delete cascade end to end on s3rver: the process, notify, images and cascade Lambda handlers
+ * with the real S3ObjectStore and S3UrlSigner (the images API's GET gives URLs that fetch, its DELETE
+ * removes the original), each driven by the notification s3rver itself emitted (ObjectCreated for the
  * original and the manifest, ObjectRemoved:Delete for the deleted original), and nothing left under the
  * image's prefixes. Events go to an in-memory publisher (the SNS adapter has its own tests).
  */
 import sharp from 'sharp';
 import { createCascadeHandler } from '../../functions/aws/cascade-handler';
+import { createImagesHandler } from '../../functions/aws/images-handler';
 import { createNotifyHandler } from '../../functions/aws/notify-handler';
 import { createProcessHandler } from '../../functions/aws/process-handler';
 import { S3ObjectStore } from '../../functions/aws/s3-object-store';
+import { S3UrlSigner } from '../../functions/aws/s3-url-signer';
 import { systemClock } from '../../shared/clock';
 import { loadConfig } from '../../shared/config';
 import { EVENT_TYPES, parseCompletionEvent } from '../../shared/events';
@@ -43,7 +46,7 @@ function lambdaEvent(bucket: string, key: string, eventPrefix: string): { Record
   return { Records: [{ ...record, eventSource: 'aws:s3' }] };
 }
 
-test('upload → process → notify → delete original → deleted event → nothing left under the prefixes', async () => {
+test('upload → process → notify → GET /images/{id} URLs fetch → DELETE → deleted event → nothing left under the prefixes', async () => {
   const config = loadConfig({
     PIXELPIPE_AUTH_MODE: 'anonymous',
     PIXELPIPE_WEBP_EFFORT: '0',
@@ -75,7 +78,31 @@ test('upload → process → notify → delete original → deleted event → no
   };
   expect((await derived()).length).toBeGreaterThan(1);
 
-  await store.delete(ORIGINALS, KEY);
+  // The images API as the owner sees it (authentication has its own tests; here the caller is alice).
+  const images = createImagesHandler({
+    store,
+    signer: S3UrlSigner.fromClient(s3.client()),
+    config,
+    logger: silentLogger,
+    authenticator: { authenticate: () => Promise.resolve({ subject: 'alice', anonymous: false }) },
+  });
+  const api = (method: string, path: string) =>
+    images({ version: '2.0', rawPath: path, headers: {}, requestContext: { http: { method, path } } }, { getRemainingTimeInMillis: () => 10_000 });
+  const got = await api('GET', `/images/${ID}`);
+  expect(got.statusCode).toBe(200);
+  const manifest = JSON.parse(got.body ?? '') as { variants: Array<{ name: string; format: string; width: number; height: number; url: string }> };
+  expect(manifest.variants.length).toBeGreaterThan(1);
+  expect(manifest.variants.filter((x) => x.name === 'thumb').length).toBeGreaterThan(0);
+  for (const v of manifest.variants.filter((x) => x.name === 'thumb')) {
+    const res = await fetch(v.url);
+    expect(res.status).toBe(200);
+    const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual([v.format === 'jpeg' ? 'jpeg' : v.format, v.width, v.height]);
+  }
+  const listed = JSON.parse((await api('GET', '/images')).body ?? '') as { images: Array<{ id: string; status: string }> };
+  expect(listed.images).toMatchObject([{ id: ID, status: 'processed' }]);
+  expect((await api('DELETE', `/images/${ID}`)).statusCode).toBe(202);
+  expect(await store.head(ORIGINALS, KEY)).toBeNull();
   const removed = lambdaEvent(ORIGINALS, KEY, 'ObjectRemoved:');
   expect(removed.Records[0].eventName).toBe('ObjectRemoved:Delete');
   // The process handler ignores removals; the cascade handler ignores creations.
@@ -88,6 +115,7 @@ test('upload → process → notify → delete original → deleted event → no
   await expect(cascadeHandler(removed)).resolves.toMatchObject({ outcomes: [{ status: 'deleted', imageId: ID }] });
 
   expect(await derived()).toEqual([]);
+  expect((await api('GET', `/images/${ID}`)).statusCode).toBe(404);
   const events = publisher.messages.map((m) => parseCompletionEvent(m.body));
   expect(events.map((e) => e.type)).toEqual([EVENT_TYPES.processed, EVENT_TYPES.deleted, EVENT_TYPES.deleted]);
   expect(events[1].id).toBe(events[2].id);

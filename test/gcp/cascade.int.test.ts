@@ -1,6 +1,7 @@
 /**
- * The GCP delete cascade end to end on the GCS fake: the process, notify and cascade handlers with the
- * real GcsObjectStore, an image uploaded and processed, its original deleted, a
+ * The GCP delete cascade end to end on the GCS fake: the process, notify, images and cascade handlers
+ * with the real GcsObjectStore and GcsUrlSigner, an image uploaded and processed, read through the
+ * images API (its signed URLs verified and served by the fake), its original deleted through it, a
  * `google.cloud.storage.object.v1.deleted` CloudEvent (shaped like Google's sample data) delivered, and
  * nothing left under the image's prefixes. Events go to an in-memory publisher (the Pub/Sub adapter
  * has its own emulator tests).
@@ -12,6 +13,9 @@ import sharp from 'sharp';
 import { createCascadeHandler } from '../../functions/gcp/cascade-handler';
 import { parseDeletion } from '../../functions/gcp/cloud-events';
 import { GcsObjectStore } from '../../functions/gcp/gcs-object-store';
+import { GcsUrlSigner } from '../../functions/gcp/gcs-url-signer';
+import { credentialsFromJson } from '../../functions/gcp/google-auth';
+import { createImagesHandler } from '../../functions/gcp/images-handler';
 import { createNotifyHandler } from '../../functions/gcp/notify-handler';
 import { createProcessHandler } from '../../functions/gcp/process-handler';
 import { systemClock } from '../../shared/clock';
@@ -22,6 +26,7 @@ import { silentLogger } from '../../shared/logger';
 import { CircuitBreaker } from '../../shared/resilience';
 import { MemoryEventPublisher } from '../../shared/testing/fakes';
 import { startGcsFake, type GcsFake } from '../servers/gcs-fake';
+import { fakeServiceAccount } from '../support/google-fake';
 
 jest.setTimeout(60_000);
 
@@ -58,15 +63,16 @@ describe("GCP cascade: Google's sample deleted-object data", () => {
 describe('GCP cascade against the GCS fake', () => {
   let fake: GcsFake;
   let storage: Storage;
+  const signerAccount = fakeServiceAccount('images@pixelpipe-test.iam.gserviceaccount.com');
   beforeAll(async () => {
-    fake = await startGcsFake({ buckets: [ORIGINALS, VARIANTS] });
+    fake = await startGcsFake({ buckets: [ORIGINALS, VARIANTS], signers: { [signerAccount.email]: signerAccount.publicKey } });
     storage = new Storage({ apiEndpoint: fake.url, projectId: 'pixelpipe-test', retryOptions: { autoRetry: false } });
   });
   afterAll(async () => {
     await fake?.close();
   });
 
-  test('upload → process → notify → delete original → deleted event → nothing left under the prefixes', async () => {
+  test('upload → process → notify → GET /images/{id} URLs fetch → DELETE → deleted event → nothing left under the prefixes', async () => {
     const config = loadConfig({
       PIXELPIPE_AUTH_MODE: 'anonymous',
       PIXELPIPE_WEBP_EFFORT: '0',
@@ -102,8 +108,41 @@ describe('GCP cascade against the GCS fake', () => {
     const derived = () => fake.listObjects(VARIANTS).filter((o) => o.name.includes(ID));
     expect(derived().length).toBeGreaterThan(1);
 
+    // The images API as the owner sees it (authentication has its own tests; here the caller is alice).
+    const images = createImagesHandler({
+      store,
+      signer: new GcsUrlSigner(credentialsFromJson(signerAccount.keyJson, 'test key'), { host: fake.url }),
+      config,
+      logger: silentLogger,
+      authenticator: { authenticate: () => Promise.resolve({ subject: 'alice', anonymous: false }) },
+    });
+    const api = async (method: string, path: string) => {
+      const out = { status: 0, body: '' };
+      const res = {
+        writableFinished: false,
+        once: () => res,
+        status: (s: number) => ((out.status = s), res),
+        set: () => res,
+        send: (b: string) => ((out.body = b), res),
+      };
+      await images({ method, url: path, originalUrl: path, headers: {} } as never, res as never);
+      return out;
+    };
+    const got = await api('GET', `/images/${ID}`);
+    expect(got.status).toBe(200);
+    const manifest = JSON.parse(got.body) as { variants: Array<{ name: string; format: string; width: number; height: number; url: string }> };
+    expect(manifest.variants.filter((x) => x.name === 'thumb').length).toBeGreaterThan(0);
+    for (const v of manifest.variants.filter((x) => x.name === 'thumb')) {
+      const res = await fetch(v.url);
+      expect(res.status).toBe(200);
+      const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+      expect([meta.format, meta.width, meta.height]).toEqual([v.format, v.width, v.height]);
+    }
+    expect(JSON.parse((await api('GET', '/images')).body)).toMatchObject({ images: [{ id: ID, status: 'processed' }] });
+
     const resource = fake.getObject(ORIGINALS, KEY)!.resource;
-    await store.delete(ORIGINALS, KEY);
+    expect((await api('DELETE', `/images/${ID}`)).status).toBe(202);
+    expect(fake.getObject(ORIGINALS, KEY)).toBeUndefined();
     const deleted = {
       id: 'd1',
       type: 'google.cloud.storage.object.v1.deleted',
@@ -115,6 +154,7 @@ describe('GCP cascade against the GCS fake', () => {
     await cascadeHandler(deleted);
 
     expect(derived()).toEqual([]);
+    expect((await api('GET', `/images/${ID}`)).status).toBe(404);
     const events = publisher.messages.map((m) => parseCompletionEvent(m.body));
     expect(events.map((e) => e.type)).toEqual([EVENT_TYPES.processed, EVENT_TYPES.deleted, EVENT_TYPES.deleted]);
     expect(events[1].id).toBe(events[2].id);
