@@ -3,7 +3,8 @@
  * `npm run dev` starts: three files chosen at once (two real photos and a corrupt JPEG) upload
  * straight to local S3 with real, throttled progress; a fourth is cancelled mid-upload; every variant
  * image loads with the dimensions the manifest states; the corrupt one is reported as failed with
- * its reason; the recent-images table shows the outcomes. Leaves a screenshot in test-output/.
+ * its reason; the recent-images table shows the outcomes, and its delete button removes an image (the
+ * cascade's deleted event marks the card and takes the row away). Leaves a screenshot in test-output/.
  *
  * Skips with a loud warning when /usr/bin/chromium is missing, except under CI=true, where it fails.
  * `PIXELPIPE_UPDATE_SCREENSHOT=1` also refreshes docs/screenshot.png (kept under 150 KB).
@@ -215,6 +216,19 @@ testIf('upload, progress, cancel, live results, gallery dimensions, failure reas
     ]),
   );
   expect(rows.some((r) => r.filename === 'fig-gps.jpg' && r.status !== 'pending')).toBe(false);
+
+  // Delete one image from the table: the images API deletes the original, and the cascade's deleted
+  // event (over SSE) marks its card and takes its row out of the list.
+  const landscapeRow = page.locator('[data-testid="recent-row"]', { has: page.locator('.filename', { hasText: 'landscape.jpg' }) });
+  const landscapeId = await landscapeRow.getAttribute('data-image-id');
+  expect(landscapeId).toBeTruthy();
+  await landscapeRow.locator('[data-testid="delete-button"]').click();
+  await card(page, 'landscape.jpg').and(page.locator('[data-deleted="true"]')).waitFor({ timeout: 30_000 });
+  await page.locator(`[data-testid="recent-row"][data-image-id="${landscapeId}"]`).waitFor({ state: 'detached', timeout: 30_000 });
+  await page.locator('[data-testid="recent-row"][data-status="failed"]').waitFor();
+  expect(await page.locator('[data-testid="recent-row"]').count()).toBe(rows.length - 1);
+  // From outside the page: a 404 inside it would be logged as a console problem.
+  expect((await fetch(new URL(`/api/images/${landscapeId}`, page.url()))).status).toBe(404);
 
   expect(problems.filter((p) => !/favicon/.test(p))).toEqual([]);
 
