@@ -143,8 +143,9 @@ export class GcsObjectStore implements ObjectStore {
             autoPaginate: false,
             maxResults: options.pageSize ?? 1000,
             ...(options.pageToken ? { pageToken: options.pageToken } : {}),
-            // startOffset is inclusive; the key itself is dropped below.
-            ...(options.startAfter !== undefined ? { startOffset: options.startAfter } : {}),
+            // startOffset is inclusive: start at the key's immediate successor in byte order (the key plus
+            // U+0000), so a full page is never spent on the key itself. The filter below is a safeguard.
+            ...(options.startAfter !== undefined ? { startOffset: `${options.startAfter}\u0000` } : {}),
           });
           const token = (next as { pageToken?: string } | null | undefined)?.pageToken;
           return {

@@ -100,6 +100,20 @@ export function objectStoreContract(name: string, setup: () => Promise<ContractT
       expect(pages).toBe(3);
     });
 
+    test('startAfter lists only the keys after the given one, within the prefix, in key order', async () => {
+      const keys = ['s/a', 's/b', 's/c', 's/d'].map((k) => `${run}${k}`);
+      for (const k of keys) await t.store.put(t.bucket, k, Buffer.from(k), { contentType: 'text/plain' });
+      await t.store.put(t.bucket, `${run}t/after`, Buffer.from('o'), { contentType: 'text/plain' });
+      const after = await t.store.list(t.bucket, `${run}s/`, { startAfter: keys[1] });
+      expect(after.items.map((i) => i.key)).toEqual(keys.slice(2));
+      const one = await t.store.list(t.bucket, `${run}s/`, { startAfter: keys[0], pageSize: 1 });
+      expect(one.items.map((i) => i.key)).toEqual([keys[1]]);
+      expect(one.nextPageToken).toBeDefined();
+      // A key that is not stored works too (S3 StartAfter and GCS startOffset are positions, not keys).
+      const between = await t.store.list(t.bucket, `${run}s/`, { startAfter: `${run}s/bb` });
+      expect(between.items.map((i) => i.key)).toEqual(keys.slice(2));
+    });
+
     test('an aborted signal rejects the call with a retryable error and writes nothing', async () => {
       const kept = `${run}abort/kept`;
       await t.store.put(t.bucket, kept, Buffer.from('k'), { contentType: 'text/plain' });
