@@ -121,3 +121,62 @@ test('upload → process → notify → GET /images/{id} URLs fetch → DELETE �
   expect(events[1].id).toBe(events[2].id);
   expect(publisher.messages[1].attributes).toEqual({ type: EVENT_TYPES.deleted, imageId: ID, owner: 'alice', status: 'deleted' });
 });
+
+test('a delete while processing: the cascade waits for the lease (retryable), the processor deletes nothing, the retried cascade leaves nothing', async () => {
+  const config = loadConfig({
+    PIXELPIPE_AUTH_MODE: 'anonymous',
+    PIXELPIPE_WEBP_EFFORT: '0',
+    PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
+    PIXELPIPE_VARIANTS_BUCKET: VARIANTS,
+  });
+  const policy = {
+    retry: { attempts: 2, baseDelayMs: 5, maxDelayMs: 10 },
+    breaker: new CircuitBreaker('race-s3', { failureThreshold: 100, openMs: 1000 }),
+    timeoutMs: 5000,
+  };
+  const id = '00000000-0000-4000-8000-0000000ace01';
+  const key = `originals/alice/${id}`;
+  const plain = new S3ObjectStore(s3.client(), { policy });
+  const publisher = new MemoryEventPublisher();
+  const deps = { store: plain, publisher, clock: systemClock, config, logger: silentLogger };
+  const cascadeHandler = createCascadeHandler(deps);
+  let busy: unknown;
+  const deletes: string[] = [];
+  /** The processor's store: after its first variant is written, the user deletes the original and S3 notifies the cascade. */
+  class RacingStore extends S3ObjectStore {
+    override async put(...args: Parameters<S3ObjectStore['put']>) {
+      const info = await super.put(...args);
+      if (busy === undefined && args[1].startsWith(`variants/${id}/`)) {
+        await plain.delete(ORIGINALS, key);
+        // s3rver emits its notification right after answering the delete.
+        for (let i = 0; i < 200 && !s3.events.some((e) => e.Records.some((r) => r.s3.object.key === key && r.eventName.startsWith('ObjectRemoved:'))); i++) {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        busy = await cascadeHandler(lambdaEvent(ORIGINALS, key, 'ObjectRemoved:')).catch((err: unknown) => err);
+      }
+      return info;
+    }
+    override async delete(...args: Parameters<S3ObjectStore['delete']>) {
+      deletes.push(args[1]);
+      return super.delete(...args);
+    }
+  }
+  const processHandler = createProcessHandler({ ...deps, store: new RacingStore(s3.client(), { policy }), processor: new SharpImageProcessor() });
+  const notifyHandler = createNotifyHandler(deps);
+
+  const body = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#33aa66' } })
+    .jpeg()
+    .toBuffer();
+  await plain.put(ORIGINALS, key, body, { contentType: 'image/jpeg' });
+  await expect(processHandler(lambdaEvent(ORIGINALS, key, 'ObjectCreated:'))).resolves.toMatchObject({ outcomes: [{ status: 'processed' }] });
+  expect(busy).toMatchObject({ code: 'image_busy', retryable: true });
+  expect(deletes).toEqual([]);
+  // The manifest's notification arrives after the deletion: not announced.
+  await notifyHandler(lambdaEvent(VARIANTS, `manifests/${id}.json`, 'ObjectCreated:'));
+  // Lambda's retry of the deletion, after the attempt released its lease.
+  await expect(cascadeHandler(lambdaEvent(ORIGINALS, key, 'ObjectRemoved:'))).resolves.toMatchObject({ outcomes: [{ status: 'deleted', imageId: id }] });
+  const left: string[] = [];
+  for (const prefix of [`variants/${id}/`, `manifests/${id}`, `state/${id}/`]) left.push(...(await plain.list(VARIANTS, prefix)).items.map((o) => o.key));
+  expect(left).toEqual([]);
+  expect(publisher.messages.map((m) => parseCompletionEvent(m.body).type)).toEqual([EVENT_TYPES.deleted]);
+});
