@@ -15,7 +15,9 @@ test(`single bucket: ${N} uploads → exactly ${N} processings, every output-tri
     PIXELPIPE_ORIGINALS_BUCKET: 'one-bucket',
     PIXELPIPE_VARIANTS_BUCKET: 'one-bucket',
   });
-  const outputsPerImage = h.config.variants.reduce((n, v) => n + v.formats.length, 0) + 1; // + the manifest
+  const variantFiles = h.config.variants.reduce((n, v) => n + v.formats.length, 0);
+  // + the manifest, + the processing lease written twice (taken, released)
+  const outputsPerImage = variantFiles + 1 + 2;
   expect(h.config.singleBucket).toBe(true);
   const jpeg = await smallJpeg(64, 48);
   const outcomes: Array<{ key: string; outcome: ProcessOutcome }> = [];
@@ -50,7 +52,7 @@ test(`single bucket: ${N} uploads → exactly ${N} processings, every output-tri
   expect(processed).toHaveLength(N);
   expect(new Set(processed.map((o) => o.key)).size).toBe(N);
   expect(processed.every((o) => o.key.startsWith('originals/'))).toBe(true);
-  // Per image: every variant and the manifest fire the trigger once, and each is ignored.
+  // Per image: every variant, the manifest and each lease write fire the trigger once, and each is ignored.
   expect(ignored).toHaveLength(N * outputsPerImage);
   expect(ignored.every((o) => o.outcome.status === 'ignored' && o.outcome.reason === 'outside_originals')).toBe(true);
   expect(outcomes).toHaveLength(triggers);
@@ -58,8 +60,11 @@ test(`single bucket: ${N} uploads → exactly ${N} processings, every output-tri
 
   const keys = h.store.keys('one-bucket');
   expect(keys.filter((k) => k.startsWith('manifests/'))).toHaveLength(N);
-  expect(keys.filter((k) => k.startsWith('variants/'))).toHaveLength(N * (outputsPerImage - 1));
-  expect(keys.filter((k) => k.startsWith('state/'))).toEqual([]);
+  expect(keys.filter((k) => k.startsWith('variants/'))).toHaveLength(N * variantFiles);
+  // No attempt counters (nothing failed); one released lease per image, which the processor cannot delete.
+  const state = keys.filter((k) => k.startsWith('state/'));
+  expect(state).toHaveLength(N);
+  expect(state.every((k) => k.endsWith('.lease'))).toBe(true);
   const sample = await h.store.get('one-bucket', `variants/${imageId(N)}/thumb.webp`);
   expect(await sharp(sample.body).metadata()).toMatchObject({ width: 64, height: 48 }); // never enlarged
   process.stdout.write(`[hostile] single bucket: ${N} originals, ${triggers} triggers, ${processed.length} processed in ${Math.round(ms)} ms\n`);
