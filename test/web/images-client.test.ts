@@ -13,7 +13,11 @@ interface Seen {
 function fakeFetch(status: number, body: unknown): { fetch: typeof fetch; seen: Seen[] } {
   const seen: Seen[] = [];
   const fn = (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    seen.push({ url: input instanceof Request ? input.url : input.toString(), method: init?.method ?? 'GET', headers: { ...(init?.headers as Record<string, string>) } });
+    seen.push({
+      url: input instanceof Request ? input.url : input.toString(),
+      method: init?.method ?? 'GET',
+      headers: { ...(init?.headers as Record<string, string>) },
+    });
     return Promise.resolve(new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }));
   };
   return { fetch: fn, seen };
