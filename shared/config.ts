@@ -198,6 +198,61 @@ const json = <T extends z.ZodTypeAny>(schema: T) =>
     })
     .pipe(schema);
 
+/** A profile's name: what upload requests send and what the original's `pixelpipe-profile` metadata holds. */
+export const PROFILE_NAME = /^[a-z0-9-]{1,32}$/;
+/** The profile today's variables (`PIXELPIPE_VARIANTS`, `PIXELPIPE_MAX_INPUT_BYTES`, …) form. */
+export const DEFAULT_PROFILE_NAME = 'default';
+
+/**
+ * One entry of `PIXELPIPE_PROFILES`. Every field is optional and falls back to the variable of today's
+ * `default` profile, so an `avatar` profile can say only what differs (its variants and a 5 MB cap).
+ * Per-profile analysis settings go here too, as one more optional field.
+ */
+const profileSchema = z
+  .object({
+    variants: variantsSchema.optional(),
+    allowedTypes: z.array(z.enum(KNOWN_INPUT_TYPES)).min(1).optional(),
+    maxInputBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(1024 * 1024 * 1024)
+      .optional(),
+    maxInputPixels: z.number().int().min(1).max(1_000_000_000).optional(),
+    maxFrames: z.number().int().min(1).max(10_000).optional(),
+    animated: z.boolean().optional(),
+    maxAnimatedPixels: z.number().int().min(1).max(1_000_000_000).optional(),
+    analysis: z
+      .object({
+        analyses: z
+          .array(z.enum(ANALYSIS_KINDS))
+          .refine((a) => new Set(a).size === a.length, 'each analysis at most once')
+          .optional(),
+        moderation: z.enum(['off', 'flag', 'block']).optional(),
+        required: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+type ProfileInput = z.output<typeof profileSchema>;
+
+const profilesSchema = z
+  .record(z.string().regex(PROFILE_NAME, 'profile names are 1-32 lower-case letters, digits or "-"'), profileSchema)
+  .refine((r) => !(DEFAULT_PROFILE_NAME in r), {
+    message: `"${DEFAULT_PROFILE_NAME}" is the profile of the PIXELPIPE_VARIANTS and PIXELPIPE_MAX_* variables; set those instead`,
+  });
+
+/** Zod reports a bad record key as "Invalid key in record"; the key schema's own message says what is expected. */
+function keyMessage(issue: z.core.$ZodIssue): string {
+  return issue.code === 'invalid_key' && issue.issues.length ? issue.issues.map((i) => i.message).join('; ') : issue.message;
+}
+
+/** `avatar.variants[0].width` for zod's path `['avatar', 'variants', 0, 'width']`. */
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i ? '.' : ''}${String(p)}`)).join('');
+}
+
 /**
  * Where analysis runs: `none`, `embedded` (face-api in the function), Google Cloud `vision`, Amazon
  * `rekognition`. Deployed functions default to `none`; the CLI and the dev stack default to `embedded`.
@@ -247,6 +302,8 @@ const ENV = {
   PIXELPIPE_STATE_PREFIX: prefix.default('state/'),
   PIXELPIPE_TOPIC: z.string().min(1).default('pixelpipe-events'),
   PIXELPIPE_VARIANTS: json(variantsSchema).optional(),
+  PIXELPIPE_PROFILES: json(profilesSchema).optional(),
+  PIXELPIPE_DEFAULT_PROFILE: z.string().regex(PROFILE_NAME, 'a profile name: 1-32 lower-case letters, digits or "-"').default(DEFAULT_PROFILE_NAME),
   PIXELPIPE_MAX_INPUT_BYTES: intFrom(1, 1024 * 1024 * 1024).default(32 * 1024 * 1024),
   PIXELPIPE_MAX_INPUT_PIXELS: intFrom(1, 1_000_000_000).default(50_000_000),
   PIXELPIPE_MAX_FRAMES: intFrom(1, 10_000).default(100),
@@ -290,7 +347,26 @@ const ENV = {
 export type EnvName = keyof typeof ENV;
 export const ENV_NAMES = Object.keys(ENV) as EnvName[];
 
+/**
+ * A named recipe: which variants an image gets and which inputs it accepts. An upload names its profile,
+ * the signed target pins it in the original's metadata, and processing applies it (shared/profiles.ts).
+ */
+export interface Profile {
+  name: string;
+  variants: VariantSpec[];
+  limits: PixelpipeConfig['limits'];
+  /** Overrides of `config.analysis` for this profile's images (e.g. moderation only for chat attachments). */
+  analysis?: Partial<Pick<AnalysisConfig, 'analyses' | 'moderation' | 'required'>>;
+}
+
 export interface PixelpipeConfig {
+  /**
+   * The profiles of `PIXELPIPE_PROFILES`, by name. The `default` profile is not in here: it is
+   * `variants` and `limits` below (today's variables), so code that adjusts those keeps working.
+   */
+  profiles: Record<string, Profile>;
+  /** The profile of uploads that name none and of originals without a pinned one (`PIXELPIPE_DEFAULT_PROFILE`). */
+  defaultProfile: string;
   buckets: { originals: string; variants: string };
   /** True when originals and outputs share a bucket: the prefix guard is then the only recursion barrier. */
   singleBucket: boolean;
@@ -351,12 +427,18 @@ export interface PixelpipeConfig {
  */
 export function loadConfig(env: Record<string, string | undefined>): PixelpipeConfig {
   const values: Record<string, unknown> = {};
-  const problems: Array<{ variable: string; message: string }> = [];
+  const problems: Array<{ variable: string; label?: string; message: string }> = [];
   for (const name of ENV_NAMES) {
     const raw = env[name];
     const result = (ENV[name] as z.ZodTypeAny).safeParse(raw === '' ? undefined : raw);
     if (result.success) values[name] = result.data;
     else {
+      if (name === 'PIXELPIPE_PROFILES') {
+        // One line per field, named the way a user finds it in the JSON: PIXELPIPE_PROFILES.avatar.variants[0].width.
+        for (const i of result.error.issues)
+          problems.push({ variable: name, label: `${name}${i.path.length ? '.' : ''}${fieldPath(i.path)}`, message: keyMessage(i) });
+        continue;
+      }
       const msg = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ` : '') + i.message).join('; ');
       problems.push({ variable: name, message: `${msg} (got ${raw === undefined ? 'nothing' : JSON.stringify(truncate(raw))})` });
     }
@@ -386,13 +468,34 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
     });
   }
   if (!problems.length) problems.push(...analysisProblems(v));
+  if (!problems.length) problems.push(...profileAnalysisProblems(v.PIXELPIPE_ANALYZER, v.PIXELPIPE_PROFILES ?? {}));
+  if (!problems.length && v.PIXELPIPE_DEFAULT_PROFILE !== DEFAULT_PROFILE_NAME && !v.PIXELPIPE_PROFILES?.[v.PIXELPIPE_DEFAULT_PROFILE]) {
+    problems.push({
+      variable: 'PIXELPIPE_DEFAULT_PROFILE',
+      message: `"${v.PIXELPIPE_DEFAULT_PROFILE}" is not a profile (configured: ${[DEFAULT_PROFILE_NAME, ...Object.keys(v.PIXELPIPE_PROFILES ?? {})].join(', ')})`,
+    });
+  }
   if (problems.length) {
-    const err = new ConfigError(problems[0].variable, problems.map((p) => `${p.variable}: ${p.message}`).join('\n'));
-    err.message = `invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`;
+    const line = (p: (typeof problems)[number]) => `${p.label ?? p.variable}: ${p.message}`;
+    const err = new ConfigError(problems[0].variable, problems.map(line).join('\n'));
+    err.message = `invalid configuration:\n${problems.map((p) => `  ${line(p)}`).join('\n')}`;
     throw err;
   }
   const variants = v.PIXELPIPE_VARIANTS ?? variantsSchema.parse(DEFAULT_VARIANTS);
+  const limits: PixelpipeConfig['limits'] = {
+    maxInputBytes: v.PIXELPIPE_MAX_INPUT_BYTES,
+    maxInputPixels: v.PIXELPIPE_MAX_INPUT_PIXELS,
+    maxFrames: v.PIXELPIPE_MAX_FRAMES,
+    allowedTypes: v.PIXELPIPE_ALLOWED_TYPES,
+    failOn: v.PIXELPIPE_FAIL_ON,
+    animated: v.PIXELPIPE_ANIMATED,
+    maxAnimatedPixels: v.PIXELPIPE_MAX_ANIMATED_PIXELS,
+  };
   return {
+    profiles: Object.fromEntries(
+      Object.entries(v.PIXELPIPE_PROFILES ?? {}).map(([name, p]) => [name, namedProfile(name, p, variants, limits, requestedAnalyses(v))]),
+    ),
+    defaultProfile: v.PIXELPIPE_DEFAULT_PROFILE,
     buckets: { originals: v.PIXELPIPE_ORIGINALS_BUCKET, variants: v.PIXELPIPE_VARIANTS_BUCKET },
     singleBucket: v.PIXELPIPE_ORIGINALS_BUCKET === v.PIXELPIPE_VARIANTS_BUCKET,
     layout: {
@@ -403,15 +506,7 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
     },
     topic: v.PIXELPIPE_TOPIC,
     variants,
-    limits: {
-      maxInputBytes: v.PIXELPIPE_MAX_INPUT_BYTES,
-      maxInputPixels: v.PIXELPIPE_MAX_INPUT_PIXELS,
-      maxFrames: v.PIXELPIPE_MAX_FRAMES,
-      allowedTypes: v.PIXELPIPE_ALLOWED_TYPES,
-      failOn: v.PIXELPIPE_FAIL_ON,
-      animated: v.PIXELPIPE_ANIMATED,
-      maxAnimatedPixels: v.PIXELPIPE_MAX_ANIMATED_PIXELS,
-    },
+    limits,
     upload: {
       expirySeconds: v.PIXELPIPE_UPLOAD_EXPIRY_SECONDS,
       corsOrigins: v.PIXELPIPE_CORS_ORIGINS,
@@ -448,6 +543,41 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       faceDescriptors: v.PIXELPIPE_FACE_DESCRIPTORS,
     },
   };
+}
+
+/** A profile may ask for less or other analysis than the global settings, but never for what the analyzer cannot do. */
+function profileAnalysisProblems(analyzer: AnalyzerName, profiles: Record<string, ProfileInput>): Array<{ variable: string; label: string; message: string }> {
+  const can = ANALYZER_CAPABILITIES[analyzer];
+  const out: Array<{ variable: string; label: string; message: string }> = [];
+  for (const [name, p] of Object.entries(profiles)) {
+    const label = (field: string) => `PIXELPIPE_PROFILES.${name}.analysis.${field}`;
+    if (p.analysis?.moderation && p.analysis.moderation !== 'off' && !can.includes('moderation')) {
+      out.push({
+        variable: 'PIXELPIPE_PROFILES',
+        label: label('moderation'),
+        message: `needs an analyzer that can moderate; PIXELPIPE_ANALYZER=${analyzer} cannot`,
+      });
+    }
+    const missing = (p.analysis?.analyses ?? []).filter((a) => !can.includes(a));
+    if (missing.length) {
+      out.push({ variable: 'PIXELPIPE_PROFILES', label: label('analyses'), message: `PIXELPIPE_ANALYZER=${analyzer} cannot do ${missing.join(', ')}` });
+    }
+  }
+  return out;
+}
+
+/** A `PIXELPIPE_PROFILES` entry with every absent field taken from the `default` profile's variables. */
+function namedProfile(name: string, p: ProfileInput, variants: VariantSpec[], limits: PixelpipeConfig['limits'], analyses: AnalysisKind[]): Profile {
+  const { variants: own, analysis, ...limitOverrides } = p;
+  let merged: Profile['analysis'];
+  if (analysis) {
+    // As for the global settings: a moderation policy asks for moderation, whatever `analyses` says.
+    const moderation = analysis.moderation ?? 'off';
+    const asked = analysis.analyses ?? analyses;
+    const all = analysis.moderation && moderation !== 'off' && !asked.includes('moderation') ? [...asked, 'moderation' as const] : asked;
+    merged = { ...analysis, analyses: ANALYSIS_KINDS.filter((k) => all.includes(k)) };
+  }
+  return { name, variants: own ?? variants, limits: { ...limits, ...limitOverrides }, ...(merged ? { analysis: merged } : {}) };
 }
 
 type AnalysisEnv = {

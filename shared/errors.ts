@@ -38,7 +38,8 @@ export type ClientReasonCode =
   | 'payload_too_large'
   | 'content_encoding_not_allowed'
   | 'request_timeout'
-  | 'not_found';
+  | 'not_found'
+  | 'unknown_profile';
 
 export type TransientReasonCode =
   | 'storage_unavailable'

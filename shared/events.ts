@@ -89,7 +89,8 @@ export function buildCompletionEvent(manifest: Manifest, source: string, time: D
   const a = manifest.analysis;
   // Filterable outcome of analysis: only when it was asked for, so absence never reads as "no faces" or "ok".
   const analysis = { ...(a?.moderation ? { moderation: a.moderation.verdict } : {}), ...(a?.faces ? { faces: String(a.faces.length) } : {}) };
-  return { event, attributes: { type, imageId: manifest.id, owner: manifest.owner, status: manifest.status, ...analysis } };
+  const profile: Record<string, string> = manifest.profile ? { profile: manifest.profile } : {};
+  return { event, attributes: { type, imageId: manifest.id, owner: manifest.owner, status: manifest.status, ...analysis, ...profile } };
 }
 
 /**

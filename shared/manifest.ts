@@ -86,6 +86,10 @@ export const manifestSchema = z.object({
   attempts: z.number().int().positive(),
   createdAt: z.string(),
   durationMs: z.number().nonnegative(),
+  /** The profile the image was processed with (absent in manifests from before profiles: `default`). */
+  profile: z.string().optional(),
+  /** Fingerprint of that profile's recipe when it was processed (shared/profiles.ts `recipeOf`); `backfill --stale` compares it. */
+  recipe: z.string().optional(),
   metrics: z
     .object({
       decodeMs: z.number().nonnegative(),

@@ -1,11 +1,12 @@
 /**
  * Use case: an object was finalized in storage; turn it into variants and a manifest.
  */
-import type { PixelpipeConfig } from '../config';
+import type { PixelpipeConfig, Profile } from '../config';
 import { ImageRejectedError, ObjectNotFoundError, PixelpipeError, type ImageReasonCode } from '../errors';
 import { callOptions, remainingMs, type CallOptions, type Invocation } from '../invocation';
 import { manifestKey, parseOriginalKey, variantKey } from '../keys';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type Manifest } from '../manifest';
+import { profileForOriginal, readCapBytes, recipeOf } from '../profiles';
 import type { Clock, ImageProcessor, ObjectInfo, ObjectStore, StoredObject } from '../ports';
 import { beginAnalysis, type AnalysisStage, type ImageAnalysis } from './analyze-image';
 import { beginAttempt, giveUpOrRethrow, releaseLease, takeLease, type LedgerContext } from './attempt-ledger';
@@ -47,6 +48,8 @@ interface Run extends LedgerContext {
   owner: string;
   started: number;
   analysisStage?: AnalysisStage;
+  /** The profile pinned in the original's metadata, once it was read. */
+  profile?: Profile;
   /** This image's analysis, once rendering began: `finish` records it in the manifest. */
   analysis?: ImageAnalysis;
 }
@@ -112,7 +115,8 @@ async function attemptProcessing(run: Run): Promise<ProcessOutcome> {
 
   let original: StoredObject;
   try {
-    original = await store.get(event.bucket, event.key, { maxBytes: config.limits.maxInputBytes, ...work });
+    // The profile (and so its byte cap) arrives with the body: read under the largest cap, check the profile's below.
+    original = await store.get(event.bucket, event.key, { maxBytes: readCapBytes(config), ...work });
   } catch (err) {
     if (err instanceof ObjectNotFoundError) {
       run.log.warn('original is gone (deleted or overwritten before processing)');
@@ -130,7 +134,18 @@ async function attemptProcessing(run: Run): Promise<ProcessOutcome> {
   // The upload's trace id follows the image; the invocation's own id is only a fallback.
   if (trace && trace !== inv.traceId) run.log = run.log.child({ traceId: trace });
 
+  const pinned = profileForOriginal(config, original.metadata);
+  if (pinned.unknown)
+    run.log.warn('the pinned profile is no longer configured; processing with the default profile', { pinned: pinned.unknown, profile: pinned.profile.name });
+  run.profile = pinned.profile;
+
   try {
+    if (original.body.length > run.profile.limits.maxInputBytes) {
+      throw new ImageRejectedError(
+        'too_many_bytes',
+        `object has ${original.body.length} bytes; the limit of profile ${run.profile.name} is ${run.profile.limits.maxInputBytes}`,
+      );
+    }
     return await render(run, attempt.number, original);
   } catch (err) {
     if (err instanceof ImageRejectedError) return finish(run, attempt.number, original, { rejected: err }).catch(giveUp);
@@ -140,8 +155,10 @@ async function attemptProcessing(run: Run): Promise<ProcessOutcome> {
 
 async function render(run: Run, attempt: number, original: StoredObject): Promise<ProcessOutcome> {
   const { config, store } = run;
-  run.analysis = beginAnalysis(run.analysisStage, run, config.variants);
-  const result = await run.processor.render(original.body, config.variants, config.limits, {
+  const { variants, limits, analysis } = run.profile!;
+  const stage = run.analysisStage && analysis ? { ...run.analysisStage, config: { ...run.analysisStage.config, ...analysis } } : run.analysisStage;
+  run.analysis = beginAnalysis(stage, run, variants);
+  const result = await run.processor.render(original.body, variants, limits, {
     webpEffort: config.output.webpEffort,
     avifEffort: config.output.avifEffort,
     placeholder: config.output.placeholder,
@@ -219,6 +236,7 @@ async function finish(
   const { config, store, event } = run;
   const now = run.clock.now();
   const filename = object?.metadata['pixelpipe-filename'];
+  const profile = run.profile ?? (object ? profileForOriginal(config, object.metadata).profile : undefined);
   const manifest: Manifest = {
     schemaVersion: MANIFEST_SCHEMA_VERSION,
     id: run.imageId,
@@ -245,6 +263,9 @@ async function finish(
     durationMs: Math.max(0, now.getTime() - run.started),
     ...('processed' in outcome ? { metrics: outcome.processed.metrics } : {}),
     ...(run.analysis?.manifest ? { analysis: run.analysis.manifest } : {}),
+    ...(profile ? { profile: profile.name } : {}),
+    // Only outputs have a recipe: `backfill --stale` regenerates processed images, not refused ones.
+    ...(profile && 'processed' in outcome ? { recipe: recipeOf(config, profile) } : {}),
   };
   await store.put(config.buckets.variants, manifestKey(config.layout, run.imageId), Buffer.from(JSON.stringify(manifest, null, 2)), {
     contentType: 'application/json',

@@ -6,6 +6,7 @@ import type { PixelpipeConfig } from '../config';
 import { ClientError } from '../errors';
 import { callOptions, type Invocation } from '../invocation';
 import { originalKey, ownerSegment } from '../keys';
+import { defaultProfile, findProfile, PROFILE_METADATA, profileNames } from '../profiles';
 import type { Clock, IdGenerator, Principal, UploadTarget, UrlSigner } from '../ports';
 
 export interface UploadDeps {
@@ -21,6 +22,8 @@ export const uploadRequestSchema = z
     contentType: z.string().min(1).max(100),
     size: z.number().int().min(1),
     filename: z.string().max(1024).optional(),
+    /** A configured profile name; absent: `PIXELPIPE_DEFAULT_PROFILE`. */
+    profile: z.string().max(100).optional(),
   })
   .strict();
 
@@ -35,8 +38,8 @@ export interface UploadResponse {
 
 /**
  * Chooses the key (`originals/<owner>/<id>`, never derived from the filename), checks type and size
- * against the limits, and signs a target pinned to that key, type and size range.
- * Throws `ClientError` (400/413/415) for requests that can never succeed. The signing runs within
+ * against the limits of the requested profile, and signs a target pinned to that key, type, size range
+ * and profile. Throws `ClientError` (400/413/415; 400 `unknown_profile`) for requests that can never succeed. The signing runs within
  * `inv`'s deadline; the trace id of `inv` is stored with the object.
  */
 export async function requestUpload(deps: UploadDeps, principal: Principal, body: unknown, inv: Invocation): Promise<UploadResponse> {
@@ -47,17 +50,21 @@ export async function requestUpload(deps: UploadDeps, principal: Principal, body
     throw new ClientError(400, 'invalid_request', `${first.path.join('.') || 'body'}: ${first.message}`);
   }
   const req = parsed.data;
+  const profile = req.profile === undefined ? defaultProfile(config) : findProfile(config, req.profile);
+  if (!profile) throw new ClientError(400, 'unknown_profile', `profile must be one of: ${profileNames(config).join(', ')}`);
+  const { limits } = profile;
   const contentType = req.contentType.split(';')[0].trim().toLowerCase();
-  if (!config.limits.allowedTypes.includes(contentType)) {
-    throw new ClientError(415, 'content_type_not_allowed', `content type must be one of: ${config.limits.allowedTypes.join(', ')}`);
+  if (!limits.allowedTypes.includes(contentType)) {
+    throw new ClientError(415, 'content_type_not_allowed', `content type must be one of: ${limits.allowedTypes.join(', ')}`);
   }
-  if (req.size > config.limits.maxInputBytes) {
-    throw new ClientError(413, 'too_large', `size must be at most ${config.limits.maxInputBytes} bytes`);
+  if (req.size > limits.maxInputBytes) {
+    throw new ClientError(413, 'too_large', `size must be at most ${limits.maxInputBytes} bytes`);
   }
   const id = deps.ids.newId();
   const key = originalKey(config.layout, ownerSegment(principal.subject), id);
   const expiresIn = config.upload.expirySeconds;
-  const metadata: Record<string, string> = { 'pixelpipe-trace': inv.traceId };
+  // Signed with the target (a V4 signed header / an exact POST policy condition): the holder cannot switch profiles.
+  const metadata: Record<string, string> = { 'pixelpipe-trace': inv.traceId, [PROFILE_METADATA]: profile.name };
   const filename = req.filename === undefined ? '' : sanitizeFilename(req.filename);
   if (filename) metadata['pixelpipe-filename'] = encodeURIComponent(filename);
   const upload = await deps.signer.signUpload(

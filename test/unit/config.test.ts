@@ -208,3 +208,70 @@ describe('analysis', () => {
     expect(refusal({ PIXELPIPE_ANALYSIS_REQUIRED: 'yes' }).variable).toBe('PIXELPIPE_ANALYSIS_REQUIRED');
   });
 });
+
+describe('PIXELPIPE_PROFILES', () => {
+  const avatar = { variants: [{ name: 'square', width: 256, height: 256, fit: 'cover', formats: ['webp'] }], maxInputBytes: 5_000_000 };
+
+  test('absent: no named profiles, the default profile is today’s variables, exactly as before', () => {
+    const c = loadConfig(jwt);
+    expect(c.profiles).toEqual({});
+    expect(c.defaultProfile).toBe('default');
+    const { profiles: _p, defaultProfile: _d, ...rest } = c;
+    const { profiles: _p2, defaultProfile: _d2, ...same } = loadConfig({ ...jwt, PIXELPIPE_PROFILES: '' });
+    expect(same).toEqual(rest);
+  });
+
+  test('a profile states what differs; every other field comes from the default profile’s variables', () => {
+    const c = loadConfig({ ...jwt, PIXELPIPE_MAX_INPUT_PIXELS: '1000000', PIXELPIPE_PROFILES: JSON.stringify({ avatar }) });
+    const p = c.profiles.avatar;
+    expect(p.name).toBe('avatar');
+    expect(p.variants).toEqual([
+      { name: 'square', width: 256, height: 256, fit: 'cover', formats: ['webp'], withoutEnlargement: true, background: '#ffffff' },
+    ]);
+    expect(p.limits).toEqual({ ...c.limits, maxInputBytes: 5_000_000 });
+    expect(p.limits.maxInputPixels).toBe(1_000_000);
+    // The default profile's own limits are untouched.
+    expect(c.limits.maxInputBytes).toBe(32 * 1024 * 1024);
+  });
+
+  test('errors name the profile and the field, one line each', () => {
+    const bad = {
+      avatar: { variants: [{ name: 'square', width: 0 }], maxInputBytes: -1 },
+      product: { allowedTypes: ['image/bmp'], colour: 'red' },
+    };
+    const e = configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify(bad) });
+    expect(e.message).toContain('PIXELPIPE_PROFILES.avatar.variants[0].width: ');
+    expect(e.message).toContain('PIXELPIPE_PROFILES.avatar.maxInputBytes: ');
+    expect(e.message).toContain('PIXELPIPE_PROFILES.product.allowedTypes[0]: ');
+    expect(e.message).toMatch(/PIXELPIPE_PROFILES\.product: .*colour/);
+    expect(e.message.split('\n').filter((l) => l.includes('PIXELPIPE_PROFILES'))).toHaveLength(4);
+  });
+
+  test('profile names are [a-z0-9-]{1,32}; "default" is reserved for today’s variables; the value must be a JSON object', () => {
+    for (const name of ['Avatar', 'a_b', 'a'.repeat(33), '']) {
+      expect(configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ [name]: avatar }) }).message).toContain('profile names are 1-32 lower-case letters');
+    }
+    expect(loadConfig({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ ['a-1'.padEnd(32, 'x')]: avatar }) }).profiles).toHaveProperty(['a-1'.padEnd(32, 'x')]);
+    expect(configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ default: avatar }) }).message).toMatch(/"default" is the profile of the PIXELPIPE_VARIANTS/);
+    expect(configError({ ...jwt, PIXELPIPE_PROFILES: '[1]' }).message).toContain('PIXELPIPE_PROFILES');
+    expect(configError({ ...jwt, PIXELPIPE_PROFILES: '{nope' }).message).toContain('PIXELPIPE_PROFILES: is not valid JSON');
+  });
+
+  test('PIXELPIPE_DEFAULT_PROFILE must name a configured profile', () => {
+    expect(loadConfig({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ avatar }), PIXELPIPE_DEFAULT_PROFILE: 'avatar' }).defaultProfile).toBe('avatar');
+    const e = configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ avatar }), PIXELPIPE_DEFAULT_PROFILE: 'banner' });
+    expect(e.message).toContain('PIXELPIPE_DEFAULT_PROFILE: "banner" is not a profile (configured: default, avatar)');
+    expect(configError({ ...jwt, PIXELPIPE_DEFAULT_PROFILE: 'Avatar' }).message).toContain('PIXELPIPE_DEFAULT_PROFILE');
+  });
+
+  test('a profile’s analysis override: moderation adds the moderation analysis; asking more than the analyzer can do is refused', () => {
+    const chat = { analysis: { moderation: 'block' } };
+    const c = loadConfig({ ...jwt, PIXELPIPE_ANALYZER: 'vision', PIXELPIPE_PROFILES: JSON.stringify({ chat, avatar }) });
+    expect(c.profiles.chat.analysis).toEqual({ moderation: 'block', analyses: ['faces', 'moderation'] });
+    expect(c.profiles.avatar.analysis).toBeUndefined();
+    expect(c.analysis.moderation).toBe('off');
+    const e = configError({ ...jwt, PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_PROFILES: JSON.stringify({ chat, tags: { analysis: { analyses: ['labels'] } } }) });
+    expect(e.message).toContain('PIXELPIPE_PROFILES.chat.analysis.moderation: needs an analyzer that can moderate; PIXELPIPE_ANALYZER=embedded cannot');
+    expect(e.message).toContain('PIXELPIPE_PROFILES.tags.analysis.analyses: PIXELPIPE_ANALYZER=embedded cannot do labels');
+  });
+});

@@ -90,7 +90,8 @@ describe('upload endpoint', () => {
       minBytes: 1,
       maxBytes: 123456,
       expiresInSeconds: 600,
-      metadata: { 'pixelpipe-trace': '4bf92f3577b34da6a3ce929d0e0e4736', 'pixelpipe-filename': 'holiday.jpg' },
+      // The profile is pinned even when the request names none, so changing PIXELPIPE_DEFAULT_PROFILE later cannot re-profile it.
+      metadata: { 'pixelpipe-trace': '4bf92f3577b34da6a3ce929d0e0e4736', 'pixelpipe-filename': 'holiday.jpg', 'pixelpipe-profile': 'default' },
     });
     expect(res.headers['cache-control']).toBe('no-store');
   });
@@ -368,4 +369,57 @@ test.each([
 
 test('a fresh trace id otherwise', () => {
   expect(traceIdFrom({})).toMatch(/^[0-9a-f]{32}$/);
+});
+
+describe('upload profiles', () => {
+  const PROFILES = JSON.stringify({
+    avatar: {
+      variants: [{ name: 'square', width: 256, height: 256, fit: 'cover', formats: ['webp'] }],
+      maxInputBytes: 5_000_000,
+      allowedTypes: ['image/jpeg', 'image/png'],
+    },
+  });
+  const withProfiles = (env: Record<string, string> = {}) => deps({ env: { PIXELPIPE_PROFILES: PROFILES, ...env } });
+
+  test("the named profile is pinned in the signed target's metadata and its byte limit bounds the request", async () => {
+    const d = withProfiles();
+    const res = await call(d, post({ ...good, profile: 'avatar' }, await bearer()));
+    expect(res.status).toBe(201);
+    expect(d.signer.requests[0].metadata['pixelpipe-profile']).toBe('avatar');
+    expect(d.signer.requests[0].maxBytes).toBe(good.size);
+    const big = await call(d, post({ ...good, size: 5_000_001, profile: 'avatar' }, await bearer()));
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body)).toMatchObject({ error: { code: 'too_large', message: 'size must be at most 5000000 bytes' } });
+    // The same size is fine for the default profile (32 MiB).
+    expect((await call(d, post({ ...good, size: 5_000_001 }, await bearer()))).status).toBe(201);
+  });
+
+  test("the profile's allowed types shape the target: a type only the default profile allows is a 415 for it", async () => {
+    const d = withProfiles();
+    const res = await call(d, post({ contentType: 'image/webp', size: 1000, profile: 'avatar' }, await bearer()));
+    expect(res.status).toBe(415);
+    expect(JSON.parse(res.body)).toMatchObject({ error: { code: 'content_type_not_allowed', message: 'content type must be one of: image/jpeg, image/png' } });
+    expect((await call(d, post({ contentType: 'image/webp', size: 1000 }, await bearer()))).status).toBe(201);
+    expect(d.signer.requests).toHaveLength(1);
+  });
+
+  test('an unknown profile is a 400 unknown_profile naming the configured ones, and nothing is signed', async () => {
+    const d = withProfiles();
+    for (const profile of ['banner', 'AVATAR', '', '../default', 'a'.repeat(100)]) {
+      const res = await call(d, post({ ...good, profile }, await bearer()));
+      expect([profile, res.status]).toEqual([profile, 400]);
+      expect(JSON.parse(res.body)).toEqual({ error: { code: 'unknown_profile', message: 'profile must be one of: default, avatar' } });
+    }
+    const notString = await call(d, post({ ...good, profile: 7 }, await bearer()));
+    expect(notString.status).toBe(400);
+    expect(JSON.parse(notString.body)).toMatchObject({ error: { code: 'invalid_request' } });
+    expect(d.signer.requests).toHaveLength(0);
+  });
+
+  test('PIXELPIPE_DEFAULT_PROFILE is what a request without a profile gets; "default" can still be asked for by name', async () => {
+    const d = withProfiles({ PIXELPIPE_DEFAULT_PROFILE: 'avatar' });
+    expect((await call(d, post(good, await bearer()))).status).toBe(201);
+    expect((await call(d, post({ ...good, profile: 'default' }, await bearer()))).status).toBe(201);
+    expect(d.signer.requests.map((r) => r.metadata['pixelpipe-profile'])).toEqual(['avatar', 'default']);
+  });
 });

@@ -1,0 +1,90 @@
+/**
+ * Profiles at run time: which profile an image gets, the byte cap a read needs before that is known,
+ * and the recipe fingerprint that tells a stale manifest from a current one.
+ */
+import { createHash } from 'node:crypto';
+import { DEFAULT_PROFILE_NAME, type PixelpipeConfig, type Profile } from './config';
+
+/** The metadata key (`x-goog-meta-…` / `x-amz-meta-…`) that pins an original's profile. */
+export const PROFILE_METADATA = 'pixelpipe-profile';
+
+/**
+ * Bumped whenever the processor's output for the same recipe changes (encoder options, resampling,
+ * colour handling), so `backfill --stale` regenerates images rendered by an older processor.
+ */
+export const PROCESSOR_OUTPUT_VERSION = 1;
+
+/** Every configured profile name, `default` first. */
+export function profileNames(config: PixelpipeConfig): string[] {
+  return [DEFAULT_PROFILE_NAME, ...Object.keys(config.profiles)];
+}
+
+/**
+ * The profile called `name`, or `undefined` when none is configured under it. `default` is built from
+ * `config.variants` and `config.limits`, so a caller that adjusted those (the CLI's `--config`) is obeyed.
+ */
+export function findProfile(config: PixelpipeConfig, name: string): Profile | undefined {
+  if (name === DEFAULT_PROFILE_NAME) return { name, variants: config.variants, limits: config.limits };
+  return Object.hasOwn(config.profiles, name) ? config.profiles[name] : undefined;
+}
+
+/** The profile of an upload or original that names none: `PIXELPIPE_DEFAULT_PROFILE`. */
+export function defaultProfile(config: PixelpipeConfig): Profile {
+  return findProfile(config, config.defaultProfile) ?? findProfile(config, DEFAULT_PROFILE_NAME)!;
+}
+
+/**
+ * The profile an original is processed with, from its pinned metadata only (never the key or a client).
+ * Absent (objects older than profiles) → the default profile. A name no longer configured → the default
+ * profile too, with `unknown` set so the caller can warn: a profile removed from the configuration must
+ * not turn the uploads still in flight, or a later backfill, into failures.
+ */
+export function profileForOriginal(config: PixelpipeConfig, metadata: Record<string, string>): { profile: Profile; unknown?: string } {
+  const pinned = metadata[PROFILE_METADATA];
+  if (pinned === undefined || pinned === '') return { profile: defaultProfile(config) };
+  const found = findProfile(config, pinned);
+  return found ? { profile: found } : { profile: defaultProfile(config), unknown: pinned };
+}
+
+/**
+ * The byte cap of the one read of an original, taken before its profile is known (the metadata
+ * arrives with the body): the largest over all profiles. The profile's own cap is checked right after.
+ */
+export function readCapBytes(config: PixelpipeConfig): number {
+  return Math.max(config.limits.maxInputBytes, ...Object.values(config.profiles).map((p) => p.limits.maxInputBytes));
+}
+
+/**
+ * The recipe fingerprint: a hash of everything that decides a profile's outputs, the normalised variant
+ * specs (parsed, defaults filled in, sorted by name, keys sorted), the encoder settings and limits that
+ * change pixels or formats, and {@link PROCESSOR_OUTPUT_VERSION}. Limits that only accept or refuse an
+ * input (bytes, pixels, types) are left out: changing them changes no existing output.
+ */
+export function recipeOf(config: PixelpipeConfig, profile: Profile): string {
+  const usesAuto = profile.variants.some((v) => v.quality === 'auto');
+  const spec = {
+    processor: PROCESSOR_OUTPUT_VERSION,
+    variants: [...profile.variants].sort((a, b) => (a.name < b.name ? -1 : 1)),
+    encoder: {
+      webpEffort: config.output.webpEffort,
+      avifEffort: config.output.avifEffort,
+      placeholder: config.output.placeholder,
+      // Only where a variant aims for it: otherwise changing the target changes no output.
+      ...(usesAuto ? { qualityTarget: config.output.qualityTarget } : {}),
+    },
+    frames: { animated: profile.limits.animated ?? true, maxAnimatedPixels: profile.limits.maxAnimatedPixels ?? 25_000_000 },
+  };
+  return `r${PROCESSOR_OUTPUT_VERSION}-${createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 24)}`;
+}
+
+/** JSON with object keys sorted at every level and `undefined` members dropped, so key order cannot change a hash. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
