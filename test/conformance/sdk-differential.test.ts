@@ -78,7 +78,11 @@ describe('S3 POST policy vs @aws-sdk/s3-presigned-post createPresignedPost', () 
       minBytes: 1,
       maxBytes: 5_000_000,
       expiresInSeconds: 600,
-      metadata: { 'pixelpipe-trace': '4bf92f3577b34da6a3ce929d0e0e4736', 'pixelpipe-filename': encodeURIComponent('Fête à Zürich.png') },
+      metadata: {
+        'pixelpipe-trace': '4bf92f3577b34da6a3ce929d0e0e4736',
+        'pixelpipe-filename': encodeURIComponent('Fête à Zürich.png'),
+        'pixelpipe-profile': 'avatar',
+      },
     };
     const client = s3Client(setup);
     const ours = await S3UrlSigner.fromClient(client, { clock }).signUpload(request);
@@ -200,7 +204,11 @@ describe('GCS V4 vs @google-cloud/storage getSignedUrl (v4), Google conformance 
   };
 
   test.each(gcsCases)('signUpload (PUT with type, size range and metadata), bucket %s, key %j', async (bucket, objectKey) => {
-    const r = upload(bucket, objectKey, { 'pixelpipe-trace': '0123456789abcdef0123456789abcdef', 'pixelpipe-filename': encodeURIComponent('Fête (1).jpg') });
+    const r = upload(bucket, objectKey, {
+      'pixelpipe-trace': '0123456789abcdef0123456789abcdef',
+      'pixelpipe-filename': encodeURIComponent('Fête (1).jpg'),
+      'pixelpipe-profile': 'avatar',
+    });
     const ours = await signer.signUpload(r);
     expect(ours.url).toBe(await sdkUpload(r));
   });

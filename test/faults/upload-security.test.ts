@@ -307,6 +307,7 @@ describe.each(platforms)('$name', (platform) => {
               'content-type',
               'x-goog-content-length-range',
               'x-goog-meta-pixelpipe-trace',
+              'x-goog-meta-pixelpipe-profile',
               ...(pinnedFilename(t.upload) !== undefined ? ['x-goog-meta-pixelpipe-filename'] : []),
             ].sort(),
           );
@@ -317,7 +318,13 @@ describe.each(platforms)('$name', (platform) => {
             Object.keys(t.upload.fields)
               .filter((k) => k.startsWith('x-amz-meta-'))
               .sort(),
-          ).toEqual(['x-amz-meta-pixelpipe-trace', ...(pinnedFilename(t.upload) !== undefined ? ['x-amz-meta-pixelpipe-filename'] : [])].sort());
+          ).toEqual(
+            [
+              'x-amz-meta-pixelpipe-trace',
+              'x-amz-meta-pixelpipe-profile',
+              ...(pinnedFilename(t.upload) !== undefined ? ['x-amz-meta-pixelpipe-filename'] : []),
+            ].sort(),
+          );
         }
         // The display name kept for people: one segment, stable under NFKC, no controls or bidi tricks.
         const name = pinnedFilename(t.upload);
@@ -474,6 +481,49 @@ describe.each(platforms)('$name', (platform) => {
           ],
         ];
         for (const [what, f, size] of tampered) expect({ what, ok: s3Verify(f, size).ok }).toEqual({ what, ok: false });
+      }
+    });
+
+    test('the pinned profile cannot be switched, dropped or loosened by the holder of the target', async () => {
+      const profiles = JSON.stringify({ avatar: { variants: [{ name: 'square', width: 64, height: 64, fit: 'cover' }], maxInputBytes: 100_000 } });
+      const h = build(platform, { env: { PIXELPIPE_PROFILES: profiles } });
+      const t = await ticket(h, { contentType: 'image/png', size: 5000, profile: 'avatar' }, await bearer());
+      if (t.upload.method === 'PUT') {
+        const { url, headers } = t.upload;
+        expect(headers['x-goog-meta-pixelpipe-profile']).toBe('avatar');
+        const ok = gcsVerify(asSent(url, headers));
+        expect(ok).toMatchObject({ ok: true });
+        expect(ok.ok && ok.signedHeaders).toContain('x-goog-meta-pixelpipe-profile');
+        const { 'x-goog-meta-pixelpipe-profile': _profile, ...noProfile } = headers;
+        const tampered: Array<[string, V4Request]> = [
+          ['switched', asSent(url, { ...headers, 'x-goog-meta-pixelpipe-profile': 'default' })],
+          ['dropped', asSent(url, noProfile)],
+          ['upper-cased', asSent(url, { ...headers, 'x-goog-meta-pixelpipe-profile': 'AVATAR' })],
+        ];
+        for (const [what, req] of tampered) {
+          const r = gcsVerify(req);
+          expect({ what, ok: r.ok, code: r.ok ? undefined : r.code }).toEqual({ what, ok: false, code: 'SignatureDoesNotMatch' });
+        }
+      } else {
+        const { fields } = t.upload;
+        expect(fields['x-amz-meta-pixelpipe-profile']).toBe('avatar');
+        expect(s3Verify(fields, 5000).ok).toBe(true);
+        const { 'x-amz-meta-pixelpipe-profile': _profile, ...noProfile } = fields;
+        const tampered: Array<[string, Record<string, string>]> = [
+          ['switched', { ...fields, 'x-amz-meta-pixelpipe-profile': 'default' }],
+          ['dropped', noProfile],
+          [
+            'condition relaxed in the policy',
+            editPolicy(fields, (d) => {
+              const before = d.conditions.length;
+              d.conditions = d.conditions.filter((c) => Array.isArray(c) || !('x-amz-meta-pixelpipe-profile' in c));
+              // The policy held exactly one exact-match condition on the profile; it becomes a prefix match.
+              expect(before - d.conditions.length).toBe(1);
+              d.conditions.push(['starts-with', '$x-amz-meta-pixelpipe-profile', '']);
+            }),
+          ],
+        ];
+        for (const [what, f] of tampered) expect({ what, ok: s3Verify(f, 5000).ok }).toEqual({ what, ok: false });
       }
     });
 
