@@ -160,6 +160,7 @@ describe('AWS pipeline end to end (s3rver + local SNS)', () => {
       imageId: { Type: 'String', Value: ticket.id },
       owner: { Type: 'String', Value: 'anonymous' },
       status: { Type: 'String', Value: 'processed' },
+      profile: { Type: 'String', Value: 'default' },
     });
     const event = parseOutcomeEvent(queue.toLambdaEvent([message]));
     expect(event).toMatchObject({ specversion: '1.0', type: EVENT_TYPES.processed, subject: ticket.id, source: '//pixelpipe/aws/e2e' });
@@ -173,5 +174,60 @@ describe('AWS pipeline end to end (s3rver + local SNS)', () => {
     );
     expect(event.data.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
     expect(sns.published).toHaveLength(1);
+  }, 60_000);
+
+  test("upload with a profile → the original's metadata pins it → processed with that profile's variants → SNS profile attribute", async () => {
+    const config = loadConfig({
+      PIXELPIPE_ORIGINALS_BUCKET: ORIG,
+      PIXELPIPE_VARIANTS_BUCKET: VAR,
+      PIXELPIPE_TOPIC: topicArn,
+      PIXELPIPE_AUTH_MODE: 'anonymous',
+      PIXELPIPE_CORS_ORIGINS: 'https://app.example.com',
+      PIXELPIPE_PROFILES: JSON.stringify({
+        avatar: { variants: [{ name: 'square', width: 128, height: 128, fit: 'cover', formats: ['webp'] }], maxInputBytes: 2_000_000 },
+      }),
+    });
+    const logger = createLogger({ level: 'warn' });
+    const store = new S3ObjectStore(s3.client());
+    const upload = createUploadHandler({
+      signer: S3UrlSigner.fromClient(s3.client()),
+      ids: uuidIds,
+      clock: systemClock,
+      config,
+      authenticator: new AnonymousAuthenticator(),
+      logger,
+    });
+    const apiEvent = JSON.parse(readFileSync(join(__dirname, 'fixtures', 'apigw-v2-post.json'), 'utf8')) as { headers: Record<string, string>; body: string };
+    delete apiEvent.headers.authorization;
+    apiEvent.body = JSON.stringify({ contentType: 'image/jpeg', size: SAMPLE.length, profile: 'avatar' });
+    const res = await upload(apiEvent);
+    expect(res.statusCode).toBe(201);
+    const ticket = JSON.parse(res.body!) as { id: string; key: string; upload: UploadTarget };
+    if (ticket.upload.method !== 'POST') throw new Error('expected a POST target');
+    const form = new FormData();
+    for (const [k, v] of Object.entries(ticket.upload.fields)) form.append(k, v);
+    form.append('file', new Blob([SAMPLE], { type: 'image/jpeg' }), 'a.jpg');
+    expect((await fetch(ticket.upload.url, { method: 'POST', body: form })).status).toBe(204);
+    expect((await store.head(ORIG, ticket.key))?.metadata['pixelpipe-profile']).toBe('avatar');
+
+    const created = s3.events.find((e) => e.Records[0].s3.object.key === ticket.key)!;
+    const processed = await createProcessHandler({ store, processor: new SharpImageProcessor(), clock: systemClock, logger, config })(asDeliveredByS3(created));
+    expect(processed.outcomes).toEqual([expect.objectContaining({ key: ticket.key, status: 'processed' })]);
+    const square = await sharp((await store.get(VAR, `variants/${ticket.id}/square.webp`)).body).metadata();
+    expect([square.format, square.width, square.height]).toEqual(['webp', 128, 128]);
+    expect(await store.head(VAR, `variants/${ticket.id}/thumb.webp`)).toBeNull();
+
+    const manifestEvent = s3.events.find((e) => e.Records[0].s3.object.key === `manifests/${ticket.id}.json`)!;
+    const notify = createNotifyHandler({ store, publisher: new SnsEventPublisher(snsClient, topicArn), logger, config });
+    expect((await notify(asDeliveredByS3(manifestEvent))).outcomes).toEqual([expect.objectContaining({ status: 'published' })]);
+    const [message] = await queue.receive(1, 5000);
+    const envelope = JSON.parse(message.Body) as { MessageAttributes: Record<string, { Type: string; Value: string }> };
+    expect(envelope.MessageAttributes.profile).toEqual({ Type: 'String', Value: 'avatar' });
+    const event = parseOutcomeEvent(queue.toLambdaEvent([message]));
+    expect([event.data.profile, event.data.recipe, event.data.variants.map((v) => `${v.name}.${v.format}`)]).toEqual([
+      'avatar',
+      expect.stringMatching(/^r\d+-[0-9a-f]{24}$/),
+      ['square.webp'],
+    ]);
   }, 60_000);
 });

@@ -44,7 +44,14 @@ describeIf('GCP pipeline end to end (gcs-fake + Pub/Sub emulator + functions-fra
   beforeAll(async () => {
     fake = await startGcsFake({ buckets: [ORIGINALS, VARIANTS], signers: { [sa.email]: sa.publicKey } });
     emulator = (await startPubsubEmulator({ projectId: PROJECT }))!;
-    restoreEnv = applyEnv(functionEnv({ storageUrl: fake.url, pubsubHost: emulator.host, keyFile: sa.keyFile }));
+    restoreEnv = applyEnv(
+      functionEnv({
+        storageUrl: fake.url,
+        pubsubHost: emulator.host,
+        keyFile: sa.keyFile,
+        extra: { PIXELPIPE_PROFILES: JSON.stringify({ avatar: { variants: [{ name: 'square', width: 128, height: 128, fit: 'cover', formats: ['webp'] }] } }) },
+      }),
+    );
     upload = await serve(loadFunction(join(GCP, 'upload'), 'upload'));
     processFn = await serve(loadFunction(join(GCP, 'process'), 'process'));
     notify = await serve(loadFunction(join(GCP, 'notify'), 'notify'));
@@ -136,7 +143,13 @@ describeIf('GCP pipeline end to end (gcs-fake + Pub/Sub emulator + functions-fra
     const event: ImageOutcomeEvent = parseOutcomeEvent(msg);
     expect(triggerErrors).toEqual([]);
     expect(fake.finalizeErrors).toEqual([]);
-    expect(msg.attributes).toMatchObject({ type: 'pixelpipe.image.processed.v1', imageId: grant.id, owner: 'anonymous', status: 'processed' });
+    expect(msg.attributes).toMatchObject({
+      type: 'pixelpipe.image.processed.v1',
+      imageId: grant.id,
+      owner: 'anonymous',
+      status: 'processed',
+      profile: 'default',
+    });
     expect(event).toMatchObject({ type: 'pixelpipe.image.processed.v1', subject: grant.id, source: '//pixelpipe' });
     expect(event.traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
     const m = event.data;
@@ -163,5 +176,35 @@ describeIf('GCP pipeline end to end (gcs-fake + Pub/Sub emulator + functions-fra
     await new Promise((r) => setTimeout(r, 1000));
     expect(received.filter((x) => x.attributes.imageId === grant.id)).toHaveLength(1);
     console.info(`GCP e2e: upload to completion event in ${Date.now() - t0} ms`);
+  });
+
+  test('upload with a profile → pinned in x-goog-meta-pixelpipe-profile → processed with its variants → Pub/Sub profile attribute', async () => {
+    const photo = await sharp(join(__dirname, '..', '..', 'samples', 'landscape.jpg'))
+      .jpeg({ quality: 80 })
+      .toBuffer();
+    const res = await fetch(upload.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ contentType: 'image/jpeg', size: photo.length, profile: 'avatar' }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(res.status).toBe(201);
+    const grant = (await res.json()) as { id: string; key: string; upload: { method: 'PUT'; url: string; headers: Record<string, string> } };
+    expect(grant.upload.headers['x-goog-meta-pixelpipe-profile']).toBe('avatar');
+    // The storage server (verifying V4 like GCS) refuses the target with the profile switched.
+    const switched = await fetch(grant.upload.url, {
+      method: 'PUT',
+      headers: { ...grant.upload.headers, 'x-goog-meta-pixelpipe-profile': 'default' },
+      body: photo,
+    });
+    expect(switched.status).toBe(403);
+    expect((await fetch(grant.upload.url, { method: 'PUT', headers: grant.upload.headers, body: photo })).status).toBe(200);
+
+    const msg = await waitFor(() => received.find((m) => m.attributes.imageId === grant.id), 120_000, 'the completion event');
+    expect(msg.attributes).toMatchObject({ status: 'processed', profile: 'avatar' });
+    const m = parseOutcomeEvent(msg).data;
+    expect([m.profile, m.variants.map((v) => [v.name, v.format, v.width, v.height])]).toEqual(['avatar', [['square', 'webp', 128, 128]]]);
+    const meta = await sharp(fake.getObject(VARIANTS, m.variants[0].key)!.body).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['webp', 128, 128]);
   });
 });
