@@ -12,7 +12,9 @@
 import { PixelpipeError } from '../errors';
 import { callOptions, childInvocation, type Invocation } from '../invocation';
 import { attemptsKey, parseOriginalKey } from '../keys';
+import type { PixelpipeConfig, Profile } from '../config';
 import type { Manifest } from '../manifest';
+import { defaultProfile, findProfile, profileForOriginal, recipeOf } from '../profiles';
 import type { ObjectInfo } from '../ports';
 import { processImage, readManifest as readStoredManifest, type ProcessDeps, type ProcessOutcome } from './process-image';
 
@@ -28,6 +30,13 @@ export interface BackfillOptions {
   dryRun?: boolean;
   /** Process even originals whose manifest is current. */
   force?: boolean;
+  /**
+   * Also reprocess images whose manifest is for the current generation but whose recipe fingerprint
+   * differs from the current recipe of their profile (a processed manifest without one counts as stale).
+   */
+  stale?: boolean;
+  /** Only images of this profile (from the manifest, or the original's pinned metadata when it has none). */
+  profile?: string;
   /** Stops taking new images; the ones in flight finish (cancelling them is the run invocation's signal). */
   signal?: AbortSignal;
   onProgress?: (p: BackfillProgress) => void;
@@ -47,17 +56,45 @@ export interface BackfillReport extends BackfillProgress {
   stoppedBy: 'done' | 'cap' | 'aborted';
   /** Keys that would be processed (dry run) or were processed. */
   keys: string[];
+  /** Stored size of those originals: what the run reads. */
+  bytes: number;
+  /** Why each of `keys` needed work (`no manifest`, `stale recipe`, …), counted. */
+  reasons: Record<string, number>;
 }
 
-/** Why an original needs work, or `null` when its manifest is current. */
-async function needsWork(deps: ProcessDeps, inv: Invocation, obj: ObjectInfo, force: boolean): Promise<string | null> {
+/** Why an original needs work, or `null` when its manifest is current (or it is not of the profile asked for). */
+async function needsWork(deps: ProcessDeps, inv: Invocation, obj: ObjectInfo, opts: BackfillOptions): Promise<string | null> {
   const ref = parseOriginalKey(deps.config.layout, obj.key);
   if (!ref) return null;
-  if (force) return 'forced';
+  if (opts.force && !opts.profile) return 'forced';
   const m = await readStoredManifest(deps.store, deps.config, ref.id, callOptions(inv));
+  const current = m !== null && m.source.key === obj.key && m.source.generation === obj.generation;
+  if (opts.profile) {
+    // A current manifest knows the profile; otherwise the original's pinned metadata decides (one lookup).
+    const name = current ? manifestProfile(deps.config, m).name : await pinnedProfile(deps, inv, obj);
+    if (name !== opts.profile) return null;
+  }
+  if (opts.force) return 'forced';
   if (!m) return 'no manifest';
-  if (m.source.key !== obj.key || m.source.generation !== obj.generation) return 'manifest is for another generation';
+  if (!current) return 'manifest is for another generation';
+  if (opts.stale && isStale(deps.config, m)) return 'stale recipe';
   return null;
+}
+
+/** The profile a manifest's image is processed with now: its recorded one, or the default when that is gone. */
+export function manifestProfile(config: PixelpipeConfig, m: Manifest): Profile {
+  return findProfile(config, m.profile ?? config.defaultProfile) ?? defaultProfile(config);
+}
+
+/** A processed manifest whose recipe is not the current recipe of its profile (failed ones have no outputs to refresh). */
+export function isStale(config: PixelpipeConfig, m: Manifest): boolean {
+  return m.status === 'processed' && m.recipe !== recipeOf(config, manifestProfile(config, m));
+}
+
+async function pinnedProfile(deps: ProcessDeps, inv: Invocation, obj: ObjectInfo): Promise<string | undefined> {
+  // Listings carry no user metadata on S3: ask for it.
+  const info = Object.keys(obj.metadata).length ? obj : await deps.store.head(obj.bucket, obj.key, callOptions(inv));
+  return info ? profileForOriginal(deps.config, info.metadata).profile.name : undefined;
 }
 
 /**
@@ -83,9 +120,14 @@ export async function backfill(deps: ProcessDeps, inv: Invocation, opts: Backfil
   if (!prefix.startsWith(config.layout.originals)) {
     throw new PixelpipeError('invalid_config', `the prefix must lie inside ${config.layout.originals}`, { retryable: false });
   }
+  if (opts.profile !== undefined && !findProfile(config, opts.profile)) {
+    throw new PixelpipeError('invalid_config', `no profile "${opts.profile}" is configured`, { retryable: false });
+  }
   const p: BackfillProgress = { listed: 0, skipped: 0, processed: 0, failed: 0, errors: 0, queued: 0 };
   const seen = new Set<string>();
   const keys: string[] = [];
+  let bytes = 0;
+  const reasons: Record<string, number> = {};
   let stoppedBy: BackfillReport['stoppedBy'] = 'done';
   const report = () => opts.onProgress?.({ ...p });
   const stop = (): boolean => {
@@ -96,9 +138,9 @@ export async function backfill(deps: ProcessDeps, inv: Invocation, opts: Backfil
   };
 
   const inFlight = new Set<Promise<void>>();
-  const run = async (obj: ObjectInfo): Promise<void> => {
+  const run = async (obj: ObjectInfo, force: boolean): Promise<void> => {
     try {
-      tally(p, await processOne(deps, inv, { bucket, key: obj.key, generation: obj.generation, force: opts.force }));
+      tally(p, await processOne(deps, inv, { bucket, key: obj.key, generation: obj.generation, force }));
     } catch (err) {
       // A transient fault on one image must not abort the run; the next run picks it up again.
       p.errors++;
@@ -118,15 +160,19 @@ export async function backfill(deps: ProcessDeps, inv: Invocation, opts: Backfil
       if (seen.has(obj.key)) continue;
       seen.add(obj.key);
       p.listed++;
-      if (!(await needsWork(deps, inv, obj, opts.force ?? false))) {
+      const reason = await needsWork(deps, inv, obj, opts);
+      if (!reason) {
         p.skipped++;
         report();
         continue;
       }
       keys.push(obj.key);
+      bytes += obj.size;
+      reasons[reason] = (reasons[reason] ?? 0) + 1;
       if (opts.dryRun) continue;
       p.queued++;
-      const task = run(obj).finally(() => inFlight.delete(task));
+      // A stale image has a manifest for this generation: only `force` gets it past the duplicate check.
+      const task = run(obj, opts.force === true || reason === 'stale recipe').finally(() => inFlight.delete(task));
       inFlight.add(task);
       if (inFlight.size >= opts.concurrency) await Promise.race(inFlight);
     }
@@ -134,7 +180,7 @@ export async function backfill(deps: ProcessDeps, inv: Invocation, opts: Backfil
   } while (pageToken);
   await Promise.all(inFlight);
   report();
-  return { ...p, stoppedBy, keys };
+  return { ...p, stoppedBy, keys, bytes, reasons };
 }
 
 export interface ReprocessOptions {
@@ -199,7 +245,7 @@ export async function reprocess(deps: ProcessDeps, inv: Invocation, ids: string[
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency, targets.length)) }, worker));
-  return { ...p, stoppedBy, keys };
+  return { ...p, stoppedBy, keys, bytes: targets.reduce((n, m) => n + m.source.bytes, 0), reasons: { requested: targets.length } };
 }
 
 /** Counts one outcome: ignored and duplicate ones count as skipped. */
