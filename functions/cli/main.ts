@@ -16,21 +16,28 @@ import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage, type ProcessDeps } from '../../shared/usecases/process-image';
 import { createAnalysisStage } from '../../shared/usecases/analyze-image';
 import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
-import { backfill, reprocess } from '../../shared/usecases/backfill';
+import { backfill, reprocess, type BackfillReport } from '../../shared/usecases/backfill';
+import { pruneVariants, type PruneReport } from '../../shared/usecases/prune-variants';
+import { findProfile, PROFILE_METADATA, profileNames } from '../../shared/profiles';
 import type { ObjectStore } from '../../shared/ports';
 import { quietAwsSdkNodeVersionNotice } from '../local/sdk-notices';
 import { createProgressBar } from './progress';
 
 const USAGE = `usage:
   pixelpipe [<command>] --help | -h
-  pixelpipe process <files...> [--config file.json] [--out dir] [--json] [--verbose]
-  pixelpipe backfill --store gcs|s3 [--bucket B] [--prefix originals/…] [--concurrency N] [--max N] [--dry-run] [--force]
+  pixelpipe process <files...> [--config file.json] [--profile NAME] [--out dir] [--json] [--verbose]
+  pixelpipe backfill --store gcs|s3 [--bucket B] [--prefix originals/…] [--profile NAME] [--concurrency N] [--max N] [--dry-run] [--force | --stale]
+  pixelpipe backfill --store gcs|s3 --prune [--apply] [--profile NAME] [--concurrency N] [--max N]
   pixelpipe reprocess --store gcs|s3 (<imageId...> | --failed) [--concurrency N] [--max N]
 
   backfill/reprocess read PIXELPIPE_* from the environment (or --config) for buckets and layout;
   --endpoint URL points them at a local S3/GCS server.
 
   --config  JSON object: "variants": [...] and/or PIXELPIPE_* settings (same names as the environment)
+  --profile process: the profile to apply (as if pinned at upload); backfill: only images of that profile
+  --stale   also reprocess images whose recipe (variants, encoder settings) changed since they were processed
+  --prune   delete variant objects whose variant the current recipe no longer has (a dry run: the plan;
+            --apply deletes). Run --stale first: images with a stale manifest are left alone.
   --out     write every variant and the manifest under <dir>/<file name>/
   --json    print one JSON manifest per line instead of a summary`;
 
@@ -63,8 +70,14 @@ function cliAnalysis(config: PixelpipeConfig): Pick<ProcessDeps, 'analysis'> {
 }
 
 /** Processes local files through the core and returns the manifests (exit code 1 if any failed). */
-export async function runProcess(files: string[], opts: { config?: string; out?: string; json?: boolean; verbose?: boolean }): Promise<number> {
+export async function runProcess(
+  files: string[],
+  opts: { config?: string; profile?: string; out?: string; json?: boolean; verbose?: boolean },
+): Promise<number> {
   const config = await configFromFile(opts.config, process.env);
+  if (opts.profile !== undefined && !findProfile(config, opts.profile)) {
+    throw new UsageError(`--profile must be one of: ${profileNames(config).join(', ')} (got "${opts.profile}")`);
+  }
   const store = new MemoryObjectStore();
   const deps: ProcessDeps = { store, processor: new SharpImageProcessor(), clock: systemClock, config, ...cliAnalysis(config) };
   const logger = opts.verbose ? createLogger({ level: 'debug' }) : silentLogger;
@@ -75,7 +88,8 @@ export async function runProcess(files: string[], opts: { config?: string; out?:
     const key = originalKey(config.layout, 'local', id);
     const info = await store.put(config.buckets.originals, key, body, {
       contentType: 'application/octet-stream',
-      metadata: { 'pixelpipe-filename': encodeURIComponent(basename(file)) },
+      // Pinned the way an upload pins it, so the processor resolves the profile exactly as in the cloud.
+      metadata: { 'pixelpipe-filename': encodeURIComponent(basename(file)), ...(opts.profile !== undefined ? { [PROFILE_METADATA]: opts.profile } : {}) },
     });
     // Each file gets the deadline a deployed function would have (PIXELPIPE_FUNCTION_TIMEOUT_SECONDS).
     const init = { deadline: Date.now() + config.invocation.timeoutSeconds * 1000, traceId: newTraceId(), logger };
@@ -123,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
       const { values, positionals } = parseArgs({
         args: rest,
         allowPositionals: true,
-        options: { config: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } },
+        options: { config: { type: 'string' }, profile: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, verbose: { type: 'boolean' } },
       });
       if (!positionals.length) throw new UsageError('process needs at least one file');
       return await runProcess(positionals, values);
@@ -182,6 +196,10 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
       max: { type: 'string', default: '1000' },
       'dry-run': { type: 'boolean' },
       force: { type: 'boolean' },
+      stale: { type: 'boolean' },
+      prune: { type: 'boolean' },
+      apply: { type: 'boolean' },
+      profile: { type: 'string' },
       failed: { type: 'boolean' },
       verbose: { type: 'boolean' },
     },
@@ -189,7 +207,15 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
   const concurrency = positiveInt(values.concurrency, '--concurrency');
   const maxImages = positiveInt(values.max, '--max');
   if (command === 'reprocess' && !values.failed === !positionals.length) throw new UsageError('reprocess takes image ids or --failed (not both)');
+  if (values.apply && !values.prune) throw new UsageError('--apply only goes with --prune');
+  if (values.prune && (values.stale || values.force || values['dry-run'])) {
+    throw new UsageError('--prune is a dry run unless --apply; run --stale first, on its own');
+  }
+  if (values.stale && values.force) throw new UsageError('--force already reprocesses everything; --stale picks the stale images');
   const config = await configFromFile(values.config, process.env);
+  if (values.profile !== undefined && !findProfile(config, values.profile)) {
+    throw new UsageError(`--profile must be one of: ${profileNames(config).join(', ')} (got "${values.profile}")`);
+  }
   const deps: ProcessDeps = {
     store: await createStore(values.store, values.endpoint),
     processor: new SharpImageProcessor(),
@@ -208,25 +234,71 @@ async function runBulk(command: 'backfill' | 'reprocess', args: string[]): Promi
     ac.abort();
     process.once('SIGINT', () => process.exit(130));
   });
+  if (values.prune) {
+    const prune = (dryRun: boolean) => pruneVariants(deps, run, { dryRun, profile: values.profile, concurrency, maxDeletes: maxImages, signal: ac.signal });
+    // The plan first, always; deleting is a second pass that finds the same objects (or fewer, if some went meanwhile).
+    const plan = await prune(true);
+    process.stdout.write(`${prunePlan(plan)}\n`);
+    const report = values.apply && plan.candidates ? await prune(false) : plan;
+    run.dispose();
+    if (!values.apply) for (const k of plan.keys) process.stdout.write(`${k}\n`);
+    process.stdout.write(`${JSON.stringify({ command: 'prune', applied: Boolean(values.apply), ...report, keys: undefined })}\n`);
+    if (report.stoppedBy === 'cap') process.stderr.write(`stopped at the cap of ${maxImages} objects; run again to continue\n`);
+    return report.errors ? 1 : 0;
+  }
+  const backfillOptions = {
+    bucket: values.bucket,
+    prefix: values.prefix,
+    concurrency,
+    maxImages,
+    force: values.force,
+    stale: values.stale,
+    profile: values.profile,
+    signal: ac.signal,
+    onProgress: (p: Parameters<typeof bar.update>[0]) => bar.update(p),
+  };
+  if (command === 'backfill' && values.stale && !values['dry-run']) {
+    // Reprocessing for a recipe change can be the whole library: say how much before starting.
+    process.stdout.write(`${backfillPlan(await backfill(deps, run, { ...backfillOptions, dryRun: true, onProgress: undefined }))}\n`);
+  }
   const report =
     command === 'backfill'
-      ? await backfill(deps, run, {
-          bucket: values.bucket,
-          prefix: values.prefix,
-          concurrency,
-          maxImages,
-          dryRun: values['dry-run'],
-          force: values.force,
-          signal: ac.signal,
-          onProgress: (p) => bar.update(p),
-        })
+      ? await backfill(deps, run, { ...backfillOptions, dryRun: values['dry-run'] })
       : await reprocess(deps, run, values.failed ? 'failed' : positionals, { concurrency, maxImages, signal: ac.signal, onProgress: (p) => bar.update(p) });
+  if (command === 'backfill' && values['dry-run']) process.stdout.write(`${backfillPlan(report)}\n`);
   run.dispose();
   bar.done(report);
   if (values['dry-run']) for (const k of report.keys) process.stdout.write(`${k}\n`);
   process.stdout.write(`${JSON.stringify({ command, ...report, keys: undefined })}\n`);
   if (report.stoppedBy === 'cap') process.stderr.write(`stopped at the cap of ${maxImages} images; run again to continue\n`);
   return report.errors ? 1 : 0;
+}
+
+/** `plan: reprocess 5 images (1.2 MiB of originals to read): 3 stale recipe, 2 no manifest`. */
+export function backfillPlan(r: BackfillReport): string {
+  const why = Object.entries(r.reasons).map(([reason, n]) => `${n} ${reason}`);
+  return `plan: process ${r.keys.length} image${r.keys.length === 1 ? '' : 's'} (${formatBytes(r.bytes)} of originals to read)${why.length ? `: ${why.join(', ')}` : ''}`;
+}
+
+/** `plan: delete 8 variant objects of 4 images (3.1 KiB); left alone: 2 images with a stale recipe`. */
+export function prunePlan(r: PruneReport): string {
+  const skipped = Object.entries(r.skippedImages).map(([why, n]) => `${n} (${why})`);
+  return (
+    `plan: delete ${r.candidates} variant object${r.candidates === 1 ? '' : 's'} of ${r.images} image${r.images === 1 ? '' : 's'} (${formatBytes(r.bytes)})` +
+    `${skipped.length ? `; images left alone: ${skipped.join(', ')}` : ''}${r.stoppedBy === 'cap' ? ' (stopped at the cap: more may follow)' : ''}`
+  );
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
 }
 
 function positiveInt(v: string | undefined, name: string): number {

@@ -30,14 +30,14 @@ afterAll(() => {
     else process.env[k] = v;
 });
 
-async function cli(args: string[]): Promise<{ code: number; report: Record<string, unknown> }> {
+async function cli(args: string[]): Promise<{ code: number; report: Record<string, unknown>; out: string }> {
   let out = '';
   const o = jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
   const e = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
     const code = await main(args);
     const last = out.trim().split('\n').pop() ?? '{}';
-    return { code, report: JSON.parse(last) as Record<string, unknown> };
+    return { code, report: JSON.parse(last) as Record<string, unknown>, out };
   } finally {
     o.mockRestore();
     e.mockRestore();
@@ -75,6 +75,48 @@ describe('backfill on S3 (s3rver)', () => {
     const id = key(3).split('/').pop()!;
     expect(await cli(['reprocess', '--store', 's3', '--endpoint', s3.endpoint, id])).toMatchObject({ code: 0, report: { processed: 1 } });
   });
+
+  test('after a recipe change: --prune leaves stale images alone, --stale plans and reprocesses, --prune plans, --apply deletes (capped, resumed)', async () => {
+    const base = ['backfill', '--store', 's3', '--endpoint', s3.endpoint, '--concurrency', '2'];
+    const objects = async (prefix: string, bucket = VAR) =>
+      ((await s3.client().send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
+    const originals = await objects('originals/', ORIG);
+    expect(originals).toHaveLength(5);
+    // `t` is dropped, `v` is new.
+    setEnv({ PIXELPIPE_VARIANTS: JSON.stringify([{ name: 'v', width: 16, formats: ['webp'] }]) });
+    expect(await cli([...base, '--prune'])).toMatchObject({
+      code: 0,
+      report: { command: 'prune', applied: false, candidates: 0, skippedImages: { 'stale recipe': 5 } },
+    });
+
+    const planned = await cli([...base, '--stale', '--dry-run']);
+    expect(planned.out).toMatch(/^plan: process 5 images \(\d+(\.\d)? (B|KiB) of originals to read\): 5 stale recipe$/m);
+    expect(planned.report).toMatchObject({ processed: 0, reasons: { 'stale recipe': 5 } });
+    const stale = await cli([...base, '--stale']);
+    expect(stale.out).toMatch(/^plan: process 5 images/m);
+    expect([stale.code, stale.report]).toEqual([0, expect.objectContaining({ processed: 5, errors: 0 })]);
+    expect(await cli([...base, '--stale'])).toMatchObject({ report: { processed: 0, skipped: 5 } });
+
+    const orphans = (await objects('variants/')).filter((k) => k.endsWith('/t.jpg'));
+    expect(orphans).toHaveLength(5);
+    const dry = await cli([...base, '--prune']);
+    expect(dry.out).toMatch(/^plan: delete 5 variant objects of 5 images \(\d+(\.\d)? (B|KiB)\)$/m);
+    expect(
+      dry.out
+        .split('\n')
+        .filter((l) => l.startsWith('variants/'))
+        .sort(),
+    ).toEqual(orphans);
+    expect(await objects('variants/')).toContain(orphans[0]);
+
+    expect(await cli([...base, '--prune', '--apply', '--max', '2'])).toMatchObject({ code: 0, report: { applied: true, deleted: 2, stoppedBy: 'cap' } });
+    expect(await cli([...base, '--prune', '--apply'])).toMatchObject({ code: 0, report: { deleted: 3, stoppedBy: 'done' } });
+    expect(await cli([...base, '--prune', '--apply'])).toMatchObject({ code: 0, report: { candidates: 0, deleted: 0 } });
+    expect((await objects('variants/')).filter((k) => k.endsWith('/t.jpg'))).toEqual([]);
+    expect((await objects('variants/')).filter((k) => k.endsWith('/v.webp'))).toHaveLength(5);
+    expect(await objects('originals/', ORIG)).toEqual(originals);
+    expect(await objects('manifests/')).toHaveLength(5);
+  });
 });
 
 describe('backfill on GCS (JSON API fake)', () => {
@@ -99,5 +141,21 @@ describe('backfill on GCS (JSON API fake)', () => {
     expect(await cli(base)).toMatchObject({ code: 0, report: { listed: 4, processed: 4 } });
     expect(gcs.listObjects(VAR).filter((o) => o.name.startsWith('manifests/'))).toHaveLength(4);
     expect(await cli(base)).toMatchObject({ code: 0, report: { processed: 0, skipped: 4 } });
+  });
+
+  test('--stale then --prune --apply after a recipe change; originals and manifests stay', async () => {
+    const base = ['backfill', '--store', 'gcs', '--endpoint', gcs.url];
+    setEnv({ PIXELPIPE_VARIANTS: JSON.stringify([{ name: 'v', width: 16, formats: ['webp'] }]) });
+    expect(await cli([...base, '--stale'])).toMatchObject({ code: 0, report: { processed: 4, reasons: { 'stale recipe': 4 } } });
+    expect(await cli([...base, '--prune'])).toMatchObject({ code: 0, report: { candidates: 4, deleted: 0 } });
+    expect(await cli([...base, '--prune', '--apply'])).toMatchObject({ code: 0, report: { deleted: 4 } });
+    const names = (bucket: string) => gcs.listObjects(bucket).map((o) => o.name);
+    expect(
+      names(VAR)
+        .filter((n) => n.startsWith('variants/'))
+        .every((n) => n.endsWith('/v.webp')),
+    ).toBe(true);
+    expect(names(VAR).filter((n) => n.startsWith('manifests/'))).toHaveLength(4);
+    expect(names(ORIG)).toHaveLength(4);
   });
 });

@@ -80,3 +80,38 @@ test('progress line shows rate and ETA', () => {
     '[#####-----] 4/8 2.0 img/s ETA 2s (listed 10, skipped 2, failed 1, errors 0)',
   );
 });
+
+test('process --profile applies that profile (pinned as an upload would pin it); an unknown one is a usage error naming the profiles', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pixelpipe-cli-'));
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      variants: [{ name: 'card', width: 300, formats: ['jpeg'] }],
+      PIXELPIPE_PROFILES: { avatar: { variants: [{ name: 'square', width: 96, height: 96, fit: 'cover', formats: ['webp'] }] } },
+      PIXELPIPE_ANALYZER: 'none',
+    }),
+  );
+  const r = await run(['process', join(samples, 'landscape.jpg'), '--json', '--config', config, '--profile', 'avatar']);
+  expect(r.code).toBe(0);
+  const m = JSON.parse(r.out.trim()) as { profile: string; recipe: string; variants: Array<{ name: string; format: string; width: number; height: number }> };
+  expect([m.profile, m.variants.map((v) => [v.name, v.format, v.width, v.height])]).toEqual(['avatar', [['square', 'webp', 96, 96]]]);
+  expect(m.recipe).toMatch(/^r\d+-[0-9a-f]{24}$/);
+  const plain = await run(['process', join(samples, 'landscape.jpg'), '--json', '--config', config]);
+  expect((JSON.parse(plain.out.trim()) as { profile: string }).profile).toBe('default');
+  const bad = await run(['process', join(samples, 'landscape.jpg'), '--config', config, '--profile', 'banner']);
+  expect(bad.code).toBe(2);
+  expect(bad.err).toContain('--profile must be one of: default, avatar (got "banner")');
+});
+
+test('backfill option combinations that make no sense are usage errors before any store is built', async () => {
+  for (const [args, message] of [
+    [['--apply'], '--apply only goes with --prune'],
+    [['--prune', '--stale'], 'run --stale first, on its own'],
+    [['--prune', '--dry-run'], '--prune is a dry run unless --apply'],
+    [['--stale', '--force'], '--force already reprocesses everything'],
+  ] as const) {
+    const r = await run(['backfill', '--store', 's3', ...args]);
+    expect([args, r.code, r.err]).toEqual([args, 2, expect.stringContaining(message) as string]);
+  }
+});
