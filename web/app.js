@@ -9,6 +9,7 @@ import { deleteImage, listImages, uploadImage, UploadError } from './upload.js';
 const UPLOAD_ENDPOINT = '/api/uploads';
 const EVENTS_URL = '/api/events';
 const IMAGES_URL = '/api/images';
+const PROFILES_URL = '/api/profiles';
 const MAX_CONCURRENT = 4;
 // Only used while the event stream is down: events emitted during a gap are not replayed.
 const FALLBACK_POLL_MS = 4000;
@@ -259,6 +260,7 @@ async function runUpload(card) {
   try {
     const result = await uploadImage(card.file, {
       endpoint: UPLOAD_ENDPOINT,
+      profile: selectedProfile(),
       signal: card.controller.signal,
       onProgress: (p) => onProgress(card, p),
     });
@@ -618,5 +620,30 @@ document.addEventListener('drop', (e) => {
 
 $('refresh').addEventListener('click', () => refreshRecent());
 
+/* ---------- upload profiles ---------- */
+
+/** Fills the profile selector from the dev server; without it (or with one profile) the picker stays hidden. */
+async function loadProfiles() {
+  try {
+    const res = await fetch(PROFILES_URL, { headers: { accept: 'application/json' } });
+    if (!res.ok) return;
+    const body = /** @type {{ profiles?: unknown, default?: unknown }} */ (await res.json());
+    const names = Array.isArray(body.profiles) ? body.profiles.filter((n) => typeof n === 'string') : [];
+    if (names.length < 2) return;
+    const select = /** @type {HTMLSelectElement} */ ($('profile-select'));
+    for (const name of names) select.append(h('option', { value: name, selected: name === body.default }, name));
+    $('profile-picker').hidden = false;
+  } catch {
+    /* no selector: uploads use the default profile */
+  }
+}
+
+/** The chosen profile, or undefined (the function's default) while the selector is hidden. */
+function selectedProfile() {
+  const picker = $('profile-picker');
+  return picker.hidden ? undefined : /** @type {HTMLSelectElement} */ ($('profile-select')).value || undefined;
+}
+
 connectEvents();
 refreshRecent();
+loadProfiles();

@@ -101,6 +101,11 @@ export interface UploadOptions {
   waitTimeoutMs?: number;
   /** Injected fetch (tests, instrumentation). Defaults to the global one. */
   fetch?: typeof fetch;
+  /**
+   * A configured profile (its variants and limits), pinned in the signed target so it cannot be switched
+   * later; an unknown one rejects with code `unknown_profile`. Absent: the function's default profile.
+   */
+  profile?: string;
 }
 
 export interface UploadResult {

@@ -23,6 +23,7 @@
  * @property {number} [statusPollMs] First poll interval (default 1000; backs off to 5x).
  * @property {number} [waitTimeoutMs] Give up waiting after this long (default 120000).
  * @property {typeof fetch} [fetch] Injected fetch (tests, instrumentation).
+ * @property {string} [profile] A configured profile name (its variants and limits); absent: the function's default profile.
  */
 /** @typedef {{ id: string, key: string, expiresAt: string, manifest?: Manifest }} UploadResult */
 
@@ -64,7 +65,7 @@ export async function uploadImage(file, options) {
   /** @type {Record<string, string>} */
   const auth = token ? { authorization: `Bearer ${token}` } : {};
   throwIfAborted(signal);
-  const ticket = await requestTicket(fetchFn, endpoint, file, auth, signal);
+  const ticket = await requestTicket(fetchFn, endpoint, file, auth, signal, options.profile);
   const emit = progressEmitter(onProgress, ticket.id, file.size);
   emit(0);
   throwIfAborted(signal);
@@ -150,12 +151,12 @@ export async function deleteImage(id, options) {
   return true;
 }
 
-/** @param {typeof fetch} fetchFn @param {string} endpoint @param {File} file @param {Record<string, string>} auth @param {AbortSignal | undefined} signal */
-async function requestTicket(fetchFn, endpoint, file, auth, signal) {
+/** @param {typeof fetch} fetchFn @param {string} endpoint @param {File} file @param {Record<string, string>} auth @param {AbortSignal | undefined} signal @param {string | undefined} profile */
+async function requestTicket(fetchFn, endpoint, file, auth, signal, profile) {
   const res = await fetchFn(endpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json', ...auth },
-    body: JSON.stringify({ contentType: contentTypeOf(file), size: file.size, filename: file.name }),
+    body: JSON.stringify({ contentType: contentTypeOf(file), size: file.size, filename: file.name, ...(profile ? { profile } : {}) }),
     signal,
   }).catch((err) => {
     throw failure(err, signal, 'request');

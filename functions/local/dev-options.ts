@@ -108,6 +108,19 @@ export function pageOrigins(port: number): string[] {
   return [`http://127.0.0.1:${port}`, `http://localhost:${port}`];
 }
 
+/** The dev stack's example profile: square avatars, 5 MB, no animation. */
+export const DEV_EXAMPLE_PROFILES = {
+  avatar: {
+    variants: [
+      { name: 'avatar', width: 256, height: 256, fit: 'cover', position: 'faces', formats: ['webp', 'jpeg'] },
+      { name: 'avatar-small', width: 64, height: 64, fit: 'cover', position: 'faces', formats: ['webp'] },
+    ],
+    maxInputBytes: 5 * 1024 * 1024,
+    allowedTypes: ['image/jpeg', 'image/png', 'image/webp', 'image/heic', 'image/heif', 'image/avif'],
+    animated: false,
+  },
+};
+
 /**
  * The environment `loadConfig` sees: local defaults (anonymous auth, the page's origins, the local
  * status endpoint, variant URLs on s3rver) under the user's own `PIXELPIPE_*` values. The URLs that
@@ -133,6 +146,8 @@ export function devPixelpipeEnv(options: Pick<DevOptions, 'pixelpipeEnv' | 'host
     PIXELPIPE_SOURCE: '//pixelpipe/dev',
     // Faces on a model shipped in an npm package: what a new user sees without any account.
     PIXELPIPE_ANALYZER: 'embedded',
+    // One example profile to try from the page's selector; uploads without one still get the default variants.
+    PIXELPIPE_PROFILES: JSON.stringify(DEV_EXAMPLE_PROFILES),
     ...user,
     PIXELPIPE_CORS_ORIGINS: origins.join(','),
     PIXELPIPE_STATUS_URL_BASE: `http://${options.host}:${ports.page}/api/images`,

@@ -7,6 +7,7 @@
  *   GET  /api/images/:id      the manifest with URLs (200), or 404 while pending / not the caller's
  *   DELETE /api/images/:id    deletes the original (202); the cascade removes the rest
  *   GET  /api/events          Server-Sent Events: `event: completion`, data = the CloudEvent JSON
+ *   GET  /api/profiles        the configured profile names and the default: { profiles: string[], default: string }
  *   GET  /healthz             { ok: true }
  */
 import { readFile, stat } from 'node:fs/promises';
@@ -25,6 +26,8 @@ export interface DevServerDeps {
   /** The Lambda images handler. */
   imagesHandler: (event: unknown) => Promise<APIGatewayProxyStructuredResultV2>;
   sse: SseHub;
+  /** The configured profiles, for the upload form's selector. */
+  profiles: { names: string[]; default: string };
   /** Origins allowed to call the read-only API cross-origin (the page opened as localhost vs 127.0.0.1). */
   corsOrigins: string[];
   /** Origin of the local S3 endpoint, for the page's Content-Security-Policy. */
@@ -94,6 +97,10 @@ export function createDevRequestListener(deps: DevServerDeps): (req: IncomingMes
       event.rawPath = path.slice('/api'.length);
       event.requestContext.http.path = event.rawPath;
       return writeApiGatewayResult(res, await deps.imagesHandler(event));
+    }
+    if (path === '/api/profiles') {
+      if (method !== 'GET' && method !== 'HEAD') return methodNotAllowed(res, 'GET');
+      return sendJson(res, 200, { profiles: deps.profiles.names, default: deps.profiles.default }, cors);
     }
     if (path === '/healthz') return sendJson(res, 200, { ok: true });
     if (path.startsWith('/api/')) return sendJson(res, 404, { error: { code: 'not_found', message: `no route for ${path}` } });

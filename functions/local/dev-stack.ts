@@ -12,6 +12,7 @@
  */
 import { loadConfig, type PixelpipeConfig } from '../../shared/config';
 import { parseCompletionEvent } from '../../shared/events';
+import { profileNames } from '../../shared/profiles';
 import { createLogger, type LineSink } from '../../shared/logger';
 import type { ImageAnalyzer, Logger } from '../../shared/ports';
 import { openEventChannel, planEvents, startEmulatorIfPlanned } from './dev-events';
@@ -167,6 +168,7 @@ function pageRoutes(ctx: PageContext): ReturnType<typeof createDevRequestListene
     uploadHandler: fns.uploadHandler,
     imagesHandler: fns.imagesHandler,
     sse: ctx.sse,
+    profiles: { names: profileNames(config), default: config.defaultProfile },
     corsOrigins: config.upload.corsOrigins,
     storageOrigin: ctx.storageOrigin,
     logger: ctx.log,

@@ -140,6 +140,27 @@ describe.each(modes)('npm run dev with the $name', ({ env, skip, banner, sigint 
         const listing = await (await fetch(`${urls.storage}/${bucket}?list-type=2&prefix=${encodeURIComponent(prefix)}`)).text();
         expect([bucket, prefix, listing.includes('<Key>')]).toEqual([bucket, prefix, false]);
       }
+
+      // The example profile: listed for the page's selector, pinned at upload, applied by the processor.
+      expect(await (await fetch(new URL('/api/profiles', urls.page))).json()).toEqual({ profiles: ['default', 'avatar'], default: 'default' });
+      const asAvatar = await fetch(urls.uploads, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', origin },
+        body: JSON.stringify({ contentType: 'image/jpeg', size: photo.length, profile: 'avatar' }),
+      });
+      expect(asAvatar.status).toBe(201);
+      const avatarTicket = (await asAvatar.json()) as { id: string; upload: { url: string; fields: Record<string, string> } };
+      expect(avatarTicket.upload.fields['x-amz-meta-pixelpipe-profile']).toBe('avatar');
+      const avatarForm = new FormData();
+      for (const [k, v] of Object.entries(avatarTicket.upload.fields)) avatarForm.append(k, v);
+      avatarForm.append('file', new Blob([new Uint8Array(photo)], { type: 'image/jpeg' }), 'me.jpg');
+      expect((await fetch(avatarTicket.upload.url, { method: 'POST', body: avatarForm, headers: { origin } })).status).toBe(204);
+      const avatarEvent = await sse.waitFor((e) => e.subject === avatarTicket.id, 30_000);
+      const avatarData = avatarEvent.data as { profile: string; variants: Array<{ name: string; format: string; width: number; height: number }> };
+      expect([avatarData.profile, avatarData.variants.map((v) => `${v.name}.${v.format} ${v.width}x${v.height}`)]).toEqual([
+        'avatar',
+        ['avatar.jpeg 256x256', 'avatar.webp 256x256', 'avatar-small.webp 64x64'],
+      ]);
     } finally {
       sse.close();
     }
