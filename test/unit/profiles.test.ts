@@ -10,7 +10,9 @@ import { buildCompletionEvent } from '../../shared/events';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createLogger } from '../../shared/logger';
 import { canonicalJson, findProfile, PROCESSOR_OUTPUT_VERSION, profileForOriginal, readCapBytes, recipeOf } from '../../shared/profiles';
+import { FakeImageAnalyzer } from '../../shared/testing/fake-image-analyzer';
 import { FixedClock } from '../../shared/testing/fakes';
+import { createAnalysisStage } from '../../shared/usecases/analyze-image';
 import { testInvocation } from '../../shared/testing/invocation';
 import { MemoryObjectStore } from '../../shared/testing/memory-object-store';
 import { processImage, type ProcessDeps } from '../../shared/usecases/process-image';
@@ -123,6 +125,30 @@ describe('processing with the pinned profile', () => {
     const out = await run({ 'pixelpipe-profile': 'tiny' });
     expect(out.status === 'failed' && out.manifest.reason?.code).toBe('too_many_pixels');
     expect((await run({})).status).toBe('processed');
+  });
+});
+
+describe("a profile's analysis override", () => {
+  test('moderation blocks for the chat profile only; the other profiles keep the global settings', async () => {
+    const { config, store, deps, upload } = setup({
+      PIXELPIPE_ANALYZER: 'vision',
+      PIXELPIPE_PROFILES: JSON.stringify({ chat: { analysis: { moderation: 'block' } } }),
+    });
+    const analyzer = new FakeImageAnalyzer({ moderation: { verdict: 'flagged', categories: [{ name: 'adult', score: 0.97 }] } });
+    const withStage: ProcessDeps = { ...deps, analysis: createAnalysisStage(analyzer, config.analysis, { sleep: () => Promise.resolve() }) };
+    const go = async (metadata: Record<string, string>, key: string) => {
+      const info = await upload(metadata, key);
+      return processImage(withStage, testInvocation(), { bucket: info.bucket, key, generation: info.generation });
+    };
+    const chat = await go({ 'pixelpipe-profile': 'chat' }, KEY);
+    expect(chat.status === 'failed' && [chat.manifest.profile, chat.manifest.reason?.code]).toEqual(['chat', 'content_blocked']);
+    expect(analyzer.calls.at(-1)?.analyses).toEqual(['faces', 'moderation']);
+    expect(store.keys(config.buckets.variants).filter((k) => k.startsWith(`variants/${ID}/`))).toEqual([]);
+    const other = `originals/alice/00000000-0000-4000-8000-00000000abce`;
+    const plain = await go({}, other);
+    expect(plain.status === 'processed' && plain.manifest.profile).toBe('default');
+    // The global settings: faces only, no moderation asked for, nothing blocked.
+    expect(analyzer.calls.at(-1)?.analyses).toEqual(['faces']);
   });
 });
 
