@@ -225,9 +225,7 @@ describe('PIXELPIPE_PROFILES', () => {
     const c = loadConfig({ ...jwt, PIXELPIPE_MAX_INPUT_PIXELS: '1000000', PIXELPIPE_PROFILES: JSON.stringify({ avatar }) });
     const p = c.profiles.avatar;
     expect(p.name).toBe('avatar');
-    expect(p.variants).toEqual([
-      { name: 'square', width: 256, height: 256, fit: 'cover', formats: ['webp'], withoutEnlargement: true, background: '#ffffff' },
-    ]);
+    expect(p.variants).toEqual([{ name: 'square', width: 256, height: 256, fit: 'cover', formats: ['webp'], withoutEnlargement: true, background: '#ffffff' }]);
     expect(p.limits).toEqual({ ...c.limits, maxInputBytes: 5_000_000 });
     expect(p.limits.maxInputPixels).toBe(1_000_000);
     // The default profile's own limits are untouched.
@@ -252,7 +250,9 @@ describe('PIXELPIPE_PROFILES', () => {
       expect(configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ [name]: avatar }) }).message).toContain('profile names are 1-32 lower-case letters');
     }
     expect(loadConfig({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ ['a-1'.padEnd(32, 'x')]: avatar }) }).profiles).toHaveProperty(['a-1'.padEnd(32, 'x')]);
-    expect(configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ default: avatar }) }).message).toMatch(/"default" is the profile of the PIXELPIPE_VARIANTS/);
+    expect(configError({ ...jwt, PIXELPIPE_PROFILES: JSON.stringify({ default: avatar }) }).message).toMatch(
+      /"default" is the profile of the PIXELPIPE_VARIANTS/,
+    );
     expect(configError({ ...jwt, PIXELPIPE_PROFILES: '[1]' }).message).toContain('PIXELPIPE_PROFILES');
     expect(configError({ ...jwt, PIXELPIPE_PROFILES: '{nope' }).message).toContain('PIXELPIPE_PROFILES: is not valid JSON');
   });
@@ -270,7 +270,11 @@ describe('PIXELPIPE_PROFILES', () => {
     expect(c.profiles.chat.analysis).toEqual({ moderation: 'block', analyses: ['faces', 'moderation'] });
     expect(c.profiles.avatar.analysis).toBeUndefined();
     expect(c.analysis.moderation).toBe('off');
-    const e = configError({ ...jwt, PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_PROFILES: JSON.stringify({ chat, tags: { analysis: { analyses: ['labels'] } } }) });
+    const e = configError({
+      ...jwt,
+      PIXELPIPE_ANALYZER: 'embedded',
+      PIXELPIPE_PROFILES: JSON.stringify({ chat, tags: { analysis: { analyses: ['labels'] } } }),
+    });
     expect(e.message).toContain('PIXELPIPE_PROFILES.chat.analysis.moderation: needs an analyzer that can moderate; PIXELPIPE_ANALYZER=embedded cannot');
     expect(e.message).toContain('PIXELPIPE_PROFILES.tags.analysis.analyses: PIXELPIPE_ANALYZER=embedded cannot do labels');
   });
