@@ -236,7 +236,13 @@ describe('notify handler (S3 ObjectCreated on manifests/)', () => {
     const result = await handler(fixture('s3-put-manifest.json'));
     expect(result.outcomes).toEqual([expect.objectContaining({ key: `manifests/${UUID}.json`, status: 'published', imageId: UUID })]);
     expect(publisher.messages).toHaveLength(1);
-    expect(publisher.messages[0].attributes).toEqual({ type: 'pixelpipe.image.processed.v1', imageId: UUID, owner: 'alice', status: 'processed' });
+    expect(publisher.messages[0].attributes).toEqual({
+      type: 'pixelpipe.image.processed.v1',
+      imageId: UUID,
+      owner: 'alice',
+      status: 'processed',
+      profile: 'default',
+    });
     const event = parseOutcomeEvent(publisher.messages[0].body);
     expect(event.data.variants.map((v) => [v.name, v.width, v.height])).toEqual([
       ['thumb', 200, 200],
