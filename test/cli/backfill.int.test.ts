@@ -116,7 +116,8 @@ describe('backfill on S3 (s3rver)', () => {
     expect((await objects('variants/')).filter((k) => k.endsWith('/v.webp'))).toHaveLength(5);
     expect(await objects('originals/', ORIG)).toEqual(originals);
     expect(await objects('manifests/')).toHaveLength(5);
-  });
+    // A dozen CLI runs against s3rver: bounded, with room for a loaded 2-core machine.
+  }, 120_000);
 });
 
 describe('backfill on GCS (JSON API fake)', () => {
@@ -157,5 +158,5 @@ describe('backfill on GCS (JSON API fake)', () => {
     ).toBe(true);
     expect(names(VAR).filter((n) => n.startsWith('manifests/'))).toHaveLength(4);
     expect(names(ORIG)).toHaveLength(4);
-  });
+  }, 120_000);
 });
