@@ -4,11 +4,11 @@
  * the rung's size, SigV4), mapping onto the port, errors, throttling, cancellation.
  */
 import { RekognitionClient } from '@aws-sdk/client-rekognition';
-import sharp from 'sharp';
 import { DEFAULT_MODERATION_MIN_CONFIDENCE, RekognitionImageAnalyzer } from '../../functions/aws/rekognition-image-analyzer';
 import { PixelpipeError } from '../../shared/errors';
 import type { AnalysisPixels } from '../../shared/ports';
 import { CircuitBreaker, type ResiliencePolicy } from '../../shared/resilience';
+import { analysisRung as rung } from '../support/analysis-pixels';
 import { INTERNAL_SERVER_ERROR, PROVISIONED_THROUGHPUT, RekognitionFake, THROTTLING } from '../servers/rekognition-fake';
 
 const fastPolicy = (attempts = 3): ResiliencePolicy => ({
@@ -16,18 +16,6 @@ const fastPolicy = (attempts = 3): ResiliencePolicy => ({
   breaker: new CircuitBreaker('rekognition-test', { failureThreshold: 100, openMs: 1000 }),
   timeoutMs: 5000,
 });
-
-async function rung(width: number, height: number, channels: 1 | 3 | 4): Promise<AnalysisPixels> {
-  const drawn = await sharp({ create: { width, height, channels: 4, background: { r: 200, g: 120, b: 40, alpha: 0.5 } } })
-    .composite([{ input: { create: { width: Math.floor(width / 3), height: Math.floor(height / 3), channels: 3, background: '#2040c0' } } }])
-    .png()
-    .toBuffer();
-  let image = sharp(drawn);
-  image = channels === 4 ? image.ensureAlpha() : channels === 1 ? image.removeAlpha().toColourspace('b-w') : image.removeAlpha();
-  const { data, info } = await image.raw().toBuffer({ resolveWithObject: true });
-  expect(info.channels).toBe(channels);
-  return { data, width: info.width, height: info.height, channels };
-}
 
 let fake: RekognitionFake;
 let client: RekognitionClient;
