@@ -287,6 +287,8 @@ export interface AnalysisConfig {
   budgetMs: number;
   /** Face embeddings (biometric data). No analyzer of this build produces them, so `true` is refused. */
   faceDescriptors: boolean;
+  /** Rekognition `DetectModerationLabels` `MinConfidence` (percent): a moderation label at or above it flags the image. */
+  moderationMinConfidence: number;
 }
 
 /**
@@ -341,6 +343,8 @@ const ENV = {
   PIXELPIPE_MODERATION: z.enum(['off', 'flag', 'block']).default('off'),
   PIXELPIPE_ANALYSIS_REQUIRED: bool.default(false),
   PIXELPIPE_ANALYSIS_BUDGET_MS: intFrom(50, 600_000).default(5000),
+  // Rekognition's own default when the parameter is omitted (see functions/aws/rekognition-image-analyzer.ts).
+  PIXELPIPE_MODERATION_MIN_CONFIDENCE: intFrom(0, 100).default(50),
   PIXELPIPE_FACE_DESCRIPTORS: bool.default(false),
 } as const;
 
@@ -541,6 +545,7 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       required: v.PIXELPIPE_ANALYSIS_REQUIRED,
       budgetMs: v.PIXELPIPE_ANALYSIS_BUDGET_MS,
       faceDescriptors: v.PIXELPIPE_FACE_DESCRIPTORS,
+      moderationMinConfidence: v.PIXELPIPE_MODERATION_MIN_CONFIDENCE,
     },
   };
 }

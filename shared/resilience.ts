@@ -195,6 +195,18 @@ export function defaultPolicy(name: string, overrides: Partial<Omit<RetryOptions
 }
 
 /**
+ * One attempt with a per-attempt timeout and a breaker that never opens: for an adapter whose caller
+ * already retries and holds the breaker (the analysis stage), so that retries are not multiplied.
+ */
+export function singleAttempt(name: string, timeoutMs = 10_000): ResiliencePolicy {
+  return {
+    retry: { attempts: 1, baseDelayMs: 0, maxDelayMs: 0 },
+    breaker: new CircuitBreaker(name, { failureThreshold: Number.MAX_SAFE_INTEGER, openMs: 1 }),
+    timeoutMs,
+  };
+}
+
+/**
  * Runs `fn` through breaker, per-attempt timeout and retry, within `call.deadline` and cancelled by
  * `call.signal`. `fn` must pass the signal it gets to the request it makes, so that a timeout or the
  * end of the invocation closes the request rather than leaving it running.

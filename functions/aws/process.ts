@@ -11,6 +11,7 @@ import { createLogger } from '../../shared/logger';
 import type { ImageAnalyzer } from '../../shared/ports';
 import { createAnalysisStage } from '../../shared/usecases/analyze-image';
 import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
+import { createRekognitionAnalyzer } from './analyzers';
 import { createProcessHandler } from './process-handler';
 import { S3ObjectStore } from './s3-object-store';
 
@@ -23,9 +24,8 @@ function createAnalyzer(analysis: PixelpipeConfig['analysis']): ImageAnalyzer | 
       return undefined;
     case 'embedded':
       return createEmbeddedAnalyzer(__dirname);
-    // Plug-in point for Amazon Rekognition (helper cloudai's RekognitionImageAnalyzer, added at merge).
     case 'rekognition':
-      throw new ConfigError('PIXELPIPE_ANALYZER', 'rekognition is not available in this build');
+      return createRekognitionAnalyzer(analysis);
     case 'vision':
       throw new ConfigError('PIXELPIPE_ANALYZER', 'vision is a Google Cloud service; on AWS use rekognition or embedded');
   }

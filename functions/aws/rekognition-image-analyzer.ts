@@ -99,6 +99,10 @@ export class RekognitionImageAnalyzer implements ImageAnalyzer {
     const started = Date.now();
     const wanted = new Set(analyses);
     const Image = { Bytes: await encodeAnalysisJpeg(pixels) };
+    // One failed operation fails the analysis: the others are cancelled rather than left running (and billed).
+    const siblings = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, siblings.signal]) : siblings.signal;
+    options = { ...options, signal };
     const [faces, labels, moderation] = await Promise.all([
       wanted.has('faces')
         ? this.call('DetectFaces', (s) => this.client.send(new DetectFacesCommand({ Image, Attributes: ['DEFAULT'] }), { abortSignal: s }), options)
@@ -123,7 +127,10 @@ export class RekognitionImageAnalyzer implements ImageAnalyzer {
             options,
           )
         : undefined,
-    ]);
+    ]).catch((err: unknown) => {
+      siblings.abort(err);
+      throw err;
+    });
     const result: AnalysisResult = { unavailable: [], analyzer: this.name, ms: 0 };
     if (faces) result.faces = mapFaces(faces);
     if (labels) result.labels = mapLabels(labels);
@@ -187,3 +194,4 @@ function percent(v: number, what: string): number {
   if (!Number.isFinite(v) || v < 0 || v > 100) throw new RangeError(`${what} must be within 0–100, got ${v}`);
   return v;
 }
+

@@ -12,6 +12,7 @@ import { createLogger } from '../../shared/logger';
 import type { ImageAnalyzer } from '../../shared/ports';
 import { createAnalysisStage } from '../../shared/usecases/analyze-image';
 import { createEmbeddedAnalyzer } from '../embedded/face-api-image-analyzer';
+import { createVisionAnalyzer } from './analyzers';
 import { loadGcpSettings } from './gcp-settings';
 import { GcsObjectStore } from './gcs-object-store';
 import { createProcessHandler } from './process-handler';
@@ -28,9 +29,8 @@ function createAnalyzer(analysis: PixelpipeConfig['analysis']): ImageAnalyzer | 
       return undefined;
     case 'embedded':
       return createEmbeddedAnalyzer(__dirname);
-    // Plug-in point for Google Cloud Vision (helper cloudai's VisionImageAnalyzer, added at merge).
     case 'vision':
-      throw new ConfigError('PIXELPIPE_ANALYZER', 'vision is not available in this build');
+      return createVisionAnalyzer(gcp);
     case 'rekognition':
       throw new ConfigError('PIXELPIPE_ANALYZER', 'rekognition is an AWS service; on GCP use vision or embedded');
   }
