@@ -6,7 +6,9 @@
  *     `dist/aws/<fn>/node_modules` for the Lambda platform of `provider.architecture`, whatever machine
  *     runs the packaging, using npm's `--os/--cpu/--libc` overrides and the versions the tests ran with;
  *  3. checks that the native binary really targets that CPU (ELF machine field), so a zip built on an
- *     x64 laptop for an arm64 function cannot silently ship the wrong sharp.
+ *     x64 laptop for an arm64 function cannot silently ship the wrong sharp;
+ *  4. grants the process role exactly the Rekognition actions its analysis configuration calls
+ *     (`PIXELPIPE_ANALYZER=rekognition`), and nothing when analysis is off or runs elsewhere.
  * The install is skipped when `node_modules/.pixelpipe-platform` already records the same platform and
  * versions, so repeated packaging works offline.
  *
@@ -31,6 +33,7 @@ class PixelpipePrepare {
   }
 
   prepare() {
+    this.grantAnalyzer();
     const root = this.serverless.serviceDir || this.serverless.config.servicePath;
     const arch = this.serverless.service.provider.architecture === 'arm64' ? 'arm64' : 'x64';
     const platform = { os: 'linux', cpu: arch, libc: 'glibc' };
@@ -87,6 +90,47 @@ class PixelpipePrepare {
   }
 }
 
+/**
+ * The Rekognition actions the process function calls, from its (resolved) environment: the same rule as
+ * `requestedAnalyses` in shared/config.ts — the configured analyses (faces when none are listed),
+ * moderation when `PIXELPIPE_MODERATION` is not off, and faces when a variant crops on them.
+ */
+function rekognitionActions(env) {
+  if (env.PIXELPIPE_ANALYZER !== 'rekognition') return [];
+  const listed = String(env.PIXELPIPE_ANALYSES || '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  const analyses = new Set(listed.length ? listed : ['faces']);
+  if (env.PIXELPIPE_MODERATION && env.PIXELPIPE_MODERATION !== 'off') analyses.add('moderation');
+  try {
+    const variants = env.PIXELPIPE_VARIANTS ? JSON.parse(env.PIXELPIPE_VARIANTS) : [];
+    if (Array.isArray(variants) && variants.some((v) => v && v.position === 'faces')) analyses.add('faces');
+  } catch {
+    // loadConfig refuses malformed variants at cold start; the grant stays what the analyses need.
+  }
+  const ACTION = { faces: 'rekognition:DetectFaces', labels: 'rekognition:DetectLabels', moderation: 'rekognition:DetectModerationLabels' };
+  return Object.keys(ACTION)
+    .filter((k) => analyses.has(k))
+    .map((k) => ACTION[k]);
+}
+
+PixelpipePrepare.prototype.grantAnalyzer = function grantAnalyzer() {
+  const service = this.serverless.service;
+  const fn = (service.functions || {}).process || {};
+  const env = { ...(service.provider.environment || {}), ...(fn.environment || {}) };
+  const actions = rekognitionActions(env);
+  const role = service.resources && service.resources.Resources && service.resources.Resources.ProcessRole;
+  if (!role) throw new Error('pixelpipe: ProcessRole is missing from serverless.yml resources');
+  const statements = role.Properties.Policies[0].PolicyDocument.Statement;
+  const existing = statements.findIndex((st) => st.Sid === 'AnalyzeImages');
+  if (existing >= 0) statements.splice(existing, 1);
+  if (!actions.length) return;
+  // Rekognition's image operations act on bytes in the request and take no resource ARN: IAM only
+  // accepts "*" for them. The actions are the bound: exactly the operations this configuration calls.
+  statements.push({ Sid: 'AnalyzeImages', Effect: 'Allow', Action: actions, Resource: '*' });
+};
+
 /** Fails when the packaged sharp addon is missing or built for another CPU. */
 function checkSharpBinary(dir, arch) {
   const pkgDir = join(dir, 'node_modules', '@img', `sharp-linux-${arch}`, 'lib');
@@ -109,3 +153,4 @@ function checkSharpBinary(dir, arch) {
 }
 
 module.exports = PixelpipePrepare;
+module.exports.rekognitionActions = rekognitionActions;

@@ -90,6 +90,38 @@ function dependencies(resource: unknown, names: Set<string>): Set<string> {
 const ORIG = 'arn:aws:s3:::pixelpipe-test-originals-123456789012-us-east-1';
 const VAR = 'arn:aws:s3:::pixelpipe-test-variants-123456789012-us-east-1';
 
+/** `osls package --stage test` into `outDir`, offline, with extra `--param`s. */
+async function oslsPackage(outDir: string, params: string[] = [], extraEnv: NodeJS.ProcessEnv = {}): Promise<void> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    CI: 'true',
+    SLS_TELEMETRY_DISABLED: '1',
+    SLS_NOTIFICATIONS_MODE: 'off',
+    SLS_DEPRECATION_DISABLE: '*',
+    AWS_ACCESS_KEY_ID: 'AKIDPACKAGEONLY',
+    AWS_SECRET_ACCESS_KEY: 'package-only',
+    AWS_REGION: 'us-east-1',
+    ...extraEnv,
+  };
+  delete env.AWS_PROFILE;
+  delete env.AWS_SESSION_TOKEN;
+  const bin = join(ROOT, 'node_modules', 'osls', 'bin', 'serverless.js');
+  await new Promise<void>((resolvePromise, reject) => {
+    execFile(
+      process.execPath,
+      [bin, 'package', '--stage', 'test', '--package', outDir, ...params.map((p) => `--param=${p}`)],
+      { cwd: ROOT, env, timeout: PACKAGE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`osls package failed: ${err.message}\n${stdout}\n${stderr}`));
+        else resolvePromise();
+      },
+    );
+  });
+}
+
+/** The one grant allowed on Resource "*": Rekognition's image operations take no resource ARN (see serverless-prepare.cjs). */
+const REKOGNITION_DETECT = new Set(['rekognition:DetectFaces', 'rekognition:DetectLabels', 'rekognition:DetectModerationLabels']);
+
 describe('serverless.yml packaged with osls', () => {
   let template: Template;
   let outDir: string;
@@ -98,30 +130,7 @@ describe('serverless.yml packaged with osls', () => {
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), 'pixelpipe-osls-'));
     const started = performance.now();
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      CI: 'true',
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-      SLS_DEPRECATION_DISABLE: '*',
-      AWS_ACCESS_KEY_ID: 'AKIDPACKAGEONLY',
-      AWS_SECRET_ACCESS_KEY: 'package-only',
-      AWS_REGION: 'us-east-1',
-    };
-    delete env.AWS_PROFILE;
-    delete env.AWS_SESSION_TOKEN;
-    const bin = join(ROOT, 'node_modules', 'osls', 'bin', 'serverless.js');
-    await new Promise<void>((resolvePromise, reject) => {
-      execFile(
-        process.execPath,
-        [bin, 'package', '--stage', 'test', '--package', outDir],
-        { cwd: ROOT, env, timeout: PACKAGE_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 },
-        (err, stdout, stderr) => {
-          if (err) reject(new Error(`osls package failed: ${err.message}\n${stdout}\n${stderr}`));
-          else resolvePromise();
-        },
-      );
-    });
+    await oslsPackage(outDir);
     const seconds = (performance.now() - started) / 1000;
     template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
     const rows: string[] = [];
@@ -260,6 +269,7 @@ describe('serverless.yml packaged with osls', () => {
         expect(res(role).Properties.ManagedPolicyArns).toBeUndefined();
         for (const [action, resource] of grants(role)) {
           expect(action).not.toContain('*');
+          if (resource === '*' && role === 'ProcessRole' && REKOGNITION_DETECT.has(action)) continue;
           expect(resource).not.toBe('*');
         }
       },
@@ -308,6 +318,7 @@ describe('serverless.yml packaged with osls', () => {
           .sort(),
       ).toEqual([ORIG, VAR]);
       expect(g.filter(([a]) => a === 'sqs:SendMessage').map(([, r]) => r)).toEqual(['getatt:FailedEventsQueue.Arn']);
+      // Analysis is off by default: no Rekognition action either.
       expect(new Set(g.map(([a]) => a))).toEqual(new Set(['s3:GetObject', 's3:PutObject', 's3:ListBucket', 'sqs:SendMessage']));
     });
 
@@ -469,5 +480,35 @@ describe('serverless.yml packaged with osls', () => {
   test('the packaged artifacts are the freshly built bundles', async () => {
     const built = await stat(join(ROOT, 'dist', 'aws', 'process', 'index.js'));
     expect(zips.get('process')!.get('dist/aws/process/index.js')!.size).toBe(built.size);
+  });
+});
+
+describe('serverless.yml packaged with the Rekognition analyzer on', () => {
+  let template: Template;
+  let outDir: string;
+
+  beforeAll(async () => {
+    outDir = await mkdtemp(join(tmpdir(), 'pixelpipe-osls-rekognition-'));
+    // The bundles of the first packaging are reused: only the template differs.
+    await oslsPackage(outDir, ['analyzer=rekognition', 'analyses=labels', 'moderation=flag'], { PIXELPIPE_SKIP_BUILD: '1' });
+    template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  }, PACKAGE_TIMEOUT_MS + 20_000);
+
+  afterAll(async () => {
+    if (outDir) await rm(outDir, { recursive: true, force: true });
+  });
+
+  test('the process role gains exactly DetectLabels and DetectModerationLabels (Resource "*", the documented exception), no other role any', () => {
+    const statements = (role: string): Array<Statement & { Sid?: string }> =>
+      (template.Resources[role].Properties.Policies as Array<{ PolicyDocument: { Statement: Array<Statement & { Sid?: string }> } }>).flatMap(
+        (p) => p.PolicyDocument.Statement,
+      );
+    const rekognition = statements('ProcessRole').filter((s) => list(s.Action).some((a) => a.startsWith('rekognition:')));
+    expect(rekognition).toEqual([
+      { Sid: 'AnalyzeImages', Effect: 'Allow', Action: ['rekognition:DetectLabels', 'rekognition:DetectModerationLabels'], Resource: '*' },
+    ]);
+    for (const role of ['UploadRole', 'NotifyRole', 'CascadeRole']) expect(JSON.stringify(statements(role))).not.toContain('rekognition');
+    const env = (template.Resources.ProcessLambdaFunction.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(env).toMatchObject({ PIXELPIPE_ANALYZER: 'rekognition', PIXELPIPE_ANALYSES: 'labels', PIXELPIPE_MODERATION: 'flag' });
   });
 });
