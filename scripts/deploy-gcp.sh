@@ -76,8 +76,12 @@ PIXELPIPE_MAX_INPUT_PIXELS, PIXELPIPE_MAX_FRAMES, PIXELPIPE_ALLOWED_TYPES,
 PIXELPIPE_UPLOAD_EXPIRY_SECONDS, PIXELPIPE_CACHE_CONTROL, PIXELPIPE_STRIP_METADATA,
 PIXELPIPE_WEBP_EFFORT, PIXELPIPE_AVIF_EFFORT, PIXELPIPE_PLACEHOLDER, PIXELPIPE_MAX_ATTEMPTS,
 PIXELPIPE_MAX_EVENT_AGE_SECONDS, PIXELPIPE_STATUS_URL_BASE, PIXELPIPE_PUBLIC_BASE_URL,
-PIXELPIPE_SOURCE. PIXELPIPE_{ORIGINALS,VARIANTS,MANIFESTS,STATE}_PREFIX also change the IAM
-conditions, the notification prefix and the lifecycle rules.
+PIXELPIPE_SOURCE, and the analysis settings PIXELPIPE_ANALYZER, PIXELPIPE_ANALYSES,
+PIXELPIPE_MODERATION, PIXELPIPE_MODERATION_MIN_CONFIDENCE, PIXELPIPE_ANALYSIS_REQUIRED,
+PIXELPIPE_ANALYSIS_BUDGET_MS, PIXELPIPE_FACE_DESCRIPTORS. PIXELPIPE_ANALYZER=vision also enables
+vision.googleapis.com (and grants nothing: images:annotate with inline content needs no IAM role;
+the process service account's own project is billed). PIXELPIPE_{ORIGINALS,VARIANTS,MANIFESTS,STATE}_PREFIX
+also change the IAM conditions, the notification prefix and the lifecycle rules.
 EOF
 }
 
@@ -87,6 +91,8 @@ FORWARDED_ENV=(
   PIXELPIPE_STRIP_METADATA PIXELPIPE_WEBP_EFFORT PIXELPIPE_AVIF_EFFORT PIXELPIPE_PLACEHOLDER
   PIXELPIPE_MAX_ATTEMPTS PIXELPIPE_MAX_EVENT_AGE_SECONDS PIXELPIPE_STATUS_URL_BASE
   PIXELPIPE_PUBLIC_BASE_URL PIXELPIPE_SOURCE
+  PIXELPIPE_ANALYZER PIXELPIPE_ANALYSES PIXELPIPE_MODERATION PIXELPIPE_MODERATION_MIN_CONFIDENCE
+  PIXELPIPE_ANALYSIS_REQUIRED PIXELPIPE_ANALYSIS_BUDGET_MS PIXELPIPE_FACE_DESCRIPTORS
 )
 
 REQUIRED_SERVICES=(
@@ -212,6 +218,15 @@ if ! [[ $MAX_DELIVERY_ATTEMPTS =~ ^[0-9]+$ ]] || ((MAX_DELIVERY_ATTEMPTS < 5 || 
   pp_die "--max-delivery-attempts must be 5..100"
 fi
 case $LOG_LEVEL in debug | info | warn | error) ;; *) pp_die "--log-level must be debug, info, warn or error" ;; esac
+# Cloud Vision is called by the process function with its own service account, inline image bytes,
+# billed to this project: the API must be enabled, and no IAM role is involved (Vision's images:annotate
+# checks none for inline content). Nothing at all when analysis is off or embedded.
+case ${PIXELPIPE_ANALYZER:-none} in
+  vision) REQUIRED_SERVICES+=(vision.googleapis.com) ;;
+  none | embedded) ;;
+  rekognition) pp_die "PIXELPIPE_ANALYZER=rekognition is an AWS service; on GCP use vision, embedded or none" ;;
+  *) pp_die "PIXELPIPE_ANALYZER must be none, embedded or vision" ;;
+esac
 for v in PROCESS UPLOAD NOTIFY CASCADE IMAGES; do
   mi="${v}_MAX_INSTANCES" to="${v}_TIMEOUT" co="${v}_CONCURRENCY" me="${v}_MEMORY" cp="${v}_CPU"
   [[ ${!mi} =~ ^[1-9][0-9]*$ ]] || pp_die "$mi must be a positive integer (got '${!mi}')"

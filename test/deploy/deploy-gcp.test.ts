@@ -64,6 +64,8 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     for (const s of ['cloudfunctions', 'run', 'eventarc', 'pubsub', 'storage', 'iam', 'cloudbuild', 'artifactregistry', 'iamcredentials']) {
       expect(enabled).toContain(`${s}.googleapis.com`);
     }
+    // Analysis is off by default: the Vision API stays disabled.
+    expect(enabled).not.toContain('vision.googleapis.com');
     // storage was already enabled in the fake project: only the missing ones are enabled
     const enable = callsOf(first.calls, 'services enable');
     expect(enable).toHaveLength(1);
@@ -533,6 +535,57 @@ describe('scripts/deploy-gcp.sh argument checks (before any gcloud call)', () =>
     expect(r.status).toBe(0);
     for (const opt of ['--project', '--region', '--cors-origins', '--jwks-url', '--dry-run', '--skip-build', '--process-memory']) {
       expect(r.stdout).toContain(opt);
+    }
+  });
+});
+
+describe('scripts/deploy-gcp.sh with the Cloud Vision analyzer', () => {
+  let world: World;
+  let on: RunResult;
+  let off: RunResult;
+  let offWorld: World;
+  const ANALYSIS = { PIXELPIPE_ANALYZER: 'vision', PIXELPIPE_ANALYSES: 'faces,labels', PIXELPIPE_MODERATION: 'flag' };
+
+  beforeAll(() => {
+    world = makeWorld('fake');
+    on = world.run(DEPLOY, deployArgs(world), ANALYSIS);
+    offWorld = makeWorld('fake');
+    off = offWorld.run(DEPLOY, deployArgs(offWorld), { PIXELPIPE_ANALYZER: 'embedded' });
+  });
+
+  afterAll(() => {
+    world.cleanup();
+    offWorld.cleanup();
+  });
+
+  test('enables vision.googleapis.com and passes the analysis settings to the process function', () => {
+    expect(on.stderr).not.toMatch(/^error:/m);
+    expect(on.status).toBe(0);
+    expect(world.state().enabledServices).toContain('vision.googleapis.com');
+    expect(callsOf(on.calls, 'services enable')[0].argv).toContain('vision.googleapis.com');
+    const env = parseYaml(functionDeploy(on.calls, 'pixelpipe-process').files['--env-vars-file'] as string) as Record<string, string>;
+    expect(env).toMatchObject(ANALYSIS);
+  });
+
+  test('grants the process service account nothing more than with analysis off (Vision needs no IAM role for inline images)', () => {
+    expect(off.status).toBe(0);
+    expect(grantsOf(world.state(), `serviceAccount:${SA.process}`)).toEqual(grantsOf(offWorld.state(), `serviceAccount:${SA.process}`));
+    expect(JSON.stringify(allPolicies(world.state()))).not.toMatch(/vision|serviceusage/i);
+  });
+
+  test('the embedded analyzer enables no Vision API', () => {
+    expect(offWorld.state().enabledServices).not.toContain('vision.googleapis.com');
+  });
+
+  test('refuses rekognition on GCP before calling gcloud', () => {
+    const w = makeWorld('forbidden');
+    try {
+      const r = w.run(DEPLOY, deployArgs(w), { PIXELPIPE_ANALYZER: 'rekognition' });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/rekognition is an AWS service/);
+      expect(r.calls).toEqual([]);
+    } finally {
+      w.cleanup();
     }
   });
 });
