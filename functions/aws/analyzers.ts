@@ -15,7 +15,10 @@ import { singleAttempt } from '../../shared/resilience';
  */
 export function createRekognitionAnalyzer(analysis: Pick<AnalysisConfig, 'moderationMinConfidence'>): ImageAnalyzer {
   return lazyAnalyzer('aws-rekognition', ['faces', 'labels', 'moderation'], async () => {
-    const [{ RekognitionClient }, { RekognitionImageAnalyzer }] = await Promise.all([import('@aws-sdk/client-rekognition'), import('./rekognition-image-analyzer')]);
+    const [{ RekognitionClient }, { RekognitionImageAnalyzer }] = await Promise.all([
+      import('@aws-sdk/client-rekognition'),
+      import('./rekognition-image-analyzer'),
+    ]);
     return new RekognitionImageAnalyzer(new RekognitionClient({ maxAttempts: 1 }), {
       moderationMinConfidence: analysis.moderationMinConfidence,
       policy: singleAttempt('rekognition'),

@@ -194,4 +194,3 @@ function percent(v: number, what: string): number {
   if (!Number.isFinite(v) || v < 0 || v > 100) throw new RangeError(`${what} must be within 0–100, got ${v}`);
   return v;
 }
-

@@ -243,4 +243,3 @@ function message(err: unknown): string {
   const cause = (err as { cause?: { message?: unknown } } | null)?.cause?.message;
   return typeof cause === 'string' ? `${m}: ${cause}` : m;
 }
-

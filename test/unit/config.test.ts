@@ -159,8 +159,21 @@ describe('analysis', () => {
   const load = (env: Record<string, string>) => loadConfig({ ...base, ...env });
   const refusal = (env: Record<string, string>): ConfigError => configError({ ...base, ...env });
 
-  test('defaults: no analyzer, nothing asked, moderation off, optional, 5 s budget, no descriptors', () => {
-    expect(load({}).analysis).toEqual({ analyzer: 'none', analyses: [], moderation: 'off', required: false, budgetMs: 5000, faceDescriptors: false });
+  test('defaults: no analyzer, nothing asked, moderation off, optional, 5 s budget, no descriptors, Rekognition moderation at 50 %', () => {
+    expect(load({}).analysis).toEqual({
+      analyzer: 'none',
+      analyses: [],
+      moderation: 'off',
+      required: false,
+      budgetMs: 5000,
+      faceDescriptors: false,
+      moderationMinConfidence: 50,
+    });
+  });
+
+  test('PIXELPIPE_MODERATION_MIN_CONFIDENCE is a percentage', () => {
+    expect(load({ PIXELPIPE_MODERATION_MIN_CONFIDENCE: '80' }).analysis.moderationMinConfidence).toBe(80);
+    expect(() => load({ PIXELPIPE_MODERATION_MIN_CONFIDENCE: '101' })).toThrow(/PIXELPIPE_MODERATION_MIN_CONFIDENCE/);
   });
 
   test('an analyzer alone asks for faces; a moderation policy adds moderation; the list is kept in a fixed order', () => {
