@@ -154,9 +154,10 @@ async function measureKnobs(o: BenchOptions, images: BenchImage[]): Promise<Knob
   // Settings the process reads per render: one child, interleaved round by round.
   log(`knobs: WebP effort and placeholder (${photo.id}, 1 vCPU, interleaved)`);
   const settings: Array<{ knob: string; value: string; env: Record<string, string> }> = [
-    { knob: 'PIXELPIPE_WEBP_EFFORT', value: '4 (default)', env: {} },
-    { knob: 'PIXELPIPE_WEBP_EFFORT', value: '2', env: { PIXELPIPE_WEBP_EFFORT: '2' } },
+    { knob: 'PIXELPIPE_WEBP_EFFORT', value: '2 (default)', env: {} },
     { knob: 'PIXELPIPE_WEBP_EFFORT', value: '3', env: { PIXELPIPE_WEBP_EFFORT: '3' } },
+    { knob: 'PIXELPIPE_WEBP_EFFORT', value: '4', env: { PIXELPIPE_WEBP_EFFORT: '4' } },
+    { knob: 'PIXELPIPE_WEBP_EFFORT', value: '5', env: { PIXELPIPE_WEBP_EFFORT: '5' } },
     { knob: 'PIXELPIPE_WEBP_EFFORT', value: '6', env: { PIXELPIPE_WEBP_EFFORT: '6' } },
     { knob: 'PIXELPIPE_PLACEHOLDER', value: 'false', env: { PIXELPIPE_PLACEHOLDER: 'false' } },
   ];

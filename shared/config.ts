@@ -134,11 +134,12 @@ const variantsSchema = z
 
 /**
  * Encoder quality of a variant that sets none, per format. Not one number for all: libjpeg's and
- * libwebp's scales differ. WebP 77 (with the processor's `preset: 'drawing'` and effort 5) and progressive
- * JPEG 80 give smaller files with higher SSIM than the Firebase extension's q80 outputs on the bench
- * photos (docs/performance.md, "Dominance").
+ * libwebp's scales differ. WebP 74 (at effort 2; the processor
+ * adjusts it for alpha and very large outputs, see `defaultQuality`) and progressive JPEG 80 give
+ * smaller files with higher SSIM than the Firebase extension's q80 outputs on the bench photos
+ * (docs/performance.md, "Dominance").
  */
-export const DEFAULT_QUALITY = { jpeg: 80, webp: 77, avif: 80 } as const;
+export const DEFAULT_QUALITY = { jpeg: 80, webp: 74, avif: 80 } as const;
 
 /** What `quality: "auto"` aims for: the lowest encoder quality whose output scores at least `value`. */
 export interface QualityTarget {
@@ -320,7 +321,7 @@ const ENV = {
     .pipe(z.array(z.string().regex(/^https?:\/\/[^/*\s]+$/, 'each origin like https://app.example.com (no "*", no path)')))
     .default([]),
   PIXELPIPE_CACHE_CONTROL: z.string().min(1).default('public, max-age=31536000, immutable'),
-  PIXELPIPE_WEBP_EFFORT: intFrom(0, 6).default(5),
+  PIXELPIPE_WEBP_EFFORT: intFrom(0, 6).default(2),
   PIXELPIPE_AVIF_EFFORT: intFrom(0, 9).default(4),
   PIXELPIPE_PLACEHOLDER: bool.default(true),
   PIXELPIPE_QUALITY_TARGET: qualityTargetSchema.default({ metric: 'ssim', value: 0.97 }),

@@ -10,10 +10,10 @@
  *    every output can do less work; resizes, filters and alpha flattening are deliberately left out.
  */
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { DEFAULT_QUALITY, loadConfig, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
+import { loadConfig, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
 import { scaledSize, type Size } from '../../shared/image/geometry';
 import { decodeHeic } from '../../shared/image/heic';
-import { applyFilter, lossyEncoder, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
+import { applyFilter, defaultQuality, lossyEncoder, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
 import type { ImageProbe, RenderOptions, RenderResult } from '../../shared/ports';
 import { timed, type Timing } from './stats';
 
@@ -249,7 +249,12 @@ export async function planLowerBound(setup: BenchSetup, input: Buffer): Promise<
         key: `${v.name}.${format}`,
         raw,
         format,
-        quality: typeof v.quality === 'number' ? v.quality : format === 'png' ? 0 : DEFAULT_QUALITY[format],
+        quality:
+          typeof v.quality === 'number'
+            ? v.quality
+            : format === 'png'
+              ? 0
+              : defaultQuality(format, { pixels: raw.width * raw.height, alpha: hasAlpha(raw, format) }),
       });
     }
   }
@@ -286,7 +291,13 @@ export async function lowerBoundOutputs(plan: LowerBoundPlan): Promise<OutputInf
 /** The processor's own encoder settings (`lossyEncoder`); fixed quality (the bound is for the default config). */
 function encodeRaw(e: LowerBoundEncode, options: RenderOptions): Promise<Buffer> {
   const p = fromRaw(e.raw);
-  return e.format === 'png' ? p.png({ compressionLevel: 6 }).toBuffer() : lossyEncoder(p, e.format, e.quality, options, e.raw.width * e.raw.height).toBuffer();
+  return e.format === 'png'
+    ? p.png({ compressionLevel: 6 }).toBuffer()
+    : lossyEncoder(p, e.format, e.quality, options, { pixels: e.raw.width * e.raw.height, alpha: hasAlpha(e.raw, e.format) }).toBuffer();
+}
+
+function hasAlpha(raw: Raw, format: string): boolean {
+  return format !== 'jpeg' && (raw.channels === 2 || raw.channels === 4);
 }
 
 async function decodeToSize(input: Buffer, probe: ImageProbe, size: Size, guard: Pick<SharpOptions, 'limitInputPixels' | 'failOn'>): Promise<Raw> {

@@ -420,18 +420,52 @@ function jpegScans(pixels: number): { optimiseScans: true } | { progressive: tru
   return pixels <= JPEG_SCAN_SEARCH_MAX_PIXELS ? { optimiseScans: true } : { progressive: true };
 }
 
+/** What the encoder settings depend on besides the format: the output's size and whether it keeps an alpha channel. */
+export interface EncodeTarget {
+  pixels: number;
+  alpha: boolean;
+}
+
 /**
- * The encoder settings of each lossy format, exported so the benchmark's lower bound encodes exactly alike (chosen by measurement, see the knob table in
- * docs/performance.md): progressive JPEG (the same pixels, 3–5 % fewer bytes; see
- * {@link JPEG_SCAN_SEARCH_MAX_PIXELS}); WebP with the `drawing` preset (weaker spatial noise shaping: grainy photos cost far fewer
- * bytes for the same SSIM).
+ * WebP outputs above this many pixels get {@link WEBP_LARGE_QUALITY} instead of the default: on the
+ * 12 MP phone photo's 2048×2731 output q74 was 3.7–4.8 % larger than the Firebase-style output (at
+ * +0.045 SSIM); outputs this large are only ever seen scaled down, where the lower quality does not show.
  */
-export function lossyEncoder(p: Sharp, format: Lossy, quality: number, options: RenderOptions, pixels: number): Sharp {
+const WEBP_LARGE_PIXELS = 4_000_000;
+const WEBP_LARGE_QUALITY = 68;
+/**
+ * WebP with alpha keeps the settings measured for it before: effort ≥ 5, quality 77, `drawing` preset.
+ * At effort 2 the 6 MP PNG's outputs lost 0.003–0.005 SSIM and were up to 8 % larger than the
+ * baseline's: the alpha plane is coded losslessly, and libwebp's lossless coder gains most from effort.
+ */
+const WEBP_ALPHA_MIN_EFFORT = 5;
+const WEBP_ALPHA_QUALITY = 77;
+
+/** The encoder quality of an output whose variant sets none (exported so the benchmark's lower bound encodes alike). */
+export function defaultQuality(format: Lossy, target: EncodeTarget): number {
+  if (format !== 'webp') return DEFAULT_QUALITY[format];
+  if (target.alpha) return WEBP_ALPHA_QUALITY;
+  return target.pixels > WEBP_LARGE_PIXELS ? WEBP_LARGE_QUALITY : DEFAULT_QUALITY.webp;
+}
+
+/**
+ * The encoder settings of each lossy format, exported so the benchmark's lower bound encodes exactly
+ * alike (chosen by measurement, see the knob table in docs/performance.md):
+ * - JPEG: progressive (the same pixels, 3–5 % fewer bytes; see {@link JPEG_SCAN_SEARCH_MAX_PIXELS}).
+ * - Opaque WebP: the configured effort (default 2, which skips libwebp's rate-distortion passes: a
+ *   2048 px output encodes in 130 ms of CPU against 290–370 ms at effort 3–5) with libwebp's `default`
+ *   preset. At effort 2 its stronger spatial noise shaping (sns 50) kept the 24 MP photo's 2048 px
+ *   output above the baseline's SSIM where `drawing` (sns 25) fell 0.0009 below it.
+ * - WebP with alpha: see {@link WEBP_ALPHA_MIN_EFFORT}.
+ */
+export function lossyEncoder(p: Sharp, format: Lossy, quality: number, options: RenderOptions, target: EncodeTarget): Sharp {
   switch (format) {
     case 'jpeg':
-      return p.jpeg({ quality, ...jpegScans(pixels) });
+      return p.jpeg({ quality, ...jpegScans(target.pixels) });
     case 'webp':
-      return p.webp({ quality, effort: options.webpEffort, preset: 'drawing' });
+      return target.alpha
+        ? p.webp({ quality, effort: Math.max(options.webpEffort, WEBP_ALPHA_MIN_EFFORT), preset: 'drawing' })
+        : p.webp({ quality, effort: options.webpEffort, preset: 'default' });
     case 'avif':
       return p.avif({ quality, effort: options.avifEffort });
   }
@@ -452,8 +486,9 @@ async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options:
     const found = await autoQuality(pixels, format, options, options.qualityTarget ?? DEFAULT_TARGET);
     ({ quality, score, body } = found);
   } else {
-    quality = v.quality ?? DEFAULT_QUALITY[format];
-    body = await lossyEncoder(p, format, quality, options, img.width * img.height).toBuffer();
+    const target = encodeTarget(img, format);
+    quality = v.quality ?? defaultQuality(format, target);
+    body = await lossyEncoder(p, format, quality, options, target).toBuffer();
   }
   return {
     variant: v.name,
@@ -467,6 +502,11 @@ async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options:
     ...(quality !== undefined ? { quality } : {}),
     ...(score !== undefined ? { score } : {}),
   };
+}
+
+/** JPEG has no alpha (it is flattened); the other formats keep the image's. */
+function encodeTarget(img: RawImage, format: Lossy): EncodeTarget {
+  return { pixels: img.width * img.height, alpha: format !== 'jpeg' && (img.channels === 4 || img.channels === 2) };
 }
 
 async function toRawImage(p: Sharp): Promise<RawImage> {
@@ -523,12 +563,13 @@ async function autoQuality(
   target: QualityTarget,
 ): Promise<{ quality: number; score: number; body: Buffer }> {
   const sample = sampleRows(img);
+  const out = encodeTarget(img, format);
   const ref = lumaOf(sample);
   const trials: Array<{ q: number; s: number; body: Buffer }> = [];
   const clamp = (q: number) => Math.min(AUTO_MAX_QUALITY, Math.max(AUTO_MIN_QUALITY, Math.round(q)));
-  let q: number = DEFAULT_QUALITY[format];
+  let q: number = defaultQuality(format, out);
   for (let i = 0; i < AUTO_TRIALS; i++) {
-    const body = await lossyEncoder(fromRaw(sample), format, q, options, img.width * img.height).toBuffer();
+    const body = await lossyEncoder(fromRaw(sample), format, q, options, out).toBuffer();
     const s = ssim(ref, await decodeLuma(body));
     trials.push({ q, s, body });
     const met = trials.filter((t) => t.s >= target.value);
@@ -555,7 +596,7 @@ async function autoQuality(
   }
   const met = trials.filter((t) => t.s >= target.value);
   const pick = met.length ? met.reduce((a, b) => (b.q < a.q ? b : a)) : trials.reduce((a, b) => (b.s > a.s ? b : a));
-  const body = sample === img ? pick.body : await lossyEncoder(fromRaw(img), format, pick.q, options, img.width * img.height).toBuffer();
+  const body = sample === img ? pick.body : await lossyEncoder(fromRaw(img), format, pick.q, options, out).toBuffer();
   return { quality: pick.q, score: Math.round(pick.s * 1e5) / 1e5, body };
 }
 
