@@ -356,6 +356,25 @@ describe('quality', () => {
     expect(r.outputs[2].body.length).toBeLessThan(r.outputs[0].body.length);
   });
 
+  test('default WebP quality: 74 opaque, 77 with alpha, 68 above 4 MP; JPEG 80 (flattened, so never the alpha rule)', async () => {
+    const alpha = await sharp({ create: { width: 300, height: 200, channels: 4, background: { r: 200, g: 40, b: 40, alpha: 0.5 } } })
+      .png()
+      .toBuffer();
+    const big = await sharp({ create: { width: 2100, height: 2000, channels: 3, background: '#336699' } })
+      .png()
+      .toBuffer();
+    const fmts = { formats: ['webp', 'jpeg'] };
+    const small = await processor.render(alpha, v({ width: 300, ...fmts }), limits, opts);
+    const opaque = await processor.render(await halves(), v({ width: 300, ...fmts }), limits, opts);
+    const large = await processor.render(big, v({ width: 2100, ...fmts }), limits, opts);
+    const q = (r: typeof small) => Object.fromEntries(r.outputs.map((o) => [o.format, o.quality]));
+    expect(q(small)).toEqual({ webp: 77, jpeg: DEFAULT_QUALITY.jpeg });
+    expect(q(opaque)).toEqual({ webp: DEFAULT_QUALITY.webp, jpeg: DEFAULT_QUALITY.jpeg });
+    expect(DEFAULT_QUALITY.webp).toBe(74);
+    expect(q(large)).toEqual({ webp: 68, jpeg: DEFAULT_QUALITY.jpeg });
+    expect((await sharp(small.outputs.find((o) => o.format === 'webp')!.body).metadata()).hasAlpha).toBe(true);
+  });
+
   test('"auto" picks the lowest tried quality meeting the target: a stricter target gives a higher quality and score', async () => {
     const photo = sample('landscape.jpg');
     const variants = parseVariants([{ name: 'a', width: 480, formats: ['webp', 'jpeg'], quality: 'auto' }]);
