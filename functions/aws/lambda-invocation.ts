@@ -22,11 +22,13 @@ export interface LambdaEdgeDeps {
   now?: () => number;
 }
 
-/** The {@link InvocationInit} for one invocation (S3 events carry no trace id, so a fresh one is made). */
-export function lambdaInvocationInit(deps: LambdaEdgeDeps, context: LambdaContext | undefined): InvocationInit {
+/**
+ * The {@link InvocationInit} for one invocation. `traceId`: the caller's (HTTP requests carry one); S3
+ * events carry none, so a fresh one is made.
+ */
+export function lambdaInvocationInit(deps: LambdaEdgeDeps, context: LambdaContext | undefined, traceId = newTraceId()): InvocationInit {
   const now = deps.now ?? Date.now;
   const remaining = context ? context.getRemainingTimeInMillis() : deps.config.invocation.timeoutSeconds * 1000;
-  const traceId = newTraceId();
   return {
     deadline: now() + remaining,
     traceId,
