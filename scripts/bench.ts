@@ -20,6 +20,7 @@ import { benchSetup } from './bench/pipelines';
 import { compareAutoQuality, compareQuality, EQUAL_WORK_VARIANTS } from './bench/quality';
 import { DEFAULT_VARIANTS } from '../shared/config';
 import { analysisTargets, type AnalysisCostResult } from './bench/analysis';
+import { profilesTargets, type ProfilesResult } from './bench/profiles';
 import { REPO_ROOT } from './bench/root';
 import { median, round } from './bench/stats';
 import { runTask, type CompareResult, type RssResult, type ThroughputResult, type VariantsResult, type WorkerTask } from './bench/worker';
@@ -396,7 +397,21 @@ async function main(): Promise<void> {
       }
     }
   }
-  report.targets = [...checkTargets(report), ...analysisTargets(report.analysis)];
+  if (!o.skip.has('profiles')) {
+    const photo = images.find((i) => i.id === 'jpeg-12mp') ?? images.find((i) => i.id.startsWith('jpeg-'));
+    if (photo) {
+      try {
+        log(`profiles: the process use case on ${photo.id}, default profile pinned vs variables only (1 vCPU)`);
+        report.profiles = await runWorker<ProfilesResult>(
+          { kind: 'profiles', file: photo.file, image: photo.id, rounds: o.quick ? 2 : o.iterations },
+          ONE_VCPU,
+        );
+      } catch (err) {
+        log(`profiles: ${(err as Error).message}`);
+      }
+    }
+  }
+  report.targets = [...checkTargets(report), ...analysisTargets(report.analysis), ...profilesTargets(report.profiles)];
 
   const markdown = renderMarkdown(report);
   const human = o.json === true ? process.stderr : process.stdout;

@@ -1,7 +1,7 @@
 /** Command-line options of `npm run bench`. */
 
 /** Parts of the run that `--skip` can leave out. */
-export const SECTIONS = ['compare', 'quality', 'memory', 'throughput', 'bundles', 'knobs', 'analysis'] as const;
+export const SECTIONS = ['compare', 'quality', 'memory', 'throughput', 'bundles', 'knobs', 'analysis', 'profiles'] as const;
 /** One of {@link SECTIONS}. */
 export type Section = (typeof SECTIONS)[number];
 

@@ -3,6 +3,7 @@
  * the target checks, and the comparison of two runs (`--compare`).
  */
 import { renderAnalysis, type AnalysisReport } from './analysis';
+import { renderProfiles, type ProfilesReport } from './profiles';
 import type { BundleResult } from './coldstart';
 import { COLD_START_TARGET_MS } from './coldstart';
 import type { Instance } from './child';
@@ -115,6 +116,8 @@ export interface BenchReport {
   autoQuality?: AutoQualityReport[];
   /** The embedded face analyzer's cost per image against the default 12 MP render (scripts/bench/analysis.ts). */
   analysis?: AnalysisReport;
+  /** The default profile's processing speed with profiles configured (scripts/bench/profiles.ts). */
+  profiles?: ProfilesReport;
   targets: TargetCheck[];
 }
 
@@ -504,6 +507,7 @@ export function renderMarkdown(r: BenchReport): string {
   }
 
   if (r.analysis) parts.push(renderAnalysis(r.analysis));
+  if (r.profiles) parts.push(renderProfiles(r.profiles));
 
   parts.push(
     '### Targets\n\n' +

@@ -23,6 +23,7 @@ import {
 import { cpuTicks, TICKS_PER_SECOND } from './child';
 import { scoreOutputs } from './quality';
 import { analysisCost, type AnalysisCostResult, type AnalysisTask } from './analysis';
+import { profilesCost, type ProfilesResult, type ProfilesTask } from './profiles';
 import { round, summarize, timed, type Summary, type Timing } from './stats';
 
 /** The pipelines a `compare` task can interleave. */
@@ -31,6 +32,7 @@ export type Method = 'pixelpipe' | 'baseline' | 'lowerBound';
 /** What the parent asks a child to measure. */
 export type WorkerTask =
   | AnalysisTask
+  | ProfilesTask
   | {
       kind: 'compare';
       file: string;
@@ -139,7 +141,7 @@ export interface VariantsResult {
 }
 
 /** What a child prints, by task kind. */
-export type WorkerResult = CompareResult | VariantsResult | RssResult | ThroughputResult | AnalysisCostResult;
+export type WorkerResult = CompareResult | VariantsResult | RssResult | ThroughputResult | AnalysisCostResult | ProfilesResult;
 
 /**
  * This process's peak RSS. VmHWM belongs to the address space exec() created, whereas getrusage's
@@ -399,5 +401,7 @@ export async function runTask(task: WorkerTask): Promise<WorkerResult> {
       return throughput(task);
     case 'analysis':
       return analysisCost(task);
+    case 'profiles':
+      return profilesCost(task);
   }
 }
