@@ -192,9 +192,18 @@ export interface RenderOptions {
    * Called once, after the single decode and before any variant, with a rung of at most
    * {@link ANALYSIS_MAX_SIDE} px of the oriented pixels (the analysis must not decode again). Its faces place
    * the `position: faces` crops; `null` (analysis off or failed and optional) makes them fall back to `attention`.
+   * For an animation, `pixels` is its first frame and `frames` up to {@link ANIMATION_MODERATED_FRAMES} later
+   * ones (same rung size), for moderation only.
    */
-  analyze?: (pixels: AnalysisPixels) => Promise<AnalysisResult | null>;
+  analyze?: (pixels: AnalysisPixels, frames?: readonly AnalysisPixels[]) => Promise<AnalysisResult | null>;
 }
+
+/**
+ * Frames of an animation that are analysed: the first (faces, labels, moderation) and up to this many
+ * more, spread evenly over the animation, that moderation checks too — so that flagged content in a later
+ * frame cannot slip past `PIXELPIPE_MODERATION=block`. Bounded because each is one more analyzer call.
+ */
+export const ANIMATION_MODERATED_FRAMES = 3;
 
 /** Long side of the pixels handed to an analyzer: enough for faces down to ≈ 20 px, cheap to infer. */
 export const ANALYSIS_MAX_SIDE = 640;

@@ -14,7 +14,16 @@ import type { AnalysisConfig, VariantSpec } from '../config';
 import { ImageRejectedError, PixelpipeError, TransientError } from '../errors';
 import type { CallOptions, Invocation } from '../invocation';
 import type { ManifestAnalysis } from '../manifest';
-import { ANALYSIS_KINDS, type AnalysisKind, type AnalysisPixels, type AnalysisResult, type ImageAnalyzer, type Logger, type RenderOptions } from '../ports';
+import {
+  ANALYSIS_KINDS,
+  type AnalysisKind,
+  type AnalysisPixels,
+  type AnalysisResult,
+  type ImageAnalyzer,
+  type Logger,
+  type ModerationResult,
+  type RenderOptions,
+} from '../ports';
 import { CircuitBreaker, resilient, type ResiliencePolicy, type RetryOptions } from '../resilience';
 
 /** The analyzer with its configuration and resilience policy: built once per cold start, shared by every image. */
@@ -90,18 +99,23 @@ export function beginAnalysis(stage: AnalysisStage | undefined, run: AnalysisRun
   const kinds = stage ? analysesFor(stage, variants) : [];
   const state: { manifest: ManifestAnalysis | undefined } = { manifest: undefined };
   if (!stage || kinds.length === 0) return { renderOptions: {}, manifest: undefined };
-  const analyze = async (pixels: AnalysisPixels): Promise<AnalysisResult | null> => {
+  const analyze = async (pixels: AnalysisPixels, frames: readonly AnalysisPixels[] = []): Promise<AnalysisResult | null> => {
     const started = run.inv.now();
     let result: AnalysisResult;
     try {
-      result = await withinBudget(stage, run, started, (call) =>
-        resilient(
-          stage.policy,
-          `analyzer ${stage.analyzer.name}`,
-          (signal) => stage.analyzer.analyze(pixels, kinds, { signal, deadline: call.deadline }),
-          call,
-        ),
-      );
+      result = await withinBudget(stage, run, started, async (call) => {
+        const once = (px: AnalysisPixels, asked: readonly AnalysisKind[]) =>
+          resilient(stage.policy, `analyzer ${stage.analyzer.name}`, (signal) => stage.analyzer.analyze(px, asked, { signal, deadline: call.deadline }), call);
+        const first = await once(pixels, kinds);
+        // Later frames of an animation are only moderated (faces and labels come from the first frame),
+        // one at a time and under the same budget; the first flagged frame settles the verdict.
+        if (!kinds.includes('moderation') || !stage.analyzer.supports.includes('moderation')) return first;
+        for (const frame of frames) {
+          if (first.moderation?.verdict === 'flagged') break;
+          first.moderation = mergeModeration(first.moderation, (await once(frame, ['moderation'])).moderation);
+        }
+        return first;
+      });
     } catch (err) {
       const ms = Math.max(0, run.inv.now() - started);
       const error = describeFailure(err);
@@ -167,6 +181,17 @@ async function withinBudget<T>(stage: AnalysisStage, run: AnalysisRun, started: 
     clearTimeout(timer);
     run.inv.signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** One verdict for several frames: flagged if any frame is, each category at its highest score. */
+function mergeModeration(a: ModerationResult | undefined, b: ModerationResult | undefined): ModerationResult | undefined {
+  if (!a || !b) return a ?? b;
+  const rank = { flagged: 2, ok: 1, unavailable: 0 } as const;
+  const scores = new Map<string, number>();
+  for (const c of [...a.categories, ...b.categories]) scores.set(c.name, Math.max(scores.get(c.name) ?? 0, c.score));
+  // `unavailable` on any frame means that frame was not checked: the whole animation is then not `ok`.
+  const verdict = a.verdict === 'flagged' || b.verdict === 'flagged' ? 'flagged' : rank[a.verdict] <= rank[b.verdict] ? a.verdict : b.verdict;
+  return { verdict, categories: [...scores].map(([name, score]) => ({ name, score })).sort((x, y) => y.score - x.score) };
 }
 
 function describeFailure(err: unknown): { code: string; message: string } {
