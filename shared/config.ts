@@ -199,6 +199,17 @@ const json = <T extends z.ZodTypeAny>(schema: T) =>
     })
     .pipe(schema);
 
+/** The colour of `PIXELPIPE_BLOCKED_PLACEHOLDER=neutral`: a mid grey, no brand, no hint of the content. */
+export const NEUTRAL_PLACEHOLDER = '#9e9e9e';
+
+/** `none`, `neutral` or a colour, normalised to `none` or `#rrggbb`. */
+const blockedPlaceholder = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((s) => s === 'none' || s === 'neutral' || COLOR.test(s), 'none, neutral or a #rgb/#rrggbb colour')
+  .transform((s) => (s === 'neutral' ? NEUTRAL_PLACEHOLDER : s.length === 4 ? `#${[...s.slice(1)].map((c) => c + c).join('')}` : s));
+
 /** A profile's name: what upload requests send and what the original's `pixelpipe-profile` metadata holds. */
 export const PROFILE_NAME = /^[a-z0-9-]{1,32}$/;
 /** The profile today's variables (`PIXELPIPE_VARIANTS`, `PIXELPIPE_MAX_INPUT_BYTES`, …) form. */
@@ -231,6 +242,7 @@ const profileSchema = z
           .optional(),
         moderation: z.enum(['off', 'flag', 'block']).optional(),
         required: z.boolean().optional(),
+        blockedPlaceholder: blockedPlaceholder.optional(),
       })
       .strict()
       .optional(),
@@ -290,6 +302,12 @@ export interface AnalysisConfig {
   faceDescriptors: boolean;
   /** Rekognition `DetectModerationLabels` `MinConfidence` (percent): a moderation label at or above it flags the image. */
   moderationMinConfidence: number;
+  /**
+   * What a blocked image's variant URLs serve: `none` (nothing is written: they 404), or a flat image of
+   * this `#rrggbb` colour at every variant's size and format (`PIXELPIPE_BLOCKED_PLACEHOLDER=neutral` is
+   * {@link NEUTRAL_PLACEHOLDER}). Never derived from the blocked pixels.
+   */
+  blockedPlaceholder: string;
 }
 
 /**
@@ -347,6 +365,7 @@ const ENV = {
   // Rekognition's own default when the parameter is omitted (see functions/aws/rekognition-image-analyzer.ts).
   PIXELPIPE_MODERATION_MIN_CONFIDENCE: intFrom(0, 100).default(50),
   PIXELPIPE_FACE_DESCRIPTORS: bool.default(false),
+  PIXELPIPE_BLOCKED_PLACEHOLDER: blockedPlaceholder.default('none'),
 } as const;
 
 export type EnvName = keyof typeof ENV;
@@ -361,7 +380,7 @@ export interface Profile {
   variants: VariantSpec[];
   limits: PixelpipeConfig['limits'];
   /** Overrides of `config.analysis` for this profile's images (e.g. moderation only for chat attachments). */
-  analysis?: Partial<Pick<AnalysisConfig, 'analyses' | 'moderation' | 'required'>>;
+  analysis?: Partial<Pick<AnalysisConfig, 'analyses' | 'moderation' | 'required' | 'blockedPlaceholder'>>;
 }
 
 export interface PixelpipeConfig {
@@ -547,6 +566,7 @@ export function loadConfig(env: Record<string, string | undefined>): PixelpipeCo
       budgetMs: v.PIXELPIPE_ANALYSIS_BUDGET_MS,
       faceDescriptors: v.PIXELPIPE_FACE_DESCRIPTORS,
       moderationMinConfidence: v.PIXELPIPE_MODERATION_MIN_CONFIDENCE,
+      blockedPlaceholder: v.PIXELPIPE_BLOCKED_PLACEHOLDER,
     },
   };
 }

@@ -90,7 +90,9 @@ export function buildCompletionEvent(manifest: Manifest, source: string, time: D
   // Filterable outcome of analysis: only when it was asked for, so absence never reads as "no faces" or "ok".
   const analysis = { ...(a?.moderation ? { moderation: a.moderation.verdict } : {}), ...(a?.faces ? { faces: String(a.faces.length) } : {}) };
   const profile: Record<string, string> = manifest.profile ? { profile: manifest.profile } : {};
-  return { event, attributes: { type, imageId: manifest.id, owner: manifest.owner, status: manifest.status, ...analysis, ...profile } };
+  // A blocked image's stand-ins: subscribers can tell them from real variants without reading the data.
+  const placeholders: Record<string, string> = manifest.variants.some((v) => v.placeholder) ? { variants: 'placeholder' } : {};
+  return { event, attributes: { type, imageId: manifest.id, owner: manifest.owner, status: manifest.status, ...analysis, ...profile, ...placeholders } };
 }
 
 /**

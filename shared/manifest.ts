@@ -21,6 +21,11 @@ export const variantEntrySchema = z.object({
   /** Variants with `quality: "auto"`: the achieved score (luma SSIM against the output's own pixels, 0..1). */
   score: z.number().min(-1).max(1).optional(),
   url: z.string().optional(),
+  /**
+   * `true`: not the image but the neutral stand-in of a blocked one (`PIXELPIPE_BLOCKED_PLACEHOLDER`), in
+   * a `failed` / `content_blocked` manifest. Absent on every real variant.
+   */
+  placeholder: z.literal(true).optional(),
   /** Cropped (`cover`) variants: the region of the oriented original shown, in its pixels. */
   crop: z
     .object({

@@ -180,6 +180,13 @@ export interface ImageProcessor {
    * for anything wrong with the image itself (type, size, pixels, frames, corruption).
    */
   render(input: Buffer, variants: VariantSpec[], limits: PixelpipeConfig['limits'], options: RenderOptions): Promise<RenderResult>;
+  /**
+   * Renders every variant from a flat image of `background` (`#rrggbb`) the size of `source`, with the
+   * outputs (sizes, crops, formats, `original` included) that `render` gives an image like `source`:
+   * the placeholders of a blocked image. Never looks at the original's pixels. Optional: a processor
+   * without it writes no placeholder.
+   */
+  renderBlank?(source: ImageProbe, variants: VariantSpec[], background: string, options: RenderOptions): Promise<RenderedOutput[]>;
 }
 
 export interface RenderOptions {
@@ -192,10 +199,18 @@ export interface RenderOptions {
    * Called once, after the single decode and before any variant, with a rung of at most
    * {@link ANALYSIS_MAX_SIDE} px of the oriented pixels (the analysis must not decode again). Its faces place
    * the `position: faces` crops; `null` (analysis off or failed and optional) makes them fall back to `attention`.
-   * For an animation, `pixels` is its first frame and `frames` up to {@link ANIMATION_MODERATED_FRAMES} later
-   * ones (same rung size), for moderation only.
+   * For an animation, `pixels` is its first frame and `context.frames` up to {@link ANIMATION_MODERATED_FRAMES}
+   * later ones (same rung size), for moderation only.
    */
-  analyze?: (pixels: AnalysisPixels, frames?: readonly AnalysisPixels[]) => Promise<AnalysisResult | null>;
+  analyze?: (pixels: AnalysisPixels, context: AnalysisContext) => Promise<AnalysisResult | null>;
+}
+
+/** What the processor tells the analysis hook besides the pixels. */
+export interface AnalysisContext {
+  /** The probed original (size after orientation, format): what a blocked image's placeholders are made for. */
+  probe: ImageProbe;
+  /** Later frames of an animation, for moderation only. */
+  frames?: readonly AnalysisPixels[];
 }
 
 /**

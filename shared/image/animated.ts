@@ -92,7 +92,11 @@ export async function renderAnimated(
   const decodeMs = performance.now() - t0;
   const frame: Size = { width: strip.width, height: strip.pageHeight };
   // On the same single decode, before any variant: a blocked animation is stopped here like a still.
-  const analysis = options.analyze ? await options.analyze(...(await analysisFrames(strip))) : undefined;
+  let analysis: RenderResult['analysis'];
+  if (options.analyze) {
+    const [first, frames] = await analysisFrames(strip);
+    analysis = await options.analyze(first, { probe, frames });
+  }
   const faces = analysis?.faces ?? [];
 
   const encodeMs: Record<string, number> = {};

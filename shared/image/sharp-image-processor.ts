@@ -27,6 +27,7 @@ import { decodeSize, scaledSize, type Size } from './geometry';
 import { sniffMimeType } from './sniff';
 import { decodeHeic, probeHeic } from './heic';
 import { renderAnimated } from './animated';
+import { renderBlank } from './blank';
 import { assertSafeSvg } from './svg';
 import { decodeLuma, lumaFromPixels, ssim, type Luma } from './ssim';
 
@@ -69,7 +70,7 @@ export class SharpImageProcessor implements ImageProcessor {
     const t0 = performance.now();
     const base = await this.decode(input, probe, variants, limits, options.analyze !== undefined);
     const decodeMs = performance.now() - t0;
-    const analysis = options.analyze ? await options.analyze(await analysisRung(base)) : undefined;
+    const analysis = options.analyze ? await options.analyze(await analysisRung(base), { probe }) : undefined;
     const faces = analysis?.faces ?? [];
 
     const encodeMs: Record<string, number> = {};
@@ -115,6 +116,11 @@ export class SharpImageProcessor implements ImageProcessor {
       metrics: { decodeMs: Math.round(decodeMs * 10) / 10, encodeMs },
       ...(analysis !== undefined ? { analysis } : {}),
     };
+  }
+
+  /** The placeholders of a blocked image (see `ImageProcessor.renderBlank` and `blank.ts`). */
+  renderBlank(source: ImageProbe, variants: VariantSpec[], background: string, options: RenderOptions): Promise<RenderedOutput[]> {
+    return renderBlank((...args) => this.render(...args), source, variants, background, options);
   }
 
   /** Validates type and limits from headers only; no pixel is decoded here. */

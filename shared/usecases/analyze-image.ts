@@ -16,6 +16,8 @@ import type { CallOptions, Invocation } from '../invocation';
 import type { ManifestAnalysis } from '../manifest';
 import {
   ANALYSIS_KINDS,
+  type AnalysisContext,
+  type ImageProbe,
   type AnalysisKind,
   type AnalysisPixels,
   type AnalysisResult,
@@ -77,6 +79,8 @@ export interface ImageAnalysis {
   readonly renderOptions: Pick<RenderOptions, 'analyze'>;
   /** Set once the hook ran: the manifest's `analysis` (also on failures: blocked, or optional and failed). */
   readonly manifest: ManifestAnalysis | undefined;
+  /** Set once the hook ran: the probed original it was called for (a blocked image's placeholders are made for it). */
+  readonly source: ImageProbe | undefined;
 }
 
 /** The analyses one image needs: the configured ones, plus faces when a variant crops on them. */
@@ -97,10 +101,12 @@ export function analysesFor(stage: AnalysisStage, variants: readonly VariantSpec
  */
 export function beginAnalysis(stage: AnalysisStage | undefined, run: AnalysisRun, variants: readonly VariantSpec[]): ImageAnalysis {
   const kinds = stage ? analysesFor(stage, variants) : [];
-  const state: { manifest: ManifestAnalysis | undefined } = { manifest: undefined };
-  if (!stage || kinds.length === 0) return { renderOptions: {}, manifest: undefined };
-  const analyze = async (pixels: AnalysisPixels, frames: readonly AnalysisPixels[] = []): Promise<AnalysisResult | null> => {
+  const state: { manifest: ManifestAnalysis | undefined; source: ImageProbe | undefined } = { manifest: undefined, source: undefined };
+  if (!stage || kinds.length === 0) return { renderOptions: {}, manifest: undefined, source: undefined };
+  const analyze = async (pixels: AnalysisPixels, context: AnalysisContext): Promise<AnalysisResult | null> => {
     const started = run.inv.now();
+    const frames = context.frames ?? [];
+    state.source = context.probe;
     let result: AnalysisResult;
     try {
       result = await withinBudget(stage, run, started, async (call) => {
@@ -145,6 +151,9 @@ export function beginAnalysis(stage: AnalysisStage | undefined, run: AnalysisRun
     renderOptions: { analyze },
     get manifest() {
       return state.manifest;
+    },
+    get source() {
+      return state.source;
     },
   };
 }

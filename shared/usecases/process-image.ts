@@ -7,7 +7,7 @@ import { callOptions, remainingMs, type CallOptions, type Invocation } from '../
 import { manifestKey, parseOriginalKey, variantKey } from '../keys';
 import { MANIFEST_SCHEMA_VERSION, parseManifest, type Manifest } from '../manifest';
 import { profileForOriginal, readCapBytes, recipeOf } from '../profiles';
-import type { Clock, ImageProcessor, ObjectInfo, ObjectStore, StoredObject } from '../ports';
+import type { Clock, ImageProcessor, ObjectInfo, ObjectStore, RenderOptions, RenderResult, RenderedOutput, StoredObject } from '../ports';
 import { beginAnalysis, type AnalysisStage, type ImageAnalysis } from './analyze-image';
 import { beginAttempt, giveUpOrRethrow, releaseLease, takeLease, type LedgerContext } from './attempt-ledger';
 
@@ -154,39 +154,30 @@ async function attemptProcessing(run: Run): Promise<ProcessOutcome> {
 }
 
 async function render(run: Run, attempt: number, original: StoredObject): Promise<ProcessOutcome> {
-  const { config, store } = run;
+  const { config } = run;
   const { variants, limits, analysis } = run.profile!;
   const stage = run.analysisStage && analysis ? { ...run.analysisStage, config: { ...run.analysisStage.config, ...analysis } } : run.analysisStage;
   run.analysis = beginAnalysis(stage, run, variants);
-  const result = await run.processor.render(original.body, variants, limits, {
+  const options: RenderOptions = {
     webpEffort: config.output.webpEffort,
     avifEffort: config.output.avifEffort,
     placeholder: config.output.placeholder,
     qualityTarget: config.output.qualityTarget,
-    ...run.analysis.renderOptions,
-  });
-  const entries = await mapLimit(result.outputs, WRITE_CONCURRENCY, async (o) => {
-    const key = variantKey(config.layout, run.imageId, o.variant, o.extension);
-    await store.put(config.buckets.variants, key, o.body, {
-      contentType: o.contentType,
-      cacheControl: config.output.cacheControl,
-      metadata: { 'pixelpipe-image': run.imageId, 'pixelpipe-generation': original.generation },
-      ...run.work,
-    });
-    return {
-      name: o.variant,
-      format: o.format,
-      key,
-      contentType: o.contentType,
-      width: o.width,
-      height: o.height,
-      bytes: o.body.length,
-      ...(o.quality !== undefined ? { quality: o.quality } : {}),
-      ...(o.score !== undefined ? { score: o.score } : {}),
-      ...(o.crop ? { crop: o.crop } : {}),
-      ...(config.output.publicBaseUrl ? { url: `${config.output.publicBaseUrl.replace(/\/$/, '')}/${key}` } : {}),
-    };
-  });
+  };
+  let result: RenderResult;
+  try {
+    result = await run.processor.render(original.body, variants, limits, { ...options, ...run.analysis.renderOptions });
+  } catch (err) {
+    const background = stage?.config.blockedPlaceholder ?? 'none';
+    const source = run.analysis.source;
+    if (!(err instanceof ImageRejectedError) || err.code !== 'content_blocked' || background === 'none' || !source || !run.processor.renderBlank) throw err;
+    // Blocked: the variant URLs serve a flat stand-in of the right size and format, never the image.
+    const blanks = await run.processor.renderBlank(source, variants, background, options);
+    const placeholders = await writeOutputs(run, original, blanks, true);
+    run.log.info('blocked image: placeholder variants written', { variants: placeholders.length, background });
+    return finish(run, attempt, original, { rejected: err, variants: placeholders });
+  }
+  const entries = await writeOutputs(run, original, result.outputs, false);
   return finish(run, attempt, original, {
     processed: {
       variants: entries,
@@ -204,6 +195,43 @@ async function render(run: Run, attempt: number, original: StoredObject): Promis
 }
 
 /**
+ * Writes rendered outputs as variants and returns their manifest entries. Placeholders of a blocked image
+ * are marked as such and are not cached as immutable: a reviewer may release the image, and reprocessing
+ * then writes the real variants under the same keys.
+ */
+async function writeOutputs(run: Run, original: StoredObject, outputs: RenderedOutput[], placeholder: boolean): Promise<Manifest['variants']> {
+  const { config, store } = run;
+  return mapLimit(outputs, WRITE_CONCURRENCY, async (o) => {
+    const key = variantKey(config.layout, run.imageId, o.variant, o.extension);
+    await store.put(config.buckets.variants, key, o.body, {
+      contentType: o.contentType,
+      cacheControl: placeholder ? 'no-cache' : config.output.cacheControl,
+      metadata: {
+        'pixelpipe-image': run.imageId,
+        'pixelpipe-generation': original.generation,
+        ...(placeholder ? { 'pixelpipe-placeholder': 'content_blocked' } : {}),
+      },
+      ...run.work,
+    });
+    return {
+      name: o.variant,
+      format: o.format,
+      key,
+      contentType: o.contentType,
+      width: o.width,
+      height: o.height,
+      bytes: o.body.length,
+      ...(placeholder ? { placeholder: true } : {}),
+      ...(o.quality !== undefined ? { quality: o.quality } : {}),
+      ...(o.score !== undefined ? { score: o.score } : {}),
+      // A placeholder's crop would describe the blank, not the image: left out.
+      ...(o.crop && !placeholder ? { crop: o.crop } : {}),
+      ...(config.output.publicBaseUrl ? { url: `${config.output.publicBaseUrl.replace(/\/$/, '')}/${key}` } : {}),
+    };
+  });
+}
+
+/**
  * Ends the image `failed` when the budget is spent or the last attempt hit a transient fault: under the
  * remaining time (the reserve), with at most half of it spent looking up the original's metadata.
  */
@@ -215,7 +243,8 @@ async function failLate(run: Run, attempt: number, rejected: ImageRejectedError)
 }
 
 type Finish =
-  | { rejected: ImageRejectedError }
+  /** `variants`: placeholders written for a blocked image. */
+  | { rejected: ImageRejectedError; variants?: Manifest['variants'] }
   | {
       processed: {
         variants: Manifest['variants'];
@@ -254,7 +283,7 @@ async function finish(
         : {}),
       ...(filename ? { filename: safeDecode(filename) } : {}),
     },
-    variants: 'processed' in outcome ? outcome.processed.variants : [],
+    variants: 'processed' in outcome ? outcome.processed.variants : (outcome.variants ?? []),
     placeholder: 'processed' in outcome ? outcome.processed.placeholder : null,
     bucket: config.buckets.variants,
     ...(object?.metadata['pixelpipe-trace'] ? { traceId: object.metadata['pixelpipe-trace'] } : {}),

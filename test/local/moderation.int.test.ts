@@ -2,15 +2,19 @@
  * Moderation end to end on the local stack (in process: page server, s3rver, the AWS handlers, the
  * embedded event channel), with a fake cloud analyzer standing in for Vision/Rekognition, which need
  * accounts. `block`: a flagged upload gets a failed `content_blocked` event, no variant in storage, and its
- * original stays. `flag`: it is processed, with the verdict in the event's manifest.
+ * original stays; with `PIXELPIPE_BLOCKED_PLACEHOLDER=neutral` every variant is a flat grey stand-in of the
+ * real one's size and format. `flag`: it is processed, with the verdict in the event's manifest.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import sharp from 'sharp';
 import { loadDevOptions } from '../../functions/local/dev-options';
 import { startDevStack, type DevStack } from '../../functions/local/dev-stack';
 import { quietAwsSdkNodeVersionNotice } from '../../functions/local/sdk-notices';
+import { loadConfig } from '../../shared/config';
+import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { FakeImageAnalyzer } from '../../shared/testing/fake-image-analyzer';
 import { freePort, openEvents, ROOT } from './dev-process';
 
@@ -19,7 +23,11 @@ quietAwsSdkNodeVersionNotice();
 
 const photo = readFileSync(join(ROOT, 'samples', 'landscape.jpg'));
 
-async function start(moderation: 'flag' | 'block', analyzer: FakeImageAnalyzer): Promise<{ stack: DevStack; dataDir: string }> {
+async function start(
+  moderation: 'flag' | 'block',
+  analyzer: FakeImageAnalyzer,
+  env: Record<string, string> = {},
+): Promise<{ stack: DevStack; dataDir: string }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pixelpipe-moderation-'));
   const options = loadDevOptions(
     {
@@ -29,6 +37,7 @@ async function start(moderation: 'flag' | 'block', analyzer: FakeImageAnalyzer):
       PIXELPIPE_DEV_DATA: dataDir,
       PIXELPIPE_ANALYZER: 'vision',
       PIXELPIPE_MODERATION: moderation,
+      ...env,
     },
     { root: ROOT, webDir: join(ROOT, 'web') },
   );
@@ -109,6 +118,45 @@ test('flag: a flagged upload is processed, with the verdict and categories in th
     });
     expect((event.data.variants as unknown[]).length).toBe(9);
     expect((await keys(stack, stack.buckets.variants, `variants/${id}/`)).length).toBe(9);
+  } finally {
+    sse.close();
+  }
+});
+
+test('block with PIXELPIPE_BLOCKED_PLACEHOLDER=neutral: every variant is a flat grey stand-in at its size and format, the event says so', async () => {
+  running = await start('block', flagged(), { PIXELPIPE_BLOCKED_PLACEHOLDER: 'neutral' });
+  const { stack } = running;
+  const sse = await openEvents(stack.urls.events);
+  try {
+    const id = await upload(stack);
+    const event = await sse.waitFor((e) => e.subject === id, 30_000);
+    expect(event).toMatchObject({ type: 'pixelpipe.image.failed.v1', data: { status: 'failed', reason: { code: 'content_blocked' }, placeholder: null } });
+    const variants = event.data.variants as Array<{ key: string; format: string; width: number; height: number; placeholder?: boolean }>;
+    // The default variants, as the flag test above gets them.
+    expect(variants).toHaveLength(9);
+    // The sizes and formats the default config gives the real photo.
+    const config = loadConfig({ PIXELPIPE_AUTH_MODE: 'anonymous' });
+    const real = await new SharpImageProcessor().render(photo, config.variants, config.limits, { webpEffort: 4, avifEffort: 4, placeholder: false });
+    const shape = (o: { format: string; width: number; height: number }) => `${o.format} ${o.width}x${o.height}`;
+    expect(variants.map(shape).sort()).toEqual(real.outputs.map(shape).sort());
+    const stored = await keys(stack, stack.buckets.variants, `variants/${id}/`);
+    expect(stored.sort()).toEqual(variants.map((v) => v.key).sort());
+    const original = await sharp(photo).stats();
+    expect(Math.max(...original.channels.slice(0, 3).map((c) => c.stdev))).toBeGreaterThan(20);
+    for (const v of variants) {
+      expect(v.placeholder).toBe(true);
+      const obj = await s3(stack).send(new GetObjectCommand({ Bucket: stack.buckets.variants, Key: v.key }));
+      expect(obj.CacheControl).toBe('no-cache');
+      const body = Buffer.from(await obj.Body!.transformToByteArray());
+      const meta = await sharp(body).metadata();
+      expect([meta.format === 'heif' ? 'avif' : meta.format, meta.width, meta.height]).toEqual([v.format, v.width, v.height]);
+      // Flat #9e9e9e: not the photo's pixels.
+      for (const c of (await sharp(body).stats()).channels.slice(0, 3)) {
+        expect(Math.abs(c.mean - 0x9e)).toBeLessThan(3);
+        expect(c.stdev).toBeLessThan(2);
+      }
+    }
+    expect(await keys(stack, stack.buckets.originals, 'originals/')).toEqual([expect.stringMatching(new RegExp(`/${id}$`))]);
   } finally {
     sse.close();
   }

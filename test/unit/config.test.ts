@@ -159,7 +159,7 @@ describe('analysis', () => {
   const load = (env: Record<string, string>) => loadConfig({ ...base, ...env });
   const refusal = (env: Record<string, string>): ConfigError => configError({ ...base, ...env });
 
-  test('defaults: no analyzer, nothing asked, moderation off, optional, 5 s budget, no descriptors, Rekognition moderation at 50 %', () => {
+  test('defaults: no analyzer, nothing asked, moderation off, optional, 5 s budget, no descriptors, Rekognition moderation at 50 %, no blocked placeholder', () => {
     expect(load({}).analysis).toEqual({
       analyzer: 'none',
       analyses: [],
@@ -168,6 +168,7 @@ describe('analysis', () => {
       budgetMs: 5000,
       faceDescriptors: false,
       moderationMinConfidence: 50,
+      blockedPlaceholder: 'none',
     });
   });
 
