@@ -298,7 +298,10 @@ export interface AnalysisConfig {
   /** `true`: a failed analysis is retried like a storage fault instead of processing without it. */
   required: boolean;
   budgetMs: number;
-  /** Face embeddings (biometric data). No analyzer of this build produces them, so `true` is refused. */
+  /**
+   * Face embeddings (biometric data): each face in the manifest gets its 128-d descriptor. Embedded analyzer
+   * only (refused with any other); never in the completion event, only in the private manifest.
+   */
   faceDescriptors: boolean;
   /** Rekognition `DetectModerationLabels` `MinConfidence` (percent): a moderation label at or above it flags the image. */
   moderationMinConfidence: number;
@@ -638,10 +641,11 @@ function analysisProblems(v: AnalysisEnv): Array<{ variable: string; message: st
       message: `PIXELPIPE_ANALYZER=${analyzer} cannot do ${missing.join(', ')} (it can do: ${can.join(', ') || 'nothing'})`,
     });
   }
-  if (v.PIXELPIPE_FACE_DESCRIPTORS) {
+  // Only the embedded analyzer computes descriptors: Vision and Rekognition return no embeddings.
+  if (v.PIXELPIPE_FACE_DESCRIPTORS && analyzer !== 'embedded') {
     problems.push({
       variable: 'PIXELPIPE_FACE_DESCRIPTORS',
-      message: 'no analyzer of this build computes face descriptors (biometric embeddings): only face boxes are available, so set it to false',
+      message: `face descriptors (biometric embeddings) are computed by PIXELPIPE_ANALYZER=embedded only; ${analyzer} cannot return them, so set it to false or use embedded`,
     });
   }
   return problems;

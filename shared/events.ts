@@ -70,6 +70,17 @@ export function completionEventId(m: { source: Pick<Manifest['source'], 'bucket'
   return createHash('sha256').update(`${m.source.bucket}\n${m.source.key}\n${m.source.generation}\n${m.status}`).digest('hex').slice(0, 32);
 }
 
+/**
+ * The manifest as the event carries it: face descriptors (biometric data) removed, `analysis.faceDescriptors`
+ * (their count) kept. Every subscriber of the topic gets the event, while the manifest stays in the private
+ * manifests bucket, so only there are they readable, under that bucket's access and the delete cascade.
+ */
+export function withoutDescriptors(manifest: Manifest): Manifest {
+  const faces = manifest.analysis?.faces;
+  if (!faces?.some((f) => f.descriptor)) return manifest;
+  return { ...manifest, analysis: { ...manifest.analysis!, faces: faces.map(({ descriptor: _descriptor, ...face }) => face) } };
+}
+
 /** Builds the event and the attributes subscribers filter on. */
 export function buildCompletionEvent(manifest: Manifest, source: string, time: Date): { event: ImageOutcomeEvent; attributes: EventAttributes } {
   const type = manifest.status === 'processed' ? EVENT_TYPES.processed : EVENT_TYPES.failed;
@@ -84,7 +95,7 @@ export function buildCompletionEvent(manifest: Manifest, source: string, time: D
     dataschema: DATA_SCHEMA,
     ...(manifest.traceId ? { traceparent: toTraceparent(manifest.traceId) } : {}),
     durationms: manifest.durationMs,
-    data: manifest,
+    data: withoutDescriptors(manifest),
   };
   const a = manifest.analysis;
   // Filterable outcome of analysis: only when it was asked for, so absence never reads as "no faces" or "ok".

@@ -54,7 +54,24 @@ const boxSchema = z.object({
 export const analysisSchema = z.object({
   analyzer: z.string(),
   ms: z.number().nonnegative(),
-  faces: z.array(z.object({ box: boxSchema, score: z.number().min(0).max(1) })).optional(),
+  faces: z
+    .array(
+      z.object({
+        box: boxSchema,
+        score: z.number().min(0).max(1),
+        /**
+         * `PIXELPIPE_FACE_DESCRIPTORS=true` only: the face's 128-d embedding (Euclidean distance: smaller is
+         * more alike). Biometric data: in the private manifest only, never in the completion event.
+         */
+        descriptor: z.array(z.number()).length(128).optional(),
+      }),
+    )
+    .optional(),
+  /**
+   * How many faces carry a descriptor in the manifest (descriptors on). The completion event keeps this
+   * count and drops the descriptors themselves: a subscriber that needs them reads the manifest.
+   */
+  faceDescriptors: z.number().int().nonnegative().optional(),
   labels: z.array(z.object({ name: z.string(), score: z.number().min(0).max(1) })).optional(),
   moderation: z
     .object({

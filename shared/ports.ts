@@ -252,6 +252,11 @@ export interface DetectedFace {
   box: NormalizedBox;
   /** Detector confidence, 0–1. */
   score: number;
+  /**
+   * The face's embedding (128 numbers; closer in Euclidean distance = more alike), only with
+   * `PIXELPIPE_FACE_DESCRIPTORS=true`. Biometric data: see the README's *Face descriptors*.
+   */
+  descriptor?: number[];
 }
 
 export interface ImageLabel {

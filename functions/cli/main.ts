@@ -66,7 +66,7 @@ function cliAnalysis(config: PixelpipeConfig): Pick<ProcessDeps, 'analysis'> {
   if (config.analysis.analyzer !== 'embedded') {
     throw new ConfigError('PIXELPIPE_ANALYZER', `${config.analysis.analyzer} is not available to the CLI; use embedded or none`);
   }
-  return { analysis: createAnalysisStage(createEmbeddedAnalyzer(__dirname), config.analysis) };
+  return { analysis: createAnalysisStage(createEmbeddedAnalyzer(__dirname, { descriptors: config.analysis.faceDescriptors }), config.analysis) };
 }
 
 /** Processes local files through the core and returns the manifests (exit code 1 if any failed). */

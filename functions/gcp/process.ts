@@ -28,7 +28,7 @@ function createAnalyzer(analysis: PixelpipeConfig['analysis']): ImageAnalyzer | 
     case 'none':
       return undefined;
     case 'embedded':
-      return createEmbeddedAnalyzer(__dirname);
+      return createEmbeddedAnalyzer(__dirname, { descriptors: analysis.faceDescriptors });
     case 'vision':
       return createVisionAnalyzer(gcp);
     case 'rekognition':

@@ -47,7 +47,7 @@ function devAnalysis(config: PixelpipeConfig): { analysis?: AnalysisStage } {
   if (config.analysis.analyzer !== 'embedded') {
     throw new ConfigError('PIXELPIPE_ANALYZER', `${config.analysis.analyzer} needs a cloud account; the dev stack runs embedded or none`);
   }
-  return { analysis: createAnalysisStage(createEmbeddedAnalyzer(__dirname), config.analysis) };
+  return { analysis: createAnalysisStage(createEmbeddedAnalyzer(__dirname, { descriptors: config.analysis.faceDescriptors }), config.analysis) };
 }
 
 /** The running functions. */

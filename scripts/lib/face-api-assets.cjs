@@ -4,8 +4,8 @@
  * of the function's `index.js` by {@link faceApiRuntimePlugin} and bundled on its own as
  * `face-api/runtime.js` beside it, so a cold start does not even parse it. The files it reads at run time
  * are copied beside it too:
- * `<bundle>/face-api/model/` (only the two detectors' weights: not the recognition, landmark, age or
- * expression models) and `<bundle>/face-api/wasm/` (the SIMD binary: the analyzer refuses to run without
+ * `<bundle>/face-api/model/` (the two detectors' weights, and the full landmark and recognition nets that
+ * `PIXELPIPE_FACE_DESCRIPTORS=true` uses; not the tiny landmark, age or expression models) and `<bundle>/face-api/wasm/` (the SIMD binary: the analyzer refuses to run without
  * SIMD, so the plain one is never read). Nothing is downloaded: both come from installed npm packages.
  */
 'use strict';
@@ -18,6 +18,13 @@ const MODEL_FILES = [
   'tiny_face_detector_model.bin',
   'ssd_mobilenetv1_model-weights_manifest.json',
   'ssd_mobilenetv1_model.bin',
+  // PIXELPIPE_FACE_DESCRIPTORS=true only (read on the first image then, never otherwise): the landmark net
+  // that aligns faces and the recognition net (6.4 MB) that embeds them. Shipped in the bundles that carry
+  // face-api (the process functions, the CLI), so turning descriptors on is a configuration change, not a rebuild.
+  'face_landmark_68_model-weights_manifest.json',
+  'face_landmark_68_model.bin',
+  'face_recognition_model-weights_manifest.json',
+  'face_recognition_model.bin',
 ];
 const WASM_FILES = ['tfjs-backend-wasm-simd.wasm'];
 

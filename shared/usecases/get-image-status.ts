@@ -5,6 +5,7 @@ import type { PixelpipeConfig } from '../config';
 import { ObjectNotFoundError } from '../errors';
 import { callOptions, type Invocation } from '../invocation';
 import { manifestKey } from '../keys';
+import { withoutDescriptors } from '../events';
 import { parseManifest, type Manifest } from '../manifest';
 import type { ObjectStore, UrlSigner } from '../ports';
 
@@ -31,6 +32,8 @@ export async function getImageStatus(deps: StatusDeps, inv: Invocation, id: stri
     throw err;
   }
   if (owner !== undefined && manifest.owner !== owner) return null;
+  // Face descriptors are biometric data: the status API never hands them out (they stay in the private manifest).
+  manifest = withoutDescriptors(manifest);
   const signer = deps.signer;
   if (signer) {
     const seconds = deps.readUrlSeconds ?? 900;

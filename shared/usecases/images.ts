@@ -18,6 +18,7 @@ import type { PixelpipeConfig } from '../config';
 import { ClientError } from '../errors';
 import { callOptions, type CallOptions, type Invocation } from '../invocation';
 import { NEWEST_FIRST_MARK, isImageId, originalKey, ownerSegment, parseOriginalKey } from '../keys';
+import { withoutDescriptors } from '../events';
 import type { Manifest, VariantEntry } from '../manifest';
 import type { ObjectInfo, ObjectStore, Principal, UrlSigner } from '../ports';
 import { mapLimit, readManifest } from './process-image';
@@ -190,7 +191,8 @@ async function withUrls(deps: ImagesDeps, manifest: Manifest, call: CallOptions,
       return { ...v, url: await deps.signer.signRead(manifest.bucket, v.key, seconds, call) };
     }),
   );
-  return { ...manifest, variants };
+  // Face descriptors are biometric data: the HTTP API never hands them out (they stay in the private manifest).
+  return { ...withoutDescriptors(manifest), variants };
 }
 
 function withoutUrl(v: VariantEntry): VariantEntry {

@@ -210,10 +210,13 @@ describe('analysis', () => {
     expect(refusal({ PIXELPIPE_ANALYZER: 'vision', PIXELPIPE_ANALYSES: 'faces,faces' }).variable).toBe('PIXELPIPE_ANALYSES');
   });
 
-  test('face descriptors are refused loudly: no analyzer of this build computes them', () => {
-    const err = refusal({ PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_FACE_DESCRIPTORS: 'true' });
-    expect(err.variable).toBe('PIXELPIPE_FACE_DESCRIPTORS');
-    expect(err.message).toMatch(/biometric/);
+  test('face descriptors: accepted with the embedded analyzer; refused loudly, naming the variable, with vision, rekognition and none', () => {
+    expect(load({ PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_FACE_DESCRIPTORS: 'true' }).analysis.faceDescriptors).toBe(true);
+    for (const analyzer of ['vision', 'rekognition', 'none']) {
+      const err = refusal({ PIXELPIPE_ANALYZER: analyzer, PIXELPIPE_FACE_DESCRIPTORS: 'true' });
+      expect(err.variable).toBe('PIXELPIPE_FACE_DESCRIPTORS');
+      expect(err.message).toMatch(new RegExp(`biometric.*${analyzer} cannot return them`));
+    }
   });
 
   test('bad values name their variable', () => {
