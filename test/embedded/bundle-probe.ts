@@ -18,6 +18,8 @@ async function main(): Promise<void> {
   const first = await analyzer.analyze(pixels, ['faces']);
   const info = await analyzer.load();
   const warm = await analyzer.analyze(pixels, ['faces']);
+  // PIXELPIPE_FACE_DESCRIPTORS=true: the landmark and recognition weights must be among the shipped files too.
+  const withDescriptors = await new FaceApiImageAnalyzer({ ...faceApiAssetDirs(__dirname, existsSync), descriptors: true }).analyze(pixels, ['faces']);
   process.stdout.write(
     JSON.stringify({
       requiredMs,
@@ -27,6 +29,7 @@ async function main(): Promise<void> {
       warmMs: warm.ms,
       info,
       faces: warm.faces,
+      descriptorLengths: withDescriptors.faces!.map((f) => f.descriptor?.length ?? 0),
     }),
   );
 }

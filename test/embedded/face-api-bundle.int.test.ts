@@ -54,6 +54,7 @@ it('bundles with esbuild and runs from the bundle and its shipped files alone, o
     warmMs: number;
     info: { backend: string; simd: boolean };
     faces: { box: { left: number; top: number; width: number; height: number } }[];
+    descriptorLengths: number[];
   };
   console.log(
     `bundle ${(js / 1e6).toFixed(2)} MB + runtime ${(runtime / 1e6).toFixed(2)} MB + assets ${(assets / 1e6).toFixed(2)} MB; process ready ${probe.requiredMs.toFixed(0)} ms, ` +
@@ -66,6 +67,9 @@ it('bundles with esbuild and runs from the bundle and its shipped files alone, o
       probe.faces.map((f) => f.box),
     ).hits,
   ).toBeGreaterThanOrEqual(4);
+  // Descriptors from the shipped weights alone: one 128-d descriptor per face found.
+  expect(probe.descriptorLengths.length).toBe(probe.faces.length);
+  expect(probe.descriptorLengths.every((n) => n === 128)).toBe(true);
   // The runtime loads on first use: starting the bundle must not evaluate TensorFlow.js.
   expect([probe.tfjsEvaluatedAtStart, probe.tfjsEvaluatedAfter]).toEqual([false, true]);
   expect(js).toBeLessThan(100_000);
