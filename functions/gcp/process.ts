@@ -30,7 +30,7 @@ function createAnalyzer(analysis: PixelpipeConfig['analysis']): ImageAnalyzer | 
     case 'embedded':
       return createEmbeddedAnalyzer(__dirname, { descriptors: analysis.faceDescriptors });
     case 'vision':
-      return createVisionAnalyzer(gcp);
+      return createVisionAnalyzer(gcp, gcp.visionEndpoint ? { endpoint: gcp.visionEndpoint } : {});
     case 'rekognition':
       throw new ConfigError('PIXELPIPE_ANALYZER', 'rekognition is an AWS service; on GCP use vision or embedded');
   }
