@@ -48,3 +48,7 @@ export const processHandler = createProcessHandler({
 });
 
 cloudEvent('process', processHandler);
+// Also exported under the entry-point name: the bundle carries its own copy of functions-framework, so
+// the runtime's framework (the Dockerfile's CLI, Cloud Functions' loader) cannot see the registration
+// above and finds the function as the module's `process` export instead.
+export { processHandler as process };
