@@ -34,3 +34,7 @@ export const notifyHandler = createNotifyHandler({
 });
 
 cloudEvent('notify', notifyHandler);
+// Also exported under the entry-point name: the bundle carries its own copy of functions-framework, so
+// the runtime's framework (the Dockerfile's CLI, Cloud Functions' loader) cannot see the registration
+// above and finds the function as the module's `notify` export instead.
+export { notifyHandler as notify };
