@@ -33,8 +33,8 @@ export interface VisionScene {
 export interface VisionRequest {
   headers: IncomingMessage['headers'];
   features: { type: string; maxResults?: number }[];
-  /** The decoded inline image. */
-  image?: { format: string; width: number; height: number; bytes: number };
+  /** The decoded inline image (`data`: the bytes sent, for pixel checks). */
+  image?: { format: string; width: number; height: number; bytes: number; data: Buffer };
 }
 
 export type VisionFault =
@@ -117,7 +117,7 @@ export class VisionFake {
     let height: number;
     try {
       const meta = await sharp(bytes).metadata();
-      request.image = { format: meta.format ?? '', width: meta.width ?? 0, height: meta.height ?? 0, bytes: bytes.length };
+      request.image = { format: meta.format ?? '', width: meta.width ?? 0, height: meta.height ?? 0, bytes: bytes.length, data: bytes };
       width = meta.width ?? 0;
       height = meta.height ?? 0;
     } catch {

@@ -1,0 +1,266 @@
+/**
+ * Cloud Vision end to end inside the GCP process function as deployed: the esbuild bundle
+ * `dist/gcp/process` (build it with `npm run build`) loaded by the real functions-framework CLI in a
+ * child process (`--target=process --signature-type=cloudevent`, as the Dockerfile and Cloud Functions
+ * start it; `test/support/loopback-listen.cjs` only keeps it on 127.0.0.1), with
+ * `PIXELPIPE_ANALYZER=vision` pointed at the Vision fake through `PIXELPIPE_VISION_ENDPOINT`, credentials
+ * from Application Default Credentials on the metadata server (a local Google fake: what the function's
+ * service account uses on Cloud Functions), storage on the GCS fake, and real storage-finalized
+ * CloudEvents. It checks the manifest's analysis, the crops placed on the faces, the event attributes
+ * the notifier derives, `block`, throttling retried within the invocation, an outage with analysis
+ * optional, and what Vision was sent.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Storage } from '@google-cloud/storage';
+import sharp from 'sharp';
+import { buildCompletionEvent } from '../../shared/events';
+import { parseManifest, type Manifest } from '../../shared/manifest';
+import { startGcsFake, type GcsFake } from '../servers/gcs-fake';
+import { QUOTA_EXCEEDED, UNAVAILABLE, VisionFake } from '../servers/vision-fake';
+import {
+  expectCentreSquare,
+  expectFaceCrops,
+  expectFullWidthSquare,
+  expectSceneFaces,
+  meanRgb,
+  rotatedUpload,
+  RUNG,
+  SCENE_FACES,
+  VARIANTS,
+} from '../support/analysis-e2e';
+import { startBundleChild, type BundleChild } from '../support/bundle-child';
+import { startGoogleFake, type GoogleFake } from '../support/google-fake';
+import { sendCloudEvent } from './gcp-test-kit';
+
+jest.setTimeout(120_000);
+
+const ROOT = join(__dirname, '..', '..');
+const BUNDLE = join(ROOT, 'dist', 'gcp', 'process');
+const FRAMEWORK = join(ROOT, 'node_modules', '@google-cloud', 'functions-framework', 'build', 'src', 'main.js');
+const ORIGINALS = 'pixelpipe-originals';
+const VARIANTS_BUCKET = 'pixelpipe-variants';
+const SOURCE = `//storage.googleapis.com/projects/_/buckets/${ORIGINALS}`;
+const TOKEN = 'ya29.process-sa';
+const METADATA_TOKEN = 'GET /computeMetadata/v1/instance/service-accounts/default/token';
+
+let gcs: GcsFake;
+let vision: VisionFake;
+let visionUrl: string;
+let google: GoogleFake;
+let storage: Storage;
+let upload: Buffer;
+let home: string;
+
+beforeAll(async () => {
+  gcs = await startGcsFake({ buckets: [ORIGINALS, VARIANTS_BUCKET] });
+  vision = new VisionFake();
+  visionUrl = await vision.start();
+  google = await startGoogleFake({ [METADATA_TOKEN]: () => ({ json: { access_token: TOKEN, expires_in: 3599, token_type: 'Bearer' } }) });
+  storage = new Storage({ apiEndpoint: gcs.url, projectId: 'pixelpipe-test', retryOptions: { autoRetry: false } });
+  upload = await rotatedUpload();
+  // No gcloud ADC file may be found on this machine: the metadata server is the only credential source.
+  home = mkdtempSync(join(tmpdir(), 'pixelpipe-adc-'));
+});
+afterAll(async () => {
+  await vision?.stop();
+  await google?.close();
+  await gcs?.close();
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+beforeEach(() => vision.reset());
+
+/** The process bundle served by the functions-framework CLI, with this analysis configuration. */
+async function startProcess(analysis: Record<string, string>): Promise<{ url: string; child: BundleChild }> {
+  const env: Record<string, string> = {
+    HOME: home,
+    CLOUDSDK_CONFIG: home,
+    PORT: '0',
+    // Application Default Credentials as on Cloud Functions: no key file, the metadata server answers.
+    GCE_METADATA_HOST: google.host,
+    METADATA_SERVER_DETECTION: 'assume-present',
+    STORAGE_EMULATOR_HOST: gcs.url,
+    GOOGLE_CLOUD_PROJECT: 'pixelpipe-test',
+    PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
+    PIXELPIPE_VARIANTS_BUCKET: VARIANTS_BUCKET,
+    PIXELPIPE_TOPIC: 'pixelpipe-events',
+    PIXELPIPE_AUTH_MODE: 'anonymous',
+    PIXELPIPE_LOG_LEVEL: 'error',
+    PIXELPIPE_WEBP_EFFORT: '0',
+    PIXELPIPE_VARIANTS: VARIANTS,
+    PIXELPIPE_ANALYZER: 'vision',
+    PIXELPIPE_VISION_ENDPOINT: visionUrl,
+    ...analysis,
+  };
+  const args = ['-r', join(ROOT, 'test', 'support', 'loopback-listen.cjs'), FRAMEWORK, `--source=${BUNDLE}`, '--target=process', '--signature-type=cloudevent'];
+  const { child, match } = await startBundleChild(args, env, /LISTENING (\d+)/, { cwd: BUNDLE });
+  return { url: `http://127.0.0.1:${match[1]}`, child };
+}
+
+/** Uploads the rotated photo as `originals/alice/<id>` and delivers its finalized event; returns the HTTP status. */
+async function deliver(url: string, id: string): Promise<number> {
+  const name = `originals/alice/${id}`;
+  await storage
+    .bucket(ORIGINALS)
+    .file(name)
+    .save(upload, { resumable: false, contentType: 'image/jpeg', metadata: { contentType: 'image/jpeg' } });
+  const object = gcs.getObject(ORIGINALS, name)!.resource;
+  const res = await sendCloudEvent(
+    url,
+    { type: 'google.cloud.storage.object.v1.finalized', source: SOURCE, subject: `objects/${name}`, data: object },
+    'structured',
+  );
+  return res.status;
+}
+
+function manifest(id: string): Manifest {
+  const o = gcs.getObject(VARIANTS_BUCKET, `manifests/${id}.json`);
+  if (!o) throw new Error(`no manifest for ${id}`);
+  return parseManifest(JSON.parse(o.body.toString('utf8')));
+}
+
+const variantKeys = (id: string) =>
+  gcs
+    .listObjects(VARIANTS_BUCKET)
+    .map((o) => o.name)
+    .filter((k) => k.startsWith(`variants/${id}/`));
+
+const FLAGGED_SCENE = {
+  faces: SCENE_FACES.map((box, i) => ({ box, confidence: 0.97 - i * 0.05 })),
+  labels: [
+    { description: 'Person', score: 0.93 },
+    { description: 'Smile', score: 0.81 },
+  ],
+  safeSearch: { adult: 'UNLIKELY', violence: 'VERY_UNLIKELY', racy: 'LIKELY' },
+};
+
+describe('PIXELPIPE_MODERATION=flag, all three analyses', () => {
+  let fn: { url: string; child: BundleChild };
+  beforeAll(async () => {
+    fn = await startProcess({ PIXELPIPE_ANALYSES: 'faces,labels,moderation', PIXELPIPE_MODERATION: 'flag' });
+  });
+  afterAll(() => fn?.child.stop());
+
+  test('the manifest holds what Vision saw (boxes on the oriented original), faces crops hold the faces, attributes filter on it', async () => {
+    vision.scene = FLAGGED_SCENE;
+    const id = 'b1a2c3d4-0000-4000-8000-000000000001';
+    expect(await deliver(fn.url, id)).toBeLessThan(300);
+    const m = manifest(id);
+    expect(m.status).toBe('processed');
+    expect(m.source).toMatchObject({ width: 600, height: 800 });
+    expect(m.analysis).toMatchObject({
+      analyzer: 'google-vision',
+      labels: [
+        { name: 'Person', score: 0.93 },
+        { name: 'Smile', score: 0.81 },
+      ],
+      moderation: {
+        verdict: 'flagged',
+        categories: [
+          { name: 'adult', score: 0.25 },
+          { name: 'spoof', score: 0 },
+          { name: 'medical', score: 0 },
+          { name: 'violence', score: 0 },
+          { name: 'racy', score: 0.75 },
+        ],
+      },
+    });
+    expect(m.analysis!.error).toBeUndefined();
+    expectSceneFaces(m, expect);
+    expect(m.analysis!.faces!.map((f) => f.score)).toEqual([0.97, 0.92]);
+    expectFaceCrops(m, expect);
+    expectCentreSquare(m, 'centre', expect);
+    // What is stored is what the manifest says.
+    for (const v of m.variants) {
+      const meta = await sharp(gcs.getObject(VARIANTS_BUCKET, v.key)!.body).metadata();
+      expect([meta.width, meta.height, meta.format]).toEqual([v.width, v.height, v.format]);
+    }
+    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'processed', moderation: 'flagged', faces: '2' });
+
+    // What Vision was sent: one request, the three features, the rung inline as an upright JPEG, the metadata server's token.
+    expect(vision.requests).toHaveLength(1);
+    const [req] = vision.requests;
+    expect(req.features.map((f) => f.type)).toEqual(['FACE_DETECTION', 'LABEL_DETECTION', 'SAFE_SEARCH_DETECTION']);
+    expect(req.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(req.image).toMatchObject({ format: 'jpeg', ...RUNG });
+    // The stored top-left red block is at the top right once upright.
+    const [r, g, b] = await meanRgb(req.image!.data, { left: RUNG.width - 30, top: 5, width: 20, height: 20 });
+    expect(r).toBeGreaterThan(200);
+    expect(Math.max(g, b)).toBeLessThan(60);
+    expect((await meanRgb(req.image!.data, { left: 5, top: 5, width: 20, height: 20 }))[0]).toBeLessThan(160);
+    expect(google.requests.filter((q) => q.path.endsWith('/token')).length).toBeGreaterThanOrEqual(1);
+  });
+
+  test('RESOURCE_EXHAUSTED (429) then OK: retried within the invocation, processed with the analysis', async () => {
+    vision.scene = FLAGGED_SCENE;
+    vision.failNext(QUOTA_EXCEEDED);
+    const id = 'b1a2c3d4-0000-4000-8000-000000000002';
+    expect(await deliver(fn.url, id)).toBeLessThan(300);
+    expect(vision.requests).toHaveLength(2);
+    const m = manifest(id);
+    expect([m.status, m.attempts, m.analysis!.moderation!.verdict, m.analysis!.error]).toEqual(['processed', 1, 'flagged', undefined]);
+    expectSceneFaces(m, expect);
+    expectFaceCrops(m, expect);
+  });
+
+  // Last in this block: the outage counts towards the breaker of this cold start.
+  test('an outage with PIXELPIPE_ANALYSIS_REQUIRED=false (default): processed with analysis.error, moderation unavailable, fallback crops', async () => {
+    vision.scene = FLAGGED_SCENE;
+    vision.failNext(UNAVAILABLE, 50);
+    const id = 'b1a2c3d4-0000-4000-8000-000000000003';
+    expect(await deliver(fn.url, id)).toBeLessThan(300);
+    // The analysis stage's 3 attempts, none more.
+    expect(vision.requests).toHaveLength(3);
+    const m = manifest(id);
+    expect(m.status).toBe('processed');
+    expect(m.analysis).toMatchObject({
+      analyzer: 'google-vision',
+      error: { code: 'analyzer_unavailable' },
+      moderation: { verdict: 'unavailable', categories: [] },
+    });
+    expect(m.analysis!.faces).toBeUndefined();
+    expect(m.variants.map((v) => v.name).sort()).toEqual(['centre', 'small', 'square', 'wide']);
+    expectCentreSquare(m, 'centre', expect);
+    // Without faces the square is not placed on them: it is sharp's attention crop of the same aspect.
+    expectFullWidthSquare(m, 'square', expect);
+    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'processed', moderation: 'unavailable' });
+    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).not.toHaveProperty('faces');
+  });
+});
+
+describe('PIXELPIPE_MODERATION=block, moderation only', () => {
+  let fn: { url: string; child: BundleChild };
+  beforeAll(async () => {
+    // No variant crops on faces here, so only SafeSearch is asked for.
+    fn = await startProcess({
+      PIXELPIPE_ANALYSES: 'moderation',
+      PIXELPIPE_MODERATION: 'block',
+      PIXELPIPE_VARIANTS: JSON.stringify([{ name: 'thumb', width: 200, height: 200, fit: 'cover', formats: ['webp'] }]),
+    });
+  });
+  afterAll(() => fn?.child.stop());
+
+  test('a flagged image ends failed/content_blocked with no variant written; only SAFE_SEARCH_DETECTION was called', async () => {
+    vision.scene = FLAGGED_SCENE;
+    const id = 'b1a2c3d4-0000-4000-8000-000000000011';
+    expect(await deliver(fn.url, id)).toBeLessThan(300);
+    const m = manifest(id);
+    expect(m).toMatchObject({ status: 'failed', reason: { code: 'content_blocked' }, variants: [] });
+    expect(m.analysis!.moderation!.verdict).toBe('blocked');
+    expect(variantKeys(id)).toEqual([]);
+    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'failed', moderation: 'blocked' });
+    expect(vision.requests.map((r) => r.features)).toEqual([[{ type: 'SAFE_SEARCH_DETECTION' }]]);
+    expect(vision.requests[0].image).toMatchObject({ format: 'jpeg', ...RUNG });
+  });
+
+  test('a clean image is processed, verdict ok', async () => {
+    vision.scene = { safeSearch: { adult: 'VERY_UNLIKELY', violence: 'UNLIKELY', racy: 'POSSIBLE' } };
+    const id = 'b1a2c3d4-0000-4000-8000-000000000012';
+    expect(await deliver(fn.url, id)).toBeLessThan(300);
+    const m = manifest(id);
+    expect([m.status, m.analysis!.moderation!.verdict, m.variants.map((v) => v.name)]).toEqual(['processed', 'ok', ['thumb']]);
+    expect(m.analysis!.faces).toBeUndefined();
+    expect(variantKeys(id)).toEqual([`variants/${id}/thumb.webp`]);
+  });
+});
