@@ -44,8 +44,8 @@ export interface RekognitionRequest {
   operation: string;
   headers: IncomingMessage['headers'];
   body: Record<string, unknown>;
-  /** The decoded inline image, when it decoded. */
-  image?: { format: string; width: number; height: number; bytes: number };
+  /** The decoded inline image, when it decoded (`data`: the bytes sent, for pixel checks). */
+  image?: { format: string; width: number; height: number; bytes: number; data: Buffer };
 }
 
 /** An injected failure for the next matching request. */
@@ -146,7 +146,7 @@ export class RekognitionFake {
     try {
       const meta = await sharp(bytes).metadata();
       if (meta.format !== 'jpeg' && meta.format !== 'png') throw new Error(meta.format);
-      request.image = { format: meta.format, width: meta.width ?? 0, height: meta.height ?? 0, bytes: bytes.length };
+      request.image = { format: meta.format, width: meta.width ?? 0, height: meta.height ?? 0, bytes: bytes.length, data: bytes };
     } catch {
       return error(res, 400, 'InvalidImageFormatException', 'Request has invalid image format');
     }
