@@ -3,21 +3,22 @@
  * `dist/aws/process` (build it with `npm run build`) required in a child process and invoked like the
  * Lambda Node.js runtime does (`test/support/lambda-child.cjs`: cold start once, `handler(event,
  * context)` per invocation), with `PIXELPIPE_ANALYZER=rekognition`. The bundle's SDK clients are pointed
- * at local servers with the SDK's own service-specific endpoint variables (`AWS_ENDPOINT_URL_S3` → s3rver,
- * `AWS_ENDPOINT_URL_REKOGNITION` → the Rekognition fake), which production never sets. Events are the
- * AWS sample S3 `ObjectCreated:Put` notification (`fixtures/s3-put-originals.json`) pointed at the object.
- * It checks the manifest's analysis, the crops placed on the faces, the event attributes the notifier
- * derives, `block`, throttling retried within the invocation, an outage with analysis optional, and
- * what Rekognition was sent.
+ * at local servers with the SDK's own service-specific endpoint variables, which production never sets:
+ * `AWS_ENDPOINT_URL_S3` → s3rver, `AWS_ENDPOINT_URL_REKOGNITION` → the Rekognition fake,
+ * `AWS_ENDPOINT_URL_SNS` → the local SNS. Events are the AWS sample S3 `ObjectCreated:Put` notifications
+ * (`fixtures/s3-put-originals.json`, `s3-put-manifest.json`) pointed at the objects. It checks the
+ * manifest's analysis, the crops placed on the faces, the SNS attributes the notify bundle
+ * (`dist/aws/notify`, same harness) publishes for the manifest, `block`, throttling retried within the
+ * invocation, an outage with analysis optional, and what Rekognition was sent.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
-import { buildCompletionEvent } from '../../shared/events';
 import { parseManifest, type Manifest } from '../../shared/manifest';
 import { PROVISIONED_THROUGHPUT, RekognitionFake, THROTTLING, INTERNAL_SERVER_ERROR } from '../servers/rekognition-fake';
 import { S3RVER_CREDENTIALS, startLocalS3, type LocalS3 } from '../servers/s3';
+import { startLocalSns, type LocalSns } from '../servers/sns';
 import {
   expectCentreSquare,
   expectFaceCrops,
@@ -35,25 +36,37 @@ jest.setTimeout(120_000);
 
 const ROOT = join(__dirname, '..', '..');
 const BUNDLE = join(ROOT, 'dist', 'aws', 'process', 'index.js');
+const NOTIFY_BUNDLE = join(ROOT, 'dist', 'aws', 'notify', 'index.js');
 const ORIGINALS = 'e2e-rek-originals';
 const VARIANTS_BUCKET = 'e2e-rek-variants';
-const SAMPLE_EVENT = JSON.parse(readFileSync(join(__dirname, 'fixtures', 's3-put-originals.json'), 'utf8')) as {
+type S3Notification = {
   Records: Array<{ eventTime: string; s3: { bucket: { name: string; arn: string }; object: { key: string; size: number; eTag: string } } }>;
 };
+const fixture = (name: string) => JSON.parse(readFileSync(join(__dirname, 'fixtures', name), 'utf8')) as S3Notification;
+const SAMPLE_EVENT = fixture('s3-put-originals.json');
+const SAMPLE_MANIFEST_EVENT = fixture('s3-put-manifest.json');
 
 let s3: LocalS3;
 let rekognition: RekognitionFake;
 let rekognitionUrl: string;
 let upload: Buffer;
+let sns: LocalSns;
+let topicArn: string;
+let notifyFn: Lambda;
 
 beforeAll(async () => {
   s3 = await startLocalS3([ORIGINALS, VARIANTS_BUCKET]);
+  sns = await startLocalSns();
+  topicArn = sns.createTopic('pixelpipe-rek-events');
   rekognition = new RekognitionFake();
   rekognitionUrl = await rekognition.start();
   upload = await rotatedUpload();
+  notifyFn = await startLambda(NOTIFY_BUNDLE, {});
 });
 afterAll(async () => {
+  await notifyFn?.child.stop();
   await rekognition?.stop();
+  await sns?.close();
   await s3?.close();
 });
 beforeEach(() => rekognition.reset());
@@ -67,24 +80,28 @@ interface Lambda {
 }
 
 /** The process bundle in a Lambda-like child with this analysis configuration. */
-async function startProcess(analysis: Record<string, string>): Promise<Lambda> {
+function startProcess(analysis: Record<string, string>): Promise<Lambda> {
+  return startLambda(BUNDLE, { PIXELPIPE_VARIANTS: VARIANTS, PIXELPIPE_ANALYZER: 'rekognition', ...analysis });
+}
+
+/** A bundle in a Lambda-like child, its SDK clients on the local servers. */
+async function startLambda(bundle: string, extra: Record<string, string>): Promise<Lambda> {
   const env: Record<string, string> = {
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
     AWS_ENDPOINT_URL_S3: s3.endpoint,
     AWS_ENDPOINT_URL_REKOGNITION: rekognitionUrl,
+    AWS_ENDPOINT_URL_SNS: sns.endpoint,
     PIXELPIPE_ORIGINALS_BUCKET: ORIGINALS,
     PIXELPIPE_VARIANTS_BUCKET: VARIANTS_BUCKET,
-    PIXELPIPE_TOPIC: 'arn:aws:sns:us-east-1:123456789012:pixelpipe-events',
+    PIXELPIPE_TOPIC: topicArn,
     PIXELPIPE_AUTH_MODE: 'anonymous',
     PIXELPIPE_LOG_LEVEL: 'error',
     PIXELPIPE_WEBP_EFFORT: '0',
-    PIXELPIPE_VARIANTS: VARIANTS,
-    PIXELPIPE_ANALYZER: 'rekognition',
-    ...analysis,
+    ...extra,
   };
-  const { child } = await startBundleChild([join(ROOT, 'test', 'support', 'lambda-child.cjs'), BUNDLE], env, /READY function/, { cwd: ROOT, ipc: true });
+  const { child } = await startBundleChild([join(ROOT, 'test', 'support', 'lambda-child.cjs'), bundle], env, /READY function/, { cwd: ROOT, ipc: true });
   let n = 0;
   return {
     child,
@@ -114,6 +131,19 @@ async function put(id: string): Promise<unknown> {
   record.s3.bucket = { ...record.s3.bucket, name: ORIGINALS, arn: `arn:aws:s3:::${ORIGINALS}` };
   record.s3.object = { ...record.s3.object, key, size: upload.length, eTag: (put.ETag ?? '').replace(/"/g, '') };
   return { Records: [record] };
+}
+
+/** Runs the notify bundle on the manifest's S3 notification; returns the SNS message attributes it published. */
+async function notified(id: string): Promise<Record<string, string>> {
+  const [record] = structuredClone(SAMPLE_MANIFEST_EVENT.Records);
+  record.eventTime = new Date().toISOString();
+  record.s3.bucket = { ...record.s3.bucket, name: VARIANTS_BUCKET, arn: `arn:aws:s3:::${VARIANTS_BUCKET}` };
+  record.s3.object = { ...record.s3.object, key: `manifests/${id}.json` };
+  const answer = await notifyFn.invoke({ Records: [record] });
+  expect(answer.error).toBeUndefined();
+  const message = sns.published.find((p) => p.attributes.imageId?.StringValue === id);
+  if (!message) throw new Error(`nothing published for ${id}: ${JSON.stringify(answer.result)}\n${notifyFn.child.output()}`);
+  return Object.fromEntries(Object.entries(message.attributes).map(([k, v]) => [k, v.StringValue ?? '']));
 }
 
 async function getBody(key: string): Promise<Buffer | undefined> {
@@ -182,7 +212,8 @@ describe('PIXELPIPE_MODERATION=flag, all three analyses', () => {
       const meta = await sharp(await getBody(v.key)).metadata();
       expect([meta.width, meta.height, meta.format]).toEqual([v.width, v.height, v.format]);
     }
-    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'processed', moderation: 'flagged', faces: '2' });
+    // The notify function publishes the manifest with the attributes subscribers filter on.
+    expect(await notified(id)).toMatchObject({ status: 'processed', moderation: 'flagged', faces: '2' });
 
     // What Rekognition was sent: each of the three operations once, the same upright rung inline, signed for us-east-1.
     expect(operations()).toEqual(['DetectFaces', 'DetectLabels', 'DetectModerationLabels']);
@@ -242,7 +273,7 @@ describe('PIXELPIPE_MODERATION=flag, all three analyses', () => {
     expectCentreSquare(m, 'centre', expect);
     // Without faces the square is not placed on them: it is sharp's attention crop of the same aspect.
     expectFullWidthSquare(m, 'square', expect);
-    const { attributes } = buildCompletionEvent(m, '//pixelpipe', new Date());
+    const attributes = await notified(id);
     expect(attributes).toMatchObject({ status: 'processed', moderation: 'unavailable' });
     expect(attributes).not.toHaveProperty('faces');
   });
@@ -268,7 +299,7 @@ describe('PIXELPIPE_MODERATION=block, moderation only', () => {
     expect(m).toMatchObject({ status: 'failed', reason: { code: 'content_blocked' }, variants: [] });
     expect(m.analysis!.moderation!.verdict).toBe('blocked');
     expect(await variantKeys(id)).toEqual([]);
-    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'failed', moderation: 'blocked' });
+    expect(await notified(id)).toMatchObject({ status: 'failed', moderation: 'blocked' });
     expect(operations()).toEqual(['DetectModerationLabels']);
     expect(rekognition.requests[0].image).toMatchObject({ format: 'jpeg', ...RUNG });
   });

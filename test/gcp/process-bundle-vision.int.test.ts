@@ -6,18 +6,20 @@
  * `PIXELPIPE_ANALYZER=vision` pointed at the Vision fake through `PIXELPIPE_VISION_ENDPOINT`, credentials
  * from Application Default Credentials on the metadata server (a local Google fake: what the function's
  * service account uses on Cloud Functions), storage on the GCS fake, and real storage-finalized
- * CloudEvents. It checks the manifest's analysis, the crops placed on the faces, the event attributes
- * the notifier derives, `block`, throttling retried within the invocation, an outage with analysis
+ * CloudEvents. It checks the manifest's analysis, the crops placed on the faces, the attributes of the
+ * completion event the notify bundle (`dist/gcp/notify`, same CLI) publishes for that manifest to the
+ * Pub/Sub emulator (skipped loudly where the emulator cannot run, required under CI), `block`, throttling retried within the invocation, an outage with analysis
  * optional, and what Vision was sent.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { Storage } from '@google-cloud/storage';
 import sharp from 'sharp';
-import { buildCompletionEvent } from '../../shared/events';
 import { parseManifest, type Manifest } from '../../shared/manifest';
 import { startGcsFake, type GcsFake } from '../servers/gcs-fake';
+import { startPubsubEmulator, type PubsubEmulator } from '../servers/pubsub-emulator';
 import { QUOTA_EXCEEDED, UNAVAILABLE, VisionFake } from '../servers/vision-fake';
 import {
   expectCentreSquare,
@@ -32,12 +34,13 @@ import {
 } from '../support/analysis-e2e';
 import { startBundleChild, type BundleChild } from '../support/bundle-child';
 import { startGoogleFake, type GoogleFake } from '../support/google-fake';
-import { sendCloudEvent } from './gcp-test-kit';
+import { applyEnv, gcsNotificationData, sendCloudEvent, waitFor } from './gcp-test-kit';
 
 jest.setTimeout(120_000);
 
 const ROOT = join(__dirname, '..', '..');
 const BUNDLE = join(ROOT, 'dist', 'gcp', 'process');
+const NOTIFY_BUNDLE = join(ROOT, 'dist', 'gcp', 'notify');
 const FRAMEWORK = join(ROOT, 'node_modules', '@google-cloud', 'functions-framework', 'build', 'src', 'main.js');
 const ORIGINALS = 'pixelpipe-originals';
 const VARIANTS_BUCKET = 'pixelpipe-variants';
@@ -52,6 +55,12 @@ let google: GoogleFake;
 let storage: Storage;
 let upload: Buffer;
 let home: string;
+let emulator: PubsubEmulator | null = null;
+let pubsub: PubSub | undefined;
+let subscription: Subscription | undefined;
+let notifyFn: { url: string; child: BundleChild } | undefined;
+let restoreEnv: () => void = () => undefined;
+const published: Message[] = [];
 
 beforeAll(async () => {
   gcs = await startGcsFake({ buckets: [ORIGINALS, VARIANTS_BUCKET] });
@@ -62,8 +71,26 @@ beforeAll(async () => {
   upload = await rotatedUpload();
   // No gcloud ADC file may be found on this machine: the metadata server is the only credential source.
   home = mkdtempSync(join(tmpdir(), 'pixelpipe-adc-'));
+  // The notify bundle publishes the completion event with its attributes; null (warned) without the emulator, off CI.
+  emulator = await startPubsubEmulator();
+  if (emulator) {
+    restoreEnv = applyEnv({ PUBSUB_EMULATOR_HOST: emulator.host, METADATA_SERVER_DETECTION: 'none', GCE_METADATA_HOST: '127.0.0.1:9' });
+    pubsub = new PubSub({ projectId: 'pixelpipe-test' });
+    const [topic] = await pubsub.createTopic('pixelpipe-events');
+    [subscription] = await topic.createSubscription('vision-e2e');
+    subscription.on('message', (msg: Message) => {
+      published.push(msg);
+      msg.ack();
+    });
+    notifyFn = await startFunction(NOTIFY_BUNDLE, 'notify', { PUBSUB_EMULATOR_HOST: emulator.host });
+  }
 });
 afterAll(async () => {
+  await notifyFn?.child.stop();
+  await subscription?.close();
+  await pubsub?.close();
+  await emulator?.stop();
+  restoreEnv();
   await vision?.stop();
   await google?.close();
   await gcs?.close();
@@ -72,7 +99,17 @@ afterAll(async () => {
 beforeEach(() => vision.reset());
 
 /** The process bundle served by the functions-framework CLI, with this analysis configuration. */
-async function startProcess(analysis: Record<string, string>): Promise<{ url: string; child: BundleChild }> {
+function startProcess(analysis: Record<string, string>): Promise<{ url: string; child: BundleChild }> {
+  return startFunction(BUNDLE, 'process', {
+    PIXELPIPE_VARIANTS: VARIANTS,
+    PIXELPIPE_ANALYZER: 'vision',
+    PIXELPIPE_VISION_ENDPOINT: visionUrl,
+    ...analysis,
+  });
+}
+
+/** `--source=<bundle> --target=<target>` under the functions-framework CLI, on loopback. */
+async function startFunction(bundle: string, target: string, extra: Record<string, string>): Promise<{ url: string; child: BundleChild }> {
   const env: Record<string, string> = {
     HOME: home,
     CLOUDSDK_CONFIG: home,
@@ -88,13 +125,17 @@ async function startProcess(analysis: Record<string, string>): Promise<{ url: st
     PIXELPIPE_AUTH_MODE: 'anonymous',
     PIXELPIPE_LOG_LEVEL: 'error',
     PIXELPIPE_WEBP_EFFORT: '0',
-    PIXELPIPE_VARIANTS: VARIANTS,
-    PIXELPIPE_ANALYZER: 'vision',
-    PIXELPIPE_VISION_ENDPOINT: visionUrl,
-    ...analysis,
+    ...extra,
   };
-  const args = ['-r', join(ROOT, 'test', 'support', 'loopback-listen.cjs'), FRAMEWORK, `--source=${BUNDLE}`, '--target=process', '--signature-type=cloudevent'];
-  const { child, match } = await startBundleChild(args, env, /LISTENING (\d+)/, { cwd: BUNDLE });
+  const args = [
+    '-r',
+    join(ROOT, 'test', 'support', 'loopback-listen.cjs'),
+    FRAMEWORK,
+    `--source=${bundle}`,
+    `--target=${target}`,
+    '--signature-type=cloudevent',
+  ];
+  const { child, match } = await startBundleChild(args, env, /LISTENING (\d+)/, { cwd: bundle });
   return { url: `http://127.0.0.1:${match[1]}`, child };
 }
 
@@ -118,6 +159,27 @@ function manifest(id: string): Manifest {
   const o = gcs.getObject(VARIANTS_BUCKET, `manifests/${id}.json`);
   if (!o) throw new Error(`no manifest for ${id}`);
   return parseManifest(JSON.parse(o.body.toString('utf8')));
+}
+
+/**
+ * Delivers the manifest's GCS notification to the notify bundle and returns the attributes of the
+ * completion event it published; undefined (the check skipped, warned at start) without the emulator.
+ */
+async function notified(id: string): Promise<Record<string, string> | undefined> {
+  if (!notifyFn) return undefined;
+  const object = gcs.getObject(VARIANTS_BUCKET, `manifests/${id}.json`)!.resource;
+  const res = await sendCloudEvent(
+    notifyFn.url,
+    {
+      type: 'google.cloud.pubsub.topic.v1.messagePublished',
+      source: '//pubsub.googleapis.com/projects/pixelpipe-test/topics/manifests',
+      data: gcsNotificationData(object),
+    },
+    'structured',
+  );
+  expect(res.status).toBeLessThan(300);
+  const msg = await waitFor(() => published.find((m) => m.attributes.imageId === id), 15_000, `the completion event of ${id}`);
+  return msg.attributes;
 }
 
 const variantKeys = (id: string) =>
@@ -176,7 +238,9 @@ describe('PIXELPIPE_MODERATION=flag, all three analyses', () => {
       const meta = await sharp(gcs.getObject(VARIANTS_BUCKET, v.key)!.body).metadata();
       expect([meta.width, meta.height, meta.format]).toEqual([v.width, v.height, v.format]);
     }
-    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'processed', moderation: 'flagged', faces: '2' });
+    // The notify function publishes the manifest with the attributes subscribers filter on.
+    const attributes = await notified(id);
+    if (attributes) expect(attributes).toMatchObject({ status: 'processed', moderation: 'flagged', faces: '2' });
 
     // What Vision was sent: one request, the three features, the rung inline as an upright JPEG, the metadata server's token.
     expect(vision.requests).toHaveLength(1);
@@ -224,8 +288,11 @@ describe('PIXELPIPE_MODERATION=flag, all three analyses', () => {
     expectCentreSquare(m, 'centre', expect);
     // Without faces the square is not placed on them: it is sharp's attention crop of the same aspect.
     expectFullWidthSquare(m, 'square', expect);
-    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'processed', moderation: 'unavailable' });
-    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).not.toHaveProperty('faces');
+    const attributes = await notified(id);
+    if (attributes) {
+      expect(attributes).toMatchObject({ status: 'processed', moderation: 'unavailable' });
+      expect(attributes).not.toHaveProperty('faces');
+    }
   });
 });
 
@@ -249,7 +316,8 @@ describe('PIXELPIPE_MODERATION=block, moderation only', () => {
     expect(m).toMatchObject({ status: 'failed', reason: { code: 'content_blocked' }, variants: [] });
     expect(m.analysis!.moderation!.verdict).toBe('blocked');
     expect(variantKeys(id)).toEqual([]);
-    expect(buildCompletionEvent(m, '//pixelpipe', new Date()).attributes).toMatchObject({ status: 'failed', moderation: 'blocked' });
+    const attributes = await notified(id);
+    if (attributes) expect(attributes).toMatchObject({ status: 'failed', moderation: 'blocked' });
     expect(vision.requests.map((r) => r.features)).toEqual([[{ type: 'SAFE_SEARCH_DETECTION' }]]);
     expect(vision.requests[0].image).toMatchObject({ format: 'jpeg', ...RUNG });
   });
