@@ -13,9 +13,8 @@
  * Binds 127.0.0.1 on a random port. SigV4 is checked for presence and shape, not recomputed (the SDK's
  * signer is the well-tested part; what the test must prove is that the adapter's requests are signed).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import sharp from 'sharp';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decodeImage, ScriptedFake, type DecodedImage } from './scripted-fake';
 
 /** One thing in the picture, in the units Rekognition reports (box fractions, confidence in percent). */
 export interface FakeFace {
@@ -44,8 +43,8 @@ export interface RekognitionRequest {
   operation: string;
   headers: IncomingMessage['headers'];
   body: Record<string, unknown>;
-  /** The decoded inline image, when it decoded (`data`: the bytes sent, for pixel checks). */
-  image?: { format: string; width: number; height: number; bytes: number; data: Buffer };
+  /** The decoded inline image, when it decoded. */
+  image?: DecodedImage;
 }
 
 /** An injected failure for the next matching request. */
@@ -68,41 +67,12 @@ export const INTERNAL_SERVER_ERROR: RekognitionFault = { kind: 'error', type: 'I
 const OPERATIONS = new Set(['DetectFaces', 'DetectLabels', 'DetectModerationLabels']);
 const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
 
-export class RekognitionFake {
-  scene: RekognitionScene = {};
-  readonly requests: RekognitionRequest[] = [];
-  /** Requests whose client went away before an answer (aborted). */
-  aborted = 0;
-  private readonly faults: Array<{ fault: RekognitionFault; operation?: string }> = [];
-  private server?: Server;
-
-  /** Forgets the scene, the recorded requests and any queued fault (between tests). */
-  reset(): void {
-    this.scene = {};
-    this.requests.length = 0;
-    this.faults.length = 0;
-    this.aborted = 0;
+export class RekognitionFake extends ScriptedFake<RekognitionScene, RekognitionRequest, RekognitionFault> {
+  constructor() {
+    super(() => ({}));
   }
 
-  /** Queues `fault` for the next `times` requests (of `operation`, or any). */
-  failNext(fault: RekognitionFault, times = 1, operation?: string): void {
-    for (let i = 0; i < times; i++) this.faults.push({ fault, operation });
-  }
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+  protected async handle(req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
     const target = String(req.headers['x-amz-target'] ?? '');
     const operation = target.startsWith('RekognitionService.') ? target.slice('RekognitionService.'.length) : '';
     if (req.method !== 'POST' || req.url !== '/' || !OPERATIONS.has(operation)) {
@@ -118,20 +88,16 @@ export class RekognitionFake {
     }
     let body: Record<string, unknown>;
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+      body = JSON.parse(raw.toString('utf8')) as Record<string, unknown>;
     } catch {
       return error(res, 400, 'SerializationException', 'body is not JSON');
     }
     const request: RekognitionRequest = { operation, headers: req.headers, body };
     this.requests.push(request);
 
-    const i = this.faults.findIndex((f) => !f.operation || f.operation === operation);
-    if (i >= 0) {
-      const [{ fault }] = this.faults.splice(i, 1);
-      if (fault.kind === 'hang') {
-        res.on('close', () => this.aborted++);
-        return;
-      }
+    const fault = this.takeFault(operation);
+    if (fault) {
+      if (fault.kind === 'hang') return this.hold(res);
       if (fault.kind === 'malformed') {
         res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' }).end('{"FaceDetails": [');
         return;
@@ -143,13 +109,9 @@ export class RekognitionFake {
     if (typeof b64 !== 'string' || b64 === '') return error(res, 400, 'InvalidParameterException', 'Image.Bytes is required (this fake reads no S3Object)');
     const bytes = Buffer.from(b64, 'base64');
     if (bytes.length > MAX_IMAGE_BYTES) return error(res, 400, 'ImageTooLargeException', 'Image size is too large.');
-    try {
-      const meta = await sharp(bytes).metadata();
-      if (meta.format !== 'jpeg' && meta.format !== 'png') throw new Error(meta.format);
-      request.image = { format: meta.format, width: meta.width ?? 0, height: meta.height ?? 0, bytes: bytes.length, data: bytes };
-    } catch {
-      return error(res, 400, 'InvalidImageFormatException', 'Request has invalid image format');
-    }
+    const image = await decodeImage(bytes);
+    if (image?.format !== 'jpeg' && image?.format !== 'png') return error(res, 400, 'InvalidImageFormatException', 'Request has invalid image format');
+    request.image = image;
     ok(res, this.answer(operation, body));
   }
 

@@ -10,9 +10,8 @@
  * image), so answers are deterministic and only the requested features are answered. It requires a
  * bearer token and records the quota-project header. Binds 127.0.0.1 on a random port.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import sharp from 'sharp';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decodeImage, ScriptedFake, type DecodedImage } from './scripted-fake';
 
 export interface VisionFakeFace {
   /** The tight face box (fdBoundingPoly) as fractions; boundingPoly is answered 20 % larger, as Vision's is. */
@@ -33,8 +32,8 @@ export interface VisionScene {
 export interface VisionRequest {
   headers: IncomingMessage['headers'];
   features: { type: string; maxResults?: number }[];
-  /** The decoded inline image (`data`: the bytes sent, for pixel checks). */
-  image?: { format: string; width: number; height: number; bytes: number; data: Buffer };
+  /** The decoded inline image. */
+  image?: DecodedImage;
 }
 
 export type VisionFault =
@@ -48,45 +47,19 @@ export const UNAVAILABLE: VisionFault = { kind: 'http', status: 503, rpcStatus: 
 
 const FEATURES = new Set(['FACE_DETECTION', 'LABEL_DETECTION', 'SAFE_SEARCH_DETECTION']);
 
-export class VisionFake {
-  scene: VisionScene = {};
-  readonly requests: VisionRequest[] = [];
-  aborted = 0;
-  private readonly faults: VisionFault[] = [];
-  private server?: Server;
-
-  reset(): void {
-    this.scene = {};
-    this.requests.length = 0;
-    this.faults.length = 0;
-    this.aborted = 0;
+export class VisionFake extends ScriptedFake<VisionScene, VisionRequest, VisionFault> {
+  constructor() {
+    super(() => ({}));
   }
 
-  failNext(fault: VisionFault, times = 1): void {
-    for (let i = 0; i < times; i++) this.faults.push(fault);
-  }
-
-  async start(): Promise<string> {
-    this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+  protected async handle(req: IncomingMessage, raw: Buffer, res: ServerResponse): Promise<void> {
     if (req.method !== 'POST' || req.url !== '/v1/images:annotate') return googleError(res, 404, 'NOT_FOUND', `no route ${req.method} ${req.url}`);
     if (!/^Bearer \S+$/.test(String(req.headers.authorization))) {
       return googleError(res, 401, 'UNAUTHENTICATED', 'Request is missing required authentication credential.');
     }
     let body: { requests?: { image?: { content?: unknown }; features?: { type: string; maxResults?: number }[] }[] };
     try {
-      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+      body = JSON.parse(raw.toString('utf8')) as typeof body;
     } catch {
       return googleError(res, 400, 'INVALID_ARGUMENT', 'Invalid JSON payload received.');
     }
@@ -98,11 +71,8 @@ export class VisionFake {
     if (features.length === 0 || features.some((f) => !FEATURES.has(f.type)))
       return googleError(res, 400, 'INVALID_ARGUMENT', 'No feature specified or unknown feature.');
 
-    const fault = this.faults.shift();
-    if (fault?.kind === 'hang') {
-      res.on('close', () => this.aborted++);
-      return;
-    }
+    const fault = this.takeFault();
+    if (fault?.kind === 'hang') return this.hold(res);
     if (fault?.kind === 'malformed') {
       res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8' }).end('{"responses": [{"faceAnnot');
       return;
@@ -112,17 +82,9 @@ export class VisionFake {
     // Bad image data is a per-image error inside a 200, as Vision answers it.
     const content = one?.image?.content;
     if (typeof content !== 'string' || content === '') return answer(res, { error: { code: 3, message: 'Bad image data.' } });
-    const bytes = Buffer.from(content, 'base64');
-    let width: number;
-    let height: number;
-    try {
-      const meta = await sharp(bytes).metadata();
-      request.image = { format: meta.format ?? '', width: meta.width ?? 0, height: meta.height ?? 0, bytes: bytes.length, data: bytes };
-      width = meta.width ?? 0;
-      height = meta.height ?? 0;
-    } catch {
-      return answer(res, { error: { code: 3, message: 'Bad image data.' } });
-    }
+    request.image = await decodeImage(Buffer.from(content, 'base64'));
+    if (!request.image) return answer(res, { error: { code: 3, message: 'Bad image data.' } });
+    const { width, height } = request.image;
     if (this.scene.imageError) return answer(res, { error: this.scene.imageError });
 
     const out: Record<string, unknown> = {};
