@@ -35,6 +35,14 @@ export async function meanRgb(image: Buffer, region: { left: number; top: number
   return sum.map((v) => Math.round(v / (info.width * info.height)));
 }
 
+/** The rung was sent upright: the stored top-left red block is at its top right, not its top left. */
+export async function expectUprightRung(rung: Buffer, expect: jest.Expect): Promise<void> {
+  const [r, g, b] = await meanRgb(rung, { left: RUNG.width - 30, top: 5, width: 20, height: 20 });
+  expect(r).toBeGreaterThan(200);
+  expect(Math.max(g, b)).toBeLessThan(60);
+  expect((await meanRgb(rung, { left: 5, top: 5, width: 20, height: 20 }))[0]).toBeLessThan(160);
+}
+
 /**
  * Two faces low in the upright frame, as fractions of the oriented image. A centred square crop of the
  * 600×800 original (rows 100–700) misses both; a `faces` crop must move down to hold them.
@@ -101,4 +109,18 @@ export function expectFullWidthSquare(m: Manifest, name: string, expect: jest.Ex
 export function expectCentreSquare(m: Manifest, name: string, expect: jest.Expect): void {
   const { top } = expectFullWidthSquare(m, name, expect);
   expect(Math.abs(top - (ORIENTED.height - ORIENTED.width) / 2)).toBeLessThanOrEqual(1);
+}
+
+/**
+ * An optional analysis that failed: processed, `analysis.error`, moderation `unavailable` (never `ok`),
+ * no faces, every variant written; the centre crop centred and the `faces` square not placed on any face
+ * (it falls back to sharp's attention crop of the same aspect).
+ */
+export function expectProcessedWithoutAnalysis(m: Manifest, analyzer: string, expect: jest.Expect): void {
+  expect(m.status).toBe('processed');
+  expect(m.analysis).toMatchObject({ analyzer, error: { code: 'analyzer_unavailable' }, moderation: { verdict: 'unavailable', categories: [] } });
+  expect(m.analysis!.faces).toBeUndefined();
+  expect(m.variants.map((v) => v.name).sort()).toEqual(['centre', 'small', 'square', 'wide']);
+  expectCentreSquare(m, 'centre', expect);
+  expectFullWidthSquare(m, 'square', expect);
 }
