@@ -30,7 +30,7 @@ import {
   SCENE_FACES,
   VARIANTS,
 } from '../support/analysis-e2e';
-import { startBundleChild, type BundleChild } from '../support/bundle-child';
+import { assertBuilt, startBundleChild, type BundleChild } from '../support/bundle-child';
 
 jest.setTimeout(120_000);
 
@@ -55,6 +55,7 @@ let topicArn: string;
 let notifyFn: Lambda;
 
 beforeAll(async () => {
+  assertBuilt(BUNDLE, NOTIFY_BUNDLE);
   s3 = await startLocalS3([ORIGINALS, VARIANTS_BUCKET]);
   sns = await startLocalSns();
   topicArn = sns.createTopic('pixelpipe-rek-events');

@@ -7,6 +7,7 @@
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { assertBuilt } from '../support/bundle-child';
 import { functionEnv, makeServiceAccount } from './gcp-test-kit';
 
 const ROOT = join(__dirname, '..', '..');
@@ -15,6 +16,7 @@ const sa = makeServiceAccount();
 
 /** Loads `dist/gcp/<fn>` in a fresh Node with the framework's own loader; prints what it found. */
 function load(fn: string, signature: string): Promise<string> {
+  assertBuilt(join(ROOT, 'dist', 'gcp', fn, 'index.js'));
   const script = `require(${JSON.stringify(LOADER)}).getUserFunction(process.argv[1], process.argv[2], process.argv[3]).then(
     (f) => { console.log(f ? 'FOUND ' + typeof f.userFunction + ' ' + f.signatureType : 'NOT FOUND'); },
     (e) => { console.log('ERROR ' + e.message); })`;

@@ -32,7 +32,7 @@ import {
   SCENE_FACES,
   VARIANTS,
 } from '../support/analysis-e2e';
-import { startBundleChild, type BundleChild } from '../support/bundle-child';
+import { assertBuilt, startBundleChild, type BundleChild } from '../support/bundle-child';
 import { startGoogleFake, type GoogleFake } from '../support/google-fake';
 import { applyEnv, gcsNotificationData, sendCloudEvent, waitFor } from './gcp-test-kit';
 
@@ -63,6 +63,7 @@ let restoreEnv: () => void = () => undefined;
 const published: Message[] = [];
 
 beforeAll(async () => {
+  assertBuilt(join(BUNDLE, 'index.js'), join(NOTIFY_BUNDLE, 'index.js'));
   gcs = await startGcsFake({ buckets: [ORIGINALS, VARIANTS_BUCKET] });
   vision = new VisionFake();
   visionUrl = await vision.start();

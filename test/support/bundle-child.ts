@@ -5,6 +5,13 @@
  * process, so the child reaches them over loopback exactly as the function would reach the real services.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+/** Fails with what to do when a bundle has not been built (`dist/` is not checked in). */
+export function assertBuilt(...files: string[]): void {
+  const missing = files.filter((f) => !existsSync(f));
+  if (missing.length) throw new Error(`not built: ${missing.join(', ')} — run \`npm run build\` first`);
+}
 
 export interface BundleChild {
   proc: ChildProcess;
