@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import sharp from 'sharp';
 import { parseManifest, type Manifest } from '../../shared/manifest';
 import { PROVISIONED_THROUGHPUT, RekognitionFake, THROTTLING, INTERNAL_SERVER_ERROR } from '../servers/rekognition-fake';
@@ -286,6 +286,8 @@ describe('PIXELPIPE_MODERATION=block, moderation only', () => {
     expect(m).toMatchObject({ status: 'failed', reason: { code: 'content_blocked' }, variants: [] });
     expect(m.analysis!.moderation!.verdict).toBe('blocked');
     expect(await variantKeys(id)).toEqual([]);
+    // The original stays, private, for review.
+    expect((await s3.client().send(new HeadObjectCommand({ Bucket: ORIGINALS, Key: `originals/alice/${id}` }))).ContentLength).toBe(upload.length);
     expect(await notified(id)).toMatchObject({ status: 'failed', moderation: 'blocked' });
     expect(operations()).toEqual(['DetectModerationLabels']);
     expect(rekognition.requests[0].image).toMatchObject({ format: 'jpeg', ...RUNG });

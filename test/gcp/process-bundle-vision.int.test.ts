@@ -2,15 +2,18 @@
  * Cloud Vision end to end inside the GCP process function as deployed: the esbuild bundle
  * `dist/gcp/process` (build it with `npm run build`) loaded by the real functions-framework CLI in a
  * child process (`--target=process --signature-type=cloudevent`, as the Dockerfile and Cloud Functions
- * start it; `test/support/loopback-listen.cjs` only keeps it on 127.0.0.1), with
- * `PIXELPIPE_ANALYZER=vision` pointed at the Vision fake through `PIXELPIPE_VISION_ENDPOINT`, credentials
- * from Application Default Credentials on the metadata server (a local Google fake: what the function's
- * service account uses on Cloud Functions), storage on the GCS fake, and real storage-finalized
- * CloudEvents. It checks the manifest's analysis, the crops placed on the faces, the attributes of the
- * completion event the notify bundle (`dist/gcp/notify`, same CLI) publishes for that manifest to the
- * Pub/Sub emulator (skipped loudly where the emulator cannot run, required under CI), `block`, throttling retried within the invocation, an outage with analysis
- * optional, and what Vision was sent.
+ * start it; `test/support/loopback-listen.cjs` only keeps it on 127.0.0.1). `PIXELPIPE_ANALYZER=vision`
+ * is pointed at the Vision fake through `PIXELPIPE_VISION_ENDPOINT`; storage is the GCS fake; the
+ * events are real storage-finalized CloudEvents. Credentials come from Application Default Credentials:
+ * the metadata server (a local Google fake: what the function's service account uses on Cloud
+ * Functions), and in the last block a service-account key file whose token grant goes to the same fake.
+ *
+ * It checks the manifest's analysis, the crops placed on the faces, the attributes of the completion
+ * event that the notify bundle (`dist/gcp/notify`, same CLI) publishes for that manifest to the Pub/Sub
+ * emulator (skipped loudly where the emulator cannot run, required under CI), `block`, throttling
+ * retried within the invocation, an outage with analysis optional, and what Vision was sent.
  */
+import { createVerify } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +37,7 @@ import {
 } from '../support/analysis-e2e';
 import { assertBuilt, startBundleChild, type BundleChild } from '../support/bundle-child';
 import { startGoogleFake, type GoogleFake } from '../support/google-fake';
-import { applyEnv, gcsNotificationData, sendCloudEvent, waitFor } from './gcp-test-kit';
+import { applyEnv, gcsNotificationData, makeServiceAccount, sendCloudEvent, waitFor } from './gcp-test-kit';
 
 jest.setTimeout(120_000);
 
@@ -100,17 +103,27 @@ afterAll(async () => {
 beforeEach(() => vision.reset());
 
 /** The process bundle served by the functions-framework CLI, with this analysis configuration. */
-function startProcess(analysis: Record<string, string>): Promise<{ url: string; child: BundleChild }> {
-  return startFunction(BUNDLE, 'process', {
-    PIXELPIPE_VARIANTS: VARIANTS,
-    PIXELPIPE_ANALYZER: 'vision',
-    PIXELPIPE_VISION_ENDPOINT: visionUrl,
-    ...analysis,
-  });
+function startProcess(analysis: Record<string, string>, preload: string[] = []): Promise<{ url: string; child: BundleChild }> {
+  return startFunction(
+    BUNDLE,
+    'process',
+    {
+      PIXELPIPE_VARIANTS: VARIANTS,
+      PIXELPIPE_ANALYZER: 'vision',
+      PIXELPIPE_VISION_ENDPOINT: visionUrl,
+      ...analysis,
+    },
+    preload,
+  );
 }
 
 /** `--source=<bundle> --target=<target>` under the functions-framework CLI, on loopback. */
-async function startFunction(bundle: string, target: string, extra: Record<string, string>): Promise<{ url: string; child: BundleChild }> {
+async function startFunction(
+  bundle: string,
+  target: string,
+  extra: Record<string, string>,
+  preload: string[] = [],
+): Promise<{ url: string; child: BundleChild }> {
   const env: Record<string, string> = {
     HOME: home,
     CLOUDSDK_CONFIG: home,
@@ -131,6 +144,7 @@ async function startFunction(bundle: string, target: string, extra: Record<strin
   const args = [
     '-r',
     join(ROOT, 'test', 'support', 'loopback-listen.cjs'),
+    ...preload.flatMap((p) => ['-r', p]),
     FRAMEWORK,
     `--source=${bundle}`,
     `--target=${target}`,
@@ -303,6 +317,8 @@ describe('PIXELPIPE_MODERATION=block, moderation only', () => {
     expect(m).toMatchObject({ status: 'failed', reason: { code: 'content_blocked' }, variants: [] });
     expect(m.analysis!.moderation!.verdict).toBe('blocked');
     expect(variantKeys(id)).toEqual([]);
+    // The original stays, private, for review.
+    expect(gcs.getObject(ORIGINALS, `originals/alice/${id}`)?.body.length).toBe(upload.length);
     const attributes = await notified(id);
     if (attributes) expect(attributes).toMatchObject({ status: 'failed', moderation: 'blocked' });
     expect(vision.requests.map((r) => r.features)).toEqual([[{ type: 'SAFE_SEARCH_DETECTION' }]]);
@@ -317,5 +333,52 @@ describe('PIXELPIPE_MODERATION=block, moderation only', () => {
     expect([m.status, m.analysis!.moderation!.verdict, m.variants.map((v) => v.name)]).toEqual(['processed', 'ok', ['thumb']]);
     expect(m.analysis!.faces).toBeUndefined();
     expect(variantKeys(id)).toEqual([`variants/${id}/thumb.webp`]);
+  });
+});
+
+describe('credentials from a service-account key file (GOOGLE_APPLICATION_CREDENTIALS), as off Google Cloud', () => {
+  const sa = makeServiceAccount('pixelpipe-process@pixelpipe-test.iam.gserviceaccount.com');
+  const grants: { iss?: string; aud?: string; scope?: string; signed: boolean }[] = [];
+  let fn: { url: string; child: BundleChild };
+  beforeAll(async () => {
+    // Google's token endpoint, as the fake: the grant is a JWT signed with the key file's private key.
+    google.route('POST /oauth2.googleapis.com/token', (req) => {
+      const assertion = new URLSearchParams(req.body).get('assertion') ?? '';
+      const [header, payload, signature] = assertion.split('.');
+      const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { iss?: string; aud?: string; scope?: string };
+      const signed = createVerify('RSA-SHA256')
+        .update(`${header}.${payload}`)
+        .verify(sa.publicKey, Buffer.from(signature ?? '', 'base64url'));
+      grants.push({ iss: claims.iss, aud: claims.aud, scope: claims.scope, signed });
+      return signed ? { json: { access_token: 'ya29.key-file', expires_in: 3599, token_type: 'Bearer' } } : { status: 400, json: { error: 'invalid_grant' } };
+    });
+    fn = await startProcess(
+      {
+        PIXELPIPE_ANALYSES: 'faces',
+        GOOGLE_APPLICATION_CREDENTIALS: sa.keyFile,
+        // No metadata server here: the key file is the only credential source.
+        METADATA_SERVER_DETECTION: 'none',
+        GCE_METADATA_HOST: '127.0.0.1:9',
+        GOOGLEAPIS_FAKE_URL: google.url,
+      },
+      [join(ROOT, 'test', 'support', 'googleapis-redirect.cjs')],
+    );
+  });
+  afterAll(() => fn?.child.stop());
+
+  test('the bundle signs its own token grant with the key and calls Vision with that token', async () => {
+    vision.scene = FLAGGED_SCENE;
+    const before = google.requests.filter((r) => r.path.startsWith('/computeMetadata/')).length;
+    const id = 'b1a2c3d4-0000-4000-8000-000000000021';
+    expect(await deliver(fn.url, id)).toBeLessThan(300);
+    const m = manifest(id);
+    expect(m.status).toBe('processed');
+    expect(m.analysis?.error).toBeUndefined();
+    expectSceneFaces(m, expect);
+    expect(grants).toEqual([
+      { iss: sa.email, aud: 'https://oauth2.googleapis.com/token', scope: 'https://www.googleapis.com/auth/cloud-platform', signed: true },
+    ]);
+    expect(vision.requests.map((r) => [r.headers.authorization, r.features.map((f) => f.type)])).toEqual([['Bearer ya29.key-file', ['FACE_DETECTION']]]);
+    expect(google.requests.filter((r) => r.path.startsWith('/computeMetadata/')).length).toBe(before);
   });
 });
