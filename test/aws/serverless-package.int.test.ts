@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { loadConfig } from '../../shared/config';
 
 const ROOT = join(__dirname, '..', '..');
 const PACKAGE_TIMEOUT_MS = 180_000;
@@ -483,6 +484,13 @@ describe('serverless.yml packaged with osls', () => {
   });
 });
 
+/** A profiles value with quotes, commas, brackets and spaces: it must reach every function verbatim. */
+const PROFILES = JSON.stringify({
+  avatar: { variants: [{ name: 'avatar', width: 256, height: 256, fit: 'cover', position: 'faces' }], maxInputBytes: 5242880 },
+  chat: { analysis: { moderation: 'block' }, allowedTypes: ['image/jpeg', 'image/png'] },
+  'product-large': { variants: [{ name: 'full', width: 2400, formats: ['webp', 'jpeg'] }] },
+});
+
 describe('serverless.yml packaged with the Rekognition analyzer on', () => {
   let template: Template;
   let outDir: string;
@@ -490,7 +498,9 @@ describe('serverless.yml packaged with the Rekognition analyzer on', () => {
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), 'pixelpipe-osls-rekognition-'));
     // The bundles of the first packaging are reused: only the template differs.
-    await oslsPackage(outDir, ['analyzer=rekognition', 'analyses=labels', 'moderation=flag'], { PIXELPIPE_SKIP_BUILD: '1' });
+    await oslsPackage(outDir, ['analyzer=rekognition', 'analyses=labels', 'moderation=flag', `profiles=${PROFILES}`, 'defaultProfile=avatar'], {
+      PIXELPIPE_SKIP_BUILD: '1',
+    });
     template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
   }, PACKAGE_TIMEOUT_MS + 20_000);
 
@@ -510,5 +520,29 @@ describe('serverless.yml packaged with the Rekognition analyzer on', () => {
     for (const role of ['UploadRole', 'NotifyRole', 'CascadeRole']) expect(JSON.stringify(statements(role))).not.toContain('rekognition');
     const env = (template.Resources.ProcessLambdaFunction.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     expect(env).toMatchObject({ PIXELPIPE_ANALYZER: 'rekognition', PIXELPIPE_ANALYSES: 'labels', PIXELPIPE_MODERATION: 'flag' });
+  });
+
+  test('the profiles param reaches every function verbatim, and the packaged config loads with it', () => {
+    const functions = Object.keys(template.Resources).filter((k) => template.Resources[k].Type === 'AWS::Lambda::Function');
+    expect(functions.length).toBeGreaterThanOrEqual(5);
+    for (const fn of functions) {
+      const env = (template.Resources[fn].Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect({ fn, profiles: env.PIXELPIPE_PROFILES, defaultProfile: env.PIXELPIPE_DEFAULT_PROFILE }).toEqual({
+        fn,
+        profiles: PROFILES,
+        defaultProfile: 'avatar',
+      });
+    }
+    const vars = (template.Resources.ProcessLambdaFunction.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    // CloudFormation intrinsics (bucket names, the topic) resolve only at deploy time: stand-ins for those.
+    const env = Object.fromEntries(Object.entries(vars).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    const config = loadConfig({
+      ...env,
+      PIXELPIPE_ORIGINALS_BUCKET: 'pp-originals',
+      PIXELPIPE_VARIANTS_BUCKET: 'pp-variants',
+      PIXELPIPE_TOPIC: 'arn:aws:sns:us-east-1:123456789012:t',
+    });
+    expect(Object.keys(config.profiles).sort()).toEqual(['avatar', 'chat', 'product-large']);
+    expect(config.defaultProfile).toBe('avatar');
   });
 });
