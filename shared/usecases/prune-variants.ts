@@ -1,6 +1,7 @@
 /**
- * Use case: delete variant objects whose variant name the current recipe of their image's profile no
- * longer has (a variant removed from `PIXELPIPE_VARIANTS` or a profile), which nothing else ever removes.
+ * Use case: delete variant objects the current recipe of their image's profile no longer produces — a
+ * variant removed from `PIXELPIPE_VARIANTS` or a profile, or a format dropped from a variant that stays
+ * (`variants/<id>/card.jpeg` once `card` is WebP only) — which nothing else ever removes.
  *
  * Safe by construction:
  * - it lists only the variants prefix of the variants bucket and deletes only keys under it that parse
@@ -66,12 +67,14 @@ export async function pruneVariants(deps: ProcessDeps, inv: Invocation, opts: Pr
   const call = callOptions(inv);
   // The image being looked at: its verdict is decided once, from its manifest.
   let current: { id: string; keep: ReadonlySet<string> | null } | undefined;
+  // The keys to keep are the manifest's own: a manifest of the current recipe lists exactly the objects
+  // that recipe writes, so a key it does not list (a removed name or a dropped format) is an orphan.
   const verdict = async (id: string): Promise<ReadonlySet<string> | null> => {
     if (current?.id === id) return current.keep;
     const m = await readManifest(store, config, id, call);
     const skip = whySkip(deps, m, opts.profile);
     if (skip) r.skippedImages[skip] = (r.skippedImages[skip] ?? 0) + 1;
-    const keep = skip ? null : new Set(manifestProfile(config, m!).variants.map((v) => v.name));
+    const keep = skip ? null : new Set(m!.variants.map((v) => v.key));
     current = { id, keep };
     return keep;
   };
@@ -111,7 +114,7 @@ export async function pruneVariants(deps: ProcessDeps, inv: Invocation, opts: Pr
       if (!parsed) continue;
       r.listed++;
       const keep = await verdict(parsed.id);
-      if (!keep || keep.has(parsed.name)) continue;
+      if (!keep || keep.has(obj.key)) continue;
       if (!seenImages.has(parsed.id)) {
         seenImages.add(parsed.id);
         r.images++;

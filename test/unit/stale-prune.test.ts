@@ -167,6 +167,27 @@ describe('prune', () => {
     expect(await pruneVariants(now, testInvocation(), pruneOpts)).toMatchObject({ candidates: 0, deleted: 0 });
   });
 
+  test('a format dropped from a variant that stays is pruned once --stale has run: its other formats and the rest stay', async () => {
+    const { store, now } = await processedUnderOldRecipe(2);
+    // `u` keeps its name and drops jpeg; `t` is unchanged.
+    const dropped: ProcessDeps = { ...now, config: configWith([BEFORE[0], { ...BEFORE[1], formats: ['webp'] }]) };
+    const before = variantKeys(store, dropped.config);
+    const orphans = before.filter((k) => /\/u\.jpe?g$/.test(k));
+    expect(orphans).toHaveLength(2);
+    expect(await pruneVariants(dropped, testInvocation(), pruneOpts)).toMatchObject({ candidates: 0, skippedImages: { 'stale recipe': 2 } });
+    await backfill(dropped, testInvocation(), { ...opts, stale: true });
+    const plan = await pruneVariants(dropped, testInvocation(), { ...pruneOpts, dryRun: true });
+    expect(plan).toMatchObject({ candidates: 2, images: 2, deleted: 0 });
+    expect(plan.keys.sort()).toEqual(orphans);
+    expect(await pruneVariants(dropped, testInvocation(), pruneOpts)).toMatchObject({ deleted: 2, errors: 0 });
+    expect(variantKeys(store, dropped.config)).toEqual(before.filter((k) => !orphans.includes(k)));
+    for (const i of [0, 1]) {
+      const m = await readManifest(store, dropped.config, id(i), {});
+      expect(m!.variants.map((v) => `${v.name}.${v.format}`).sort()).toEqual(['t.jpeg', 'u.webp']);
+      expect(variantKeys(store, dropped.config).filter((k) => k.includes(id(i)))).toEqual(m!.variants.map((v) => v.key).sort());
+    }
+  });
+
   test('in one bucket, nothing but variant objects is ever a candidate (originals, manifests and state stay)', async () => {
     const store = new MemoryObjectStore();
     const one = (variants: unknown) =>
