@@ -22,7 +22,9 @@ RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 RUN npm run build \
  && test -f dist/gcp/upload/index.js \
  && test -f dist/gcp/process/index.js \
- && test -f dist/gcp/notify/index.js
+ && test -f dist/gcp/notify/index.js \
+ && test -f dist/gcp/images/index.js \
+ && test -f dist/gcp/cascade/index.js
 
 # --- deps: only what the bundles load at run time ---------------------------------------------------
 # The native modules the bundles keep external (listed in dist/gcp/<fn>/package.json: sharp and
@@ -33,7 +35,7 @@ WORKDIR /app
 COPY package-lock.json /tmp/package-lock.json
 COPY scripts/lib/runtime-package.cjs /tmp/runtime-package.cjs
 COPY --from=build /src/dist/gcp /tmp/bundles
-RUN node /tmp/runtime-package.cjs /tmp/package-lock.json /tmp/bundles package.json upload process notify \
+RUN node /tmp/runtime-package.cjs /tmp/package-lock.json /tmp/bundles package.json upload images process notify cascade \
  && npm install --omit=dev --no-audit --no-fund --no-package-lock \
  && npm cache clean --force
 

@@ -13,6 +13,8 @@ const FUNCTIONS = {
   upload: { signature: 'http', memory: '256Mi', timeout: 10, maxScale: '20' },
   process: { signature: 'cloudevent', memory: '1Gi', timeout: 120, maxScale: '20' },
   notify: { signature: 'cloudevent', memory: '256Mi', timeout: 30, maxScale: '10' },
+  images: { signature: 'http', memory: '256Mi', timeout: 10, maxScale: '20' },
+  cascade: { signature: 'cloudevent', memory: '256Mi', timeout: 60, maxScale: '10' },
 } as const;
 type Fn = keyof typeof FUNCTIONS;
 
@@ -49,8 +51,13 @@ function loadKnative(file: string): KnativeService[] {
 const envOf = (container: KnativeContainer): Record<string, string> => Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value]));
 
 describe('infra/knative', () => {
-  test('has one service file per function', () => {
-    expect(knativeFiles).toEqual(['service-notify.yaml', 'service-process.yaml', 'service-upload.yaml']);
+  test('has one service file per deployed function', () => {
+    expect(knativeFiles).toEqual(['service-cascade.yaml', 'service-images.yaml', 'service-notify.yaml', 'service-process.yaml', 'service-upload.yaml']);
+    // The same five functions deploy-gcp.sh deploys, each with its own bundle.
+    const deploy = fs.readFileSync(path.join(REPO, 'scripts', 'deploy-gcp.sh'), 'utf8');
+    for (const fn of Object.keys(FUNCTIONS)) {
+      expect(deploy).toMatch(new RegExp(`deploy_function ${fn} `));
+    }
   });
 
   test.each(knativeFiles)('%s is a Knative Serving v1 Service for its function', (file) => {
@@ -86,9 +93,13 @@ describe('infra/knative', () => {
     expect(envOf(svc.spec.template.spec.containers[0]).MALLOC_ARENA_MAX).toBe('2');
   });
 
-  test('upload signs with its own service account; notify knows its project', () => {
+  test('upload and images sign with their own service accounts; notify and cascade know their project', () => {
     const [upload] = loadKnative('service-upload.yaml');
     expect(envOf(upload.spec.template.spec.containers[0]).PIXELPIPE_SIGNER_SERVICE_ACCOUNT).toBe('pixelpipe-upload@PROJECT.iam.gserviceaccount.com');
+    const [images] = loadKnative('service-images.yaml');
+    expect(envOf(images.spec.template.spec.containers[0]).PIXELPIPE_SIGNER_SERVICE_ACCOUNT).toBe('pixelpipe-images@PROJECT.iam.gserviceaccount.com');
+    const [cascade] = loadKnative('service-cascade.yaml');
+    expect(envOf(cascade.spec.template.spec.containers[0]).GOOGLE_CLOUD_PROJECT).toBe('PROJECT');
     const [notify] = loadKnative('service-notify.yaml');
     expect(envOf(notify.spec.template.spec.containers[0]).GOOGLE_CLOUD_PROJECT).toBe('PROJECT');
   });
@@ -99,6 +110,7 @@ describe('infra/knative', () => {
       'IMAGE',
       'eventarc triggers create',
       'google.cloud.storage.object.v1.finalized',
+      'google.cloud.storage.object.v1.deleted',
       'google.cloud.pubsub.topic.v1.messagePublished',
       '--no-invoker-iam-check',
       'Knative Eventing',
@@ -155,7 +167,7 @@ describe('Dockerfile', () => {
 
   test('every Knative FUNCTION_TARGET is a bundle the image builds and checks', () => {
     const targets = knativeFiles.map((f) => envOf(loadKnative(f)[0].spec.template.spec.containers[0]).FUNCTION_TARGET).sort();
-    expect(targets).toEqual(['notify', 'process', 'upload']);
+    expect(targets).toEqual(['cascade', 'images', 'notify', 'process', 'upload']);
     for (const t of targets) expect(text).toContain(`test -f dist/gcp/${t}/index.js`);
   });
 
