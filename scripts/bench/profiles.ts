@@ -41,6 +41,8 @@ export interface ProfilesResult {
   pinnedDefault: Timing;
   /** Median of the per-round ratios pinned ÷ variables, CPU time. */
   ratioCpu: number;
+  /** Every round's pinned ÷ variables CPU-time ratio, in round order: the spread says how far the median can be trusted. */
+  roundRatiosCpu: number[];
   /** Outputs written per image in each configuration (the same work, or the comparison is void). */
   outputs: { variables: string[]; pinnedDefault: string[] };
 }
@@ -116,7 +118,16 @@ export async function profilesCost(task: ProfilesTask): Promise<ProfilesResult> 
     ratios.push(t.get(pinned)!.cpuMs / t.get(variables)!.cpuMs);
   }
   const med = (xs: Timing[]): Timing => ({ wallMs: median(xs.map((x) => x.wallMs)), cpuMs: median(xs.map((x) => x.cpuMs)) });
-  return { kind: 'profiles', image: task.image, rounds: task.rounds, variables: med(a), pinnedDefault: med(b), ratioCpu: median(ratios), outputs: first };
+  return {
+    kind: 'profiles',
+    image: task.image,
+    rounds: task.rounds,
+    variables: med(a),
+    pinnedDefault: med(b),
+    ratioCpu: median(ratios),
+    roundRatiosCpu: ratios,
+    outputs: first,
+  };
 }
 
 /** A difference below this is what two identical runs of the same code show here. */
@@ -146,7 +157,8 @@ export function renderProfiles(r: ProfilesReport): string {
     `| variables only (no PIXELPIPE_PROFILES, unpinned object) | ${round(r.variables.cpuMs)} | ${round(r.variables.wallMs)} | ${r.outputs.variables.length} |`,
     `| 3 named profiles configured, object pinned to default | ${round(r.pinnedDefault.cpuMs)} | ${round(r.pinnedDefault.wallMs)} | ${r.outputs.pinnedDefault.length} |`,
     '',
-    `Pinned ÷ variables: ${round(r.ratioCpu, 3)}× (median of ${r.rounds} per-round CPU-time ratios, alternating order).`,
+    `Pinned ÷ variables: ${round(r.ratioCpu, 3)}× (median of ${r.rounds} per-round CPU-time ratios, alternating order; ` +
+      `rounds ${round(Math.min(...r.roundRatiosCpu), 3)}–${round(Math.max(...r.roundRatiosCpu), 3)}×; ratio of the medians ${round(r.pinnedDefault.cpuMs / r.variables.cpuMs, 3)}×).`,
     '',
   ].join('\n');
 }

@@ -8,6 +8,7 @@ const report = (ratioCpu: number, pinned = outputs, image = 'jpeg-12mp'): Profil
   variables: { wallMs: 900, cpuMs: 800 },
   pinnedDefault: { wallMs: 910, cpuMs: 800 * ratioCpu },
   ratioCpu,
+  roundRatiosCpu: [ratioCpu - 0.02, ratioCpu, ratioCpu + 0.03],
   outputs: { variables: outputs, pinnedDefault: pinned },
 });
 
@@ -39,5 +40,6 @@ describe('profiles bench section', () => {
     expect(md).toContain('| variables only (no PIXELPIPE_PROFILES, unpinned object) | 800 | 900 | 2 |');
     expect(md).toContain('| 3 named profiles configured, object pinned to default | 808 | 910 | 2 |');
     expect(md).toContain('Pinned ÷ variables: 1.01×');
+    expect(md).toContain('rounds 0.99–1.04×; ratio of the medians 1.01×');
   });
 });
