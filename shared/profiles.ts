@@ -57,7 +57,8 @@ export function readCapBytes(config: PixelpipeConfig): number {
 /**
  * The recipe fingerprint: a hash of everything that decides a profile's outputs, the normalised variant
  * specs (parsed, defaults filled in, sorted by name, keys sorted), the encoder settings and limits that
- * change pixels or formats, and {@link PROCESSOR_OUTPUT_VERSION}. Limits that only accept or refuse an
+ * change pixels or formats, the analysis settings that change outputs or the manifest, and
+ * {@link PROCESSOR_OUTPUT_VERSION}. Limits that only accept or refuse an
  * input (bytes, pixels, types) are left out: changing them changes no existing output.
  */
 export function recipeOf(config: PixelpipeConfig, profile: Profile): string {
@@ -73,8 +74,31 @@ export function recipeOf(config: PixelpipeConfig, profile: Profile): string {
       ...(usesAuto ? { qualityTarget: config.output.qualityTarget } : {}),
     },
     frames: { animated: profile.limits.animated ?? true, maxAnimatedPixels: profile.limits.maxAnimatedPixels ?? 25_000_000 },
+    analysis: analysisRecipe(config, profile),
   };
   return `r${PROCESSOR_OUTPUT_VERSION}-${createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * The analysis settings that change what an image's outputs and manifest hold: the analyzer (its faces
+ * place `faces` crops), what is asked of it, the moderation verdict's rule and what a blocked image
+ * serves, and face descriptors. `undefined` when nothing is analysed, so a deployment without analysis
+ * keeps the fingerprints it had before analysis existed. `required` and `budgetMs` are left out: they
+ * decide retries and time, not the result of an analysis that completes.
+ */
+function analysisRecipe(config: PixelpipeConfig, profile: Profile): Record<string, unknown> | undefined {
+  const a = { ...config.analysis, ...profile.analysis };
+  const facesCrop = profile.variants.some((v) => v.position === 'faces');
+  if (a.analyzer === 'none' || (!a.analyses.length && !facesCrop)) return undefined;
+  const moderating = a.moderation !== 'off';
+  return {
+    analyzer: a.analyzer,
+    analyses: [...a.analyses].sort(),
+    moderation: a.moderation,
+    ...(moderating ? { moderationMinConfidence: a.moderationMinConfidence } : {}),
+    ...(a.moderation === 'block' ? { blockedPlaceholder: a.blockedPlaceholder } : {}),
+    ...(a.faceDescriptors ? { faceDescriptors: true } : {}),
+  };
 }
 
 /** JSON with object keys sorted at every level and `undefined` members dropped, so key order cannot change a hash. */

@@ -225,6 +225,43 @@ describe('recipe fingerprint', () => {
     expect(recipe({ ...auto, PIXELPIPE_QUALITY_TARGET: 'ssim:0.99' })).not.toBe(recipe(auto));
   });
 
+  test('the default recipe of a deployment without analysis is the fingerprint it had before analysis counted', () => {
+    // Computed by the code before analysis settings entered the recipe: a change here makes every image stale.
+    expect(recipe({}, 'default')).toBe('r1-6bd08dab9937e5524e4108c6');
+    expect(recipe({ PIXELPIPE_BLOCKED_PLACEHOLDER: 'neutral', PIXELPIPE_ANALYSIS_BUDGET_MS: '900' }, 'default')).toBe('r1-6bd08dab9937e5524e4108c6');
+  });
+
+  test('analysis settings that change outputs or the manifest change it; retries and time budget do not', () => {
+    const crop = profiles({ variants: [{ name: 'a', width: 10, height: 10, fit: 'cover', position: 'faces' }] });
+    const none = recipe(crop);
+    const embedded = recipe({ ...crop, PIXELPIPE_ANALYZER: 'embedded' });
+    const vision = { ...crop, PIXELPIPE_ANALYZER: 'vision' };
+    const changed = [
+      embedded,
+      recipe(vision),
+      recipe({ ...vision, PIXELPIPE_ANALYSES: 'faces,labels' }),
+      recipe({ ...vision, PIXELPIPE_MODERATION: 'flag' }),
+      recipe({ ...vision, PIXELPIPE_MODERATION: 'block' }),
+      recipe({ ...vision, PIXELPIPE_MODERATION: 'block', PIXELPIPE_BLOCKED_PLACEHOLDER: 'neutral' }),
+      recipe({ ...crop, PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_FACE_DESCRIPTORS: 'true' }),
+    ];
+    expect(new Set([none, ...changed]).size).toBe(changed.length + 1);
+    expect(recipe({ ...crop, PIXELPIPE_ANALYZER: 'embedded', PIXELPIPE_ANALYSIS_REQUIRED: 'true', PIXELPIPE_ANALYSIS_BUDGET_MS: '900' })).toBe(embedded);
+    // Without moderation the placeholder of blocked images is never served, so it changes nothing.
+    expect(recipe({ ...vision, PIXELPIPE_MODERATION: 'flag', PIXELPIPE_BLOCKED_PLACEHOLDER: 'neutral' })).toBe(
+      recipe({ ...vision, PIXELPIPE_MODERATION: 'flag' }),
+    );
+  });
+
+  test("a profile's own analysis settings change its recipe only", () => {
+    const env = (p: unknown) => ({
+      PIXELPIPE_ANALYZER: 'vision',
+      PIXELPIPE_PROFILES: JSON.stringify({ p: { variants: [{ name: 'a', width: 10 }], ...(p as object) }, q: { variants: [{ name: 'a', width: 10 }] } }),
+    });
+    expect(recipe(env({ analysis: { moderation: 'block' } }))).not.toBe(recipe(env({})));
+    expect(recipe(env({ analysis: { moderation: 'block' } }), 'q')).toBe(recipe(env({}), 'q'));
+  });
+
   test('canonicalJson sorts keys at every depth and drops undefined members', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { y: 2, x: undefined, w: 'z' }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"w":"z","y":2}]},"b":1}');
   });
