@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Deploys (creates or updates) pixelpipe on Google Cloud: buckets, topics, the GCS -> Pub/Sub
-# notification, one service account per function with least-privilege IAM (infra/gcp/iam.json), and the
-# five 2nd-gen Cloud Run functions (upload, images, process, notify, cascade). Safe to run again: every create is preceded by an existence check,
-# IAM bindings are added only when missing, and `gcloud functions deploy` is itself create-or-update.
+# notification, one service account per function with least-privilege IAM (infra/gcp/iam.json: custom
+# roles where no predefined role is narrow enough, conditioned bindings), and the five 2nd-gen Cloud
+# Run functions (upload, images, process, notify, cascade). Safe to run again: every create is preceded
+# by an existence check, custom roles are updated only when they drifted, IAM bindings are added only
+# when missing, and `gcloud functions deploy` is itself create-or-update.
 #
 #   scripts/deploy-gcp.sh --project P --region R --jwks-url URL --jwt-issuer ISS --jwt-audience AUD \
 #       [--name pixelpipe] [--cors-origins https://a,https://b] [--dry-run] [--skip-build]
@@ -384,8 +386,39 @@ for t in "${DLQ_TOPICS[@]}"; do
 done
 
 # ---------------------------------------------------------------------------------------------------
-# 5. IAM (infra/gcp/iam.json: bindings)
+# 5. IAM: custom roles (infra/gcp/iam.json: customRoles), then bindings (iam.json: bindings)
 # ---------------------------------------------------------------------------------------------------
+# A custom role is created, brought back to its declared title/description/permissions/stage when it
+# drifted, or undeleted when a teardown less than 7 days ago deleted it (its ID stays reserved for
+# about 44 days after deletion, so creating it again would fail).
+ensure_custom_role() { # id title description permissions-csv stage
+  local id=$1 title=$2 description=$3 permissions=$4 stage=$5 role="" diff
+  if pp_lookup role gcloud iam roles describe "$id" --project="$PROJECT" --format=json; then
+    diff=$(printf '%s' "$role" | pp_json role-diff "$title" "$description" "$permissions" "$stage")
+    if [[ " $diff " == *" deleted "* ]]; then
+      pp_run_quiet gcloud iam roles undelete "$id" --project="$PROJECT"
+      diff=${diff/deleted/}
+    fi
+    if [[ -z ${diff// /} ]]; then
+      [[ $PP_VERBOSE == 1 ]] && pp_note "custom role $id: up to date"
+      return 0
+    fi
+    pp_note "custom role $id: updating ($(printf '%s' "$diff" | xargs))"
+    pp_run_quiet gcloud iam roles update "$id" --project="$PROJECT" --title="$title" \
+      --description="$description" --permissions="$permissions" --stage="$stage"
+  else
+    pp_run_quiet gcloud iam roles create "$id" --project="$PROJECT" --title="$title" \
+      --description="$description" --permissions="$permissions" --stage="$stage" ||
+      pp_die "could not create custom role $id (an ID deleted more than 7 days ago stays reserved for about 37 more days: deploy under another --name, or wait)"
+  fi
+}
+
+pp_vars
+pp_json custom-roles "$IAM_FILE" "${PP_VARS[@]}" >"$PP_TMP/custom-roles"
+while IFS=$'\x1f' read -r _ id title description permissions stage; do
+  ensure_custom_role "$id" "$title" "$description" "$permissions" "$stage"
+done <"$PP_TMP/custom-roles"
+
 ensure_binding() { # type resource member role [title expression description]
   local type=$1 resource=$2 member=$3 role=$4 title=${5:-} expression=${6:-} description=${7:-} policy
   case $member in allUsers | allAuthenticatedUsers) pp_die "refusing to bind $member" ;; esac

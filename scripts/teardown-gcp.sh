@@ -149,7 +149,23 @@ for key in "${SA_KEYS[@]}"; do
   fi
 done
 
-# 6. Buckets, only on request.
+# 6. Custom roles, after every binding that names them. A deleted role can be undeleted for 7 days
+#    (deploy-gcp.sh does so) and its ID stays reserved for about 37 days more.
+pp_vars
+pp_json custom-roles "$IAM_FILE" "${PP_VARS[@]}" >"$PP_TMP/custom-roles"
+while IFS=$'\x1f' read -r _ id _; do
+  if [[ $PP_DRY_RUN == 1 ]]; then
+    pp_echo_cmd gcloud iam roles describe "$id" --project="$PROJECT" --format=json
+    pp_echo_cmd gcloud iam roles delete "$id" --project="$PROJECT" --quiet
+  elif pp_lookup LOOKUP gcloud iam roles describe "$id" --project="$PROJECT" --format=json &&
+    [[ $(printf '%s' "$LOOKUP" | pp_json get deleted) != true ]]; then
+    pp_run_quiet gcloud iam roles delete "$id" --project="$PROJECT" --quiet
+  else
+    pp_note "custom role $id: absent"
+  fi
+done <"$PP_TMP/custom-roles"
+
+# 7. Buckets, only on request.
 for b in "$ORIGINALS_BUCKET" "$VARIANTS_BUCKET"; do
   if [[ $DELETE_BUCKETS == 1 ]]; then
     if exists gcloud storage buckets describe "gs://$b" --project="$PROJECT" --format=json; then

@@ -14,6 +14,9 @@
  *   cors TEMPLATE BUCKET_KEY ORIGINS_CSV      CORS list for one bucket ("[]" when ORIGINS_CSV is empty)
  *   validate-origins ORIGINS_CSV              exit 1 with a message for '*', wildcards or non-origins
  *   service-accounts IAM_FILE key=value...    key US id US email US displayName US description
+ *   custom-roles IAM_FILE key=value...        key US id US title US description US permissions (CSV) US stage
+ *   role-diff TITLE DESCRIPTION PERMS STAGE   stdin: `gcloud iam roles describe --format=json`; prints what
+ *                                             differs: deleted title description permissions stage
  *   bindings IAM_FILE PHASE key=value...      PHASE pre|post|all: type US resource US member US role US
  *                                             conditionTitle US conditionExpression US conditionDescription
  *   has-binding MEMBER ROLE [COND_TITLE]      stdin: IAM policy JSON; exit 0 when the binding exists
@@ -175,11 +178,54 @@ function resolveMember(member, sas, vars) {
   fail(`unsupported member ${member}`);
 }
 
+/** IAM custom role IDs: letters, digits, '_' and '.', 3-64 characters (a deploy name's '-' becomes '_'). */
+const ROLE_ID = /^[a-zA-Z0-9_.]{3,64}$/;
+/** One concrete permission, service.resource.verb: never a wildcard. */
+const PERMISSION = /^[a-z][a-zA-Z0-9]*\.[a-zA-Z][a-zA-Z0-9]*\.[a-zA-Z][a-zA-Z0-9]*$/;
+
+function resolveCustomRoles(iam, vars) {
+  const roleVars = { ...vars, rolePrefix: String(vars.name || '').replace(/-/g, '_') };
+  const out = {};
+  for (const [key, role] of Object.entries(iam.customRoles || {})) {
+    const id = fill(role.id, roleVars);
+    if (!ROLE_ID.test(id)) fail(`custom role id ${JSON.stringify(id)} is invalid (3-64 chars of [a-zA-Z0-9_.])`);
+    const permissions = [...(role.permissions || [])].sort();
+    if (!permissions.length) fail(`custom role ${key} has no permissions`);
+    for (const p of permissions) if (!PERMISSION.test(p)) fail(`custom role ${key}: ${JSON.stringify(p)} is not a single permission`);
+    const title = fill(role.title || id, roleVars);
+    const description = fill(role.description || '', roleVars);
+    for (const v of [title, description]) if (/\n/.test(v) || v.includes(US)) fail(`custom role ${key}: title/description must be one line`);
+    out[key] = { key, id, name: `projects/${vars.project}/roles/${id}`, title, description, permissions, stage: role.stage || 'GA' };
+  }
+  return out;
+}
+
+/** What an existing custom role (`gcloud iam roles describe --format=json`) lacks compared with the wanted one. */
+function roleDiff(desc, title, description, permissionsCsv, stage) {
+  const d = desc || {};
+  const out = [];
+  if (d.deleted === true) out.push('deleted');
+  if ((d.title || '') !== title) out.push('title');
+  if ((d.description || '') !== description) out.push('description');
+  const have = [...(d.includedPermissions || [])].sort().join(',');
+  if (have !== splitCsv(permissionsCsv).sort().join(',')) out.push('permissions');
+  if ((d.stage || 'ALPHA') !== stage) out.push('stage');
+  return out;
+}
+
 const POST_DEPLOY_TYPES = new Set(['runService', 'subscription']);
 const RESOURCE_TYPES = new Set(['project', 'bucket', 'topic', 'subscription', 'serviceAccount', 'runService']);
 
+function resolveRole(role, customRoles) {
+  if (!role.startsWith('custom:')) return role;
+  const r = customRoles[role.slice('custom:'.length)];
+  if (!r) fail(`unknown custom role reference ${role}`);
+  return r.name;
+}
+
 function resolveBindings(iam, vars, phase) {
   const sas = resolveServiceAccounts(iam, vars);
+  const customRoles = resolveCustomRoles(iam, vars);
   const rows = [];
   for (const b of iam.bindings || []) {
     const type = b.resource && b.resource.type;
@@ -208,7 +254,7 @@ function resolveBindings(iam, vars, phase) {
         if (/[,\n]/.test(v) || v.includes(US)) fail(`condition values must not contain commas or newlines: ${v}`);
       }
     }
-    rows.push([type, resource, member, b.role, title, expression, description]);
+    rows.push([type, resource, member, resolveRole(b.role, customRoles), title, expression, description]);
   }
   return rows;
 }
@@ -316,6 +362,18 @@ function main(argv) {
       }
       return 0;
     }
+    case 'custom-roles': {
+      const [file, ...rest] = args;
+      for (const r of Object.values(resolveCustomRoles(readJsonFile(file), parseVars(rest)))) {
+        process.stdout.write([r.key, r.id, r.title, r.description, r.permissions.join(','), r.stage].join(US) + '\n');
+      }
+      return 0;
+    }
+    case 'role-diff': {
+      const [title, description, permissions, stage] = args;
+      process.stdout.write(roleDiff(readStdinJson(), title, description, permissions, stage).join(' '));
+      return 0;
+    }
     case 'bindings': {
       const [file, phase, ...rest] = args;
       if (!['pre', 'post', 'all'].includes(phase)) fail(`phase must be pre, post or all, got ${phase}`);
@@ -382,4 +440,16 @@ if (require.main === module) {
   process.exitCode = main(process.argv.slice(2));
 }
 
-module.exports = { renderCors, resolveBindings, resolveServiceAccounts, hasBinding, bucketDiff, notificationConfigs, envYaml, originProblem, canonical };
+module.exports = {
+  renderCors,
+  resolveBindings,
+  resolveServiceAccounts,
+  resolveCustomRoles,
+  roleDiff,
+  hasBinding,
+  bucketDiff,
+  notificationConfigs,
+  envYaml,
+  originProblem,
+  canonical,
+};

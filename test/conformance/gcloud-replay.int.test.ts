@@ -45,6 +45,7 @@ interface DriftableState {
   buckets: Record<string, { cors: unknown }>;
   subscriptions: Record<string, { deadLetterPolicy?: unknown }>;
   runServices: Record<string, { annotations: Record<string, string> }>;
+  customRoles: Record<string, { includedPermissions: string[]; deleted?: boolean }>;
 }
 
 /** Runs the scripts through the fake and returns every distinct gcloud call they made. */
@@ -66,6 +67,9 @@ function recordCalls(): Call[] {
     const sub = Object.keys(state.subscriptions).find((s) => s.startsWith('eventarc-') && s.includes('notify'));
     if (sub) delete state.subscriptions[sub].deadLetterPolicy;
     state.runServices['pixelpipe-upload'].annotations = {};
+    // Custom role drift, so `iam roles update` and `iam roles undelete` are replayed too.
+    state.customRoles['pixelpipe.originalsDeleter'].includedPermissions.push('storage.objects.get');
+    state.customRoles['pixelpipe.objectLister'].deleted = true;
     world.writeState(state);
     run(DEPLOY, deployArgs(world));
     run(DEPLOY, [...deployArgs(world), '--process-memory', '2Gi', '--notify-max-instances=3'], { DEPLOY_PROCESS_TIMEOUT: '300s' });
@@ -147,6 +151,11 @@ suite('deploy-gcp.sh and teardown-gcp.sh commands through the real gcloud (no ac
       'run services update',
       'functions delete',
       'storage rm',
+      'iam roles describe',
+      'iam roles create',
+      'iam roles update',
+      'iam roles undelete',
+      'iam roles delete',
     ]) {
       expect(commands).toContain(c);
     }

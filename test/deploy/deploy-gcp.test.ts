@@ -25,6 +25,11 @@ jest.setTimeout(180_000);
 
 const STORAGE_AGENT = 'serviceAccount:service-123456789012@gs-project-accounts.iam.gserviceaccount.com';
 const PUBSUB_AGENT = 'serviceAccount:service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com';
+/** The storage.objects permissions of the predefined roles the deployment binds on buckets (Google's role reference). */
+const PREDEFINED: Record<string, string[]> = {
+  'roles/storage.objectViewer': ['storage.objects.get', 'storage.objects.list'],
+  'roles/storage.objectCreator': ['storage.objects.create'],
+};
 
 describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
   let world: World;
@@ -290,29 +295,64 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
     }
   });
 
-  test('process SA: read originals/, write (and overwrite) only variants/ manifests/ state/, nothing at project level', () => {
+  /** Full name of one of the deployment's custom roles (infra/gcp/iam.json: customRoles). */
+  const role = (id: string) => `projects/${PROJECT}/roles/pixelpipe.${id}`;
+
+  test('custom roles: exactly the permissions each function needs, stage GA, no wildcard', () => {
+    const roles = world.state().customRoles;
+    expect(Object.fromEntries(Object.entries(roles).map(([id, r]) => [id, r.includedPermissions]))).toEqual({
+      'pixelpipe.derivedRemover': ['storage.objects.delete', 'storage.objects.get'],
+      'pixelpipe.objectLister': ['storage.objects.list'],
+      'pixelpipe.originalsDeleter': ['storage.objects.delete'],
+      'pixelpipe.outputWriter': ['storage.objects.create', 'storage.objects.delete', 'storage.objects.get'],
+    });
+    for (const r of Object.values(roles)) {
+      expect(r.stage).toBe('GA');
+      expect(r.deleted).toBeUndefined();
+      expect(r.title).toMatch(/^pixelpipe pixelpipe: /);
+    }
+    const creates = callsOf(first.calls, 'iam roles create');
+    expect(creates.map((c) => c.argv[3]).sort()).toEqual(Object.keys(roles).sort());
+    // Every custom role is created before the first binding that names it.
+    const firstCustomBinding = first.calls.findIndex(
+      (c) => /add-iam-policy-binding/.test(c.command ?? '') && flagValues(c, 'role').some((r) => r.includes('/roles/pixelpipe.')),
+    );
+    const lastCreate = Math.max(...creates.map((c) => first.calls.indexOf(c)));
+    expect(firstCustomBinding).toBeGreaterThan(lastCreate);
+  });
+
+  test('process SA: read originals/, create/read/replace only variants/ manifests/ state/ (custom role), nothing at project level', () => {
     expect(grantsOf(world.state(), `serviceAccount:${SA.process}`)).toEqual([
       [`bucket:${ORIGINALS}`, 'roles/storage.objectViewer', 'pixelpipe-originals-prefix-only'],
-      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', 'pixelpipe-manifests-prefix-only'],
-      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', 'pixelpipe-state-prefix-only'],
-      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', 'pixelpipe-variants-prefix-only'],
+      [`bucket:${VARIANTS}`, role('outputWriter'), 'pixelpipe-manifests-prefix-only'],
+      [`bucket:${VARIANTS}`, role('outputWriter'), 'pixelpipe-state-prefix-only'],
+      [`bucket:${VARIANTS}`, role('outputWriter'), 'pixelpipe-variants-prefix-only'],
     ]);
     // Conditioned on object names, so storage.objects.list (bucket-level) is not granted at all.
     const own = world.state().buckets[VARIANTS].iam.bindings.filter((b) => b.members.includes(`serviceAccount:${SA.process}`));
     expect(own.map((b) => b.condition?.expression).sort()).toEqual(
       ['manifests/', 'state/', 'variants/'].map((p) => `resource.name.startsWith("projects/_/buckets/${VARIANTS}/objects/${p}")`),
     );
+    // Nothing on the originals bucket lets it delete (objectViewer is get/list only).
+    expect(
+      world
+        .state()
+        .buckets[ORIGINALS].iam.bindings.filter((b) => b.members.includes(`serviceAccount:${SA.process}`))
+        .map((b) => b.role),
+    ).toEqual(['roles/storage.objectViewer']);
   });
 
-  test('images SA: reads manifests/ and variants/ (signed reads, signBlob on itself), lists originals, deletes only under originals/', () => {
+  test('images SA: reads manifests/ and variants/ (signed reads, signBlob on itself), lists originals, may only delete (custom role) under originals/', () => {
     const grants = grantsOf(world.state(), `serviceAccount:${SA.images}`);
     expect(grants).toEqual([
-      [`bucket:${ORIGINALS}`, 'roles/storage.legacyBucketReader', ''],
-      [`bucket:${ORIGINALS}`, 'roles/storage.objectUser', 'pixelpipe-originals-prefix-only'],
+      [`bucket:${ORIGINALS}`, role('objectLister'), ''],
+      [`bucket:${ORIGINALS}`, role('originalsDeleter'), 'pixelpipe-originals-prefix-only'],
       [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-manifests-prefix-only'],
       [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-variants-prefix-only'],
       [`serviceAccount:${SA.images}`, 'roles/iam.serviceAccountTokenCreator', ''],
     ]);
+    const deleter = world.state().buckets[ORIGINALS].iam.bindings.find((b) => b.role === role('originalsDeleter'));
+    expect(deleter?.condition?.expression).toBe(`resource.name.startsWith("projects/_/buckets/${ORIGINALS}/objects/originals/")`);
     const signer = allPolicies(world.state()).find((p) => p.resource === `serviceAccount:${SA.images}`);
     expect(signer?.bindings.flatMap((b) => b.members)).toEqual([`serviceAccount:${SA.images}`]);
   });
@@ -324,25 +364,40 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
       [`bucket:${VARIANTS}`, 'roles/storage.objectViewer', 'pixelpipe-manifests-prefix-only'],
       ['topic:pixelpipe-events', 'roles/pubsub.publisher', ''],
     ]);
-    expect(grants.filter(([, role]) => role === 'roles/pubsub.publisher').map(([r]) => r)).toEqual(['topic:pixelpipe-events']);
+    expect(grants.filter(([, r]) => r === 'roles/pubsub.publisher').map(([r]) => r)).toEqual(['topic:pixelpipe-events']);
   });
 
-  test('cascade SA: reads originals/ (never deletes them), lists and deletes in the variants bucket, publishes to the events topic only', () => {
-    const grants = grantsOf(world.state(), `serviceAccount:${SA.cascade}`);
+  test('cascade SA: reads originals/ (never deletes them), lists the variants bucket, reads and deletes (never creates) its three prefixes, publishes to the events topic only', () => {
+    const state = world.state();
+    const grants = grantsOf(state, `serviceAccount:${SA.cascade}`);
     expect(grants).toEqual([
       [`bucket:${ORIGINALS}`, 'roles/storage.objectViewer', 'pixelpipe-originals-prefix-only'],
-      [`bucket:${VARIANTS}`, 'roles/storage.objectUser', ''],
+      [`bucket:${VARIANTS}`, role('derivedRemover'), 'pixelpipe-manifests-prefix-only'],
+      [`bucket:${VARIANTS}`, role('derivedRemover'), 'pixelpipe-state-prefix-only'],
+      [`bucket:${VARIANTS}`, role('derivedRemover'), 'pixelpipe-variants-prefix-only'],
+      [`bucket:${VARIANTS}`, role('objectLister'), ''],
       ['topic:pixelpipe-events', 'roles/pubsub.publisher', ''],
     ]);
-    // Only the upload SA may create originals and only the images SA (prefix-conditioned) may delete them.
-    for (const b of world.state().buckets[ORIGINALS].iam.bindings) {
-      if (b.role === 'roles/storage.objectUser' || b.role === 'roles/storage.legacyBucketReader') {
-        expect(b.members).toEqual([`serviceAccount:${SA.images}`]);
-      } else expect(['roles/storage.objectViewer', 'roles/storage.objectCreator']).toContain(b.role);
-    }
-    // Only the cascade SA may delete derived objects outside the processor's own overwrite prefixes.
-    const variantsWriters = world.state().buckets[VARIANTS].iam.bindings.filter((b) => b.role === 'roles/storage.objectUser' && !b.condition);
-    expect(variantsWriters.flatMap((b) => b.members)).toEqual([`serviceAccount:${SA.cascade}`]);
+    // Who can delete what, from the permissions the bindings actually grant.
+    const perms = (r: string): string[] => state.customRoles[r.replace(`projects/${PROJECT}/roles/`, '')]?.includedPermissions ?? PREDEFINED[r];
+    const deleters = (bucket: string) =>
+      state.buckets[bucket].iam.bindings
+        .filter((b) => {
+          const p = perms(b.role);
+          if (!p) throw new Error(`test does not know the permissions of ${b.role}`);
+          return p.includes('storage.objects.delete');
+        })
+        .flatMap((b) => b.members.map((m) => `${m} ${b.condition?.title ?? 'whole bucket'}`))
+        .sort();
+    // Originals: only the images API, only under originals/.
+    expect(deleters(ORIGINALS)).toEqual([`serviceAccount:${SA.images} pixelpipe-originals-prefix-only`]);
+    // Derived objects: the cascade, and the processor only because replacing an object needs delete.
+    expect(deleters(VARIANTS)).toEqual(
+      [SA.cascade, SA.process].flatMap((sa) => ['manifests', 'state', 'variants'].map((p) => `serviceAccount:${sa} pixelpipe-${p}-prefix-only`)).sort(),
+    );
+    // Nobody but the upload function can create originals.
+    const creators = state.buckets[ORIGINALS].iam.bindings.filter((b) => (perms(b.role) ?? []).includes('storage.objects.create'));
+    expect(creators.flatMap((b) => b.members)).toEqual([`serviceAccount:${SA.upload}`]);
   });
 
   test('trigger SA: eventReceiver on the project and run.invoker on process, notify and cascade only', () => {
@@ -427,6 +482,52 @@ describe('scripts/deploy-gcp.sh against a stateful fake gcloud', () => {
   });
 });
 
+describe('scripts/deploy-gcp.sh custom roles: drift and deletion', () => {
+  let world: World;
+  let deployed: string;
+  beforeAll(() => {
+    world = makeWorld('fake');
+    const r = world.run(DEPLOY, deployArgs(world));
+    if (r.status !== 0) throw new Error(`deploy failed:\n${r.stderr}`);
+    deployed = world.stateText();
+  });
+  afterAll(() => world.cleanup());
+
+  test('a widened or retitled role is set back to its declared permissions; a deleted one is undeleted, not re-created', () => {
+    const state = world.state();
+    state.customRoles['pixelpipe.originalsDeleter'].includedPermissions = ['storage.objects.delete', 'storage.objects.get', 'storage.objects.create'];
+    state.customRoles['pixelpipe.objectLister'].title = 'someone else';
+    state.customRoles['pixelpipe.derivedRemover'].deleted = true;
+    world.writeState(state);
+
+    const r = world.run(DEPLOY, deployArgs(world));
+    expect(r.status).toBe(0);
+    const roleCalls = mutating(r.calls)
+      .filter((c) => c.command?.startsWith('iam roles'))
+      .map((c) => `${c.command} ${c.argv[3]}`);
+    expect(roleCalls.sort()).toEqual(
+      ['iam roles undelete pixelpipe.derivedRemover', 'iam roles update pixelpipe.objectLister', 'iam roles update pixelpipe.originalsDeleter'].sort(),
+    );
+    const update = callsOf(r.calls, 'iam roles update').find((c) => c.argv[3] === 'pixelpipe.originalsDeleter') as (typeof r.calls)[number];
+    expect(flag(update, 'permissions')).toBe('storage.objects.delete');
+    expect(r.stderr).toMatch(/custom role pixelpipe\.originalsDeleter: updating \(permissions\)/);
+    expect(world.stateText()).toBe(deployed);
+  });
+
+  test('a role ID still reserved by a deletion stops the deploy with the reason, before any binding', () => {
+    const state = world.state();
+    // As after a teardown more than 7 days ago: describe finds nothing, yet the ID cannot be created.
+    delete state.customRoles['pixelpipe.outputWriter'];
+    state.customRoles['pixelpipe.outputWriter'] = { title: 'x', description: '', includedPermissions: ['storage.objects.get'], stage: 'GA', deleted: true };
+    world.writeState(state);
+    const fakeDescribeGone = world.run(DEPLOY, deployArgs(world), { FAKE_GCLOUD_HIDE_DELETED_ROLES: '1' });
+    expect(fakeDescribeGone.status).not.toBe(0);
+    expect(fakeDescribeGone.stderr).toMatch(/could not create custom role pixelpipe\.outputWriter .*reserved/);
+    const bindingsAfterCreate = fakeDescribeGone.calls.slice(fakeDescribeGone.calls.findIndex((c) => c.command === 'iam roles create'));
+    expect(bindingsAfterCreate.filter((c) => /add-iam-policy-binding/.test(c.command ?? ''))).toEqual([]);
+  });
+});
+
 describe('scripts/deploy-gcp.sh --dry-run', () => {
   let world: World;
   let res: RunResult;
@@ -463,6 +564,8 @@ describe('scripts/deploy-gcp.sh --dry-run', () => {
       /^\+ gcloud run services update pixelpipe-upload .*--no-invoker-iam-check/,
       /^\+ gcloud run services add-iam-policy-binding pixelpipe-process .*--role=roles\/run\.invoker/,
       /^\+ gcloud pubsub subscriptions update .*--dead-letter-topic=pixelpipe-originals-dlq/,
+      /^\+ gcloud iam roles create pixelpipe\.originalsDeleter --project=pp-test-proj .*--permissions=storage\.objects\.delete --stage=GA$/,
+      /^\+ gcloud storage buckets add-iam-policy-binding gs:\/\/\S+-originals .*--role=projects\/pp-test-proj\/roles\/pixelpipe\.originalsDeleter --condition=/,
     ];
     for (const re of expected) expect(commands.some((l) => re.test(l))).toBe(true);
     expect(commands.some((l) => /^\+ npm run build/.test(l))).toBe(false);

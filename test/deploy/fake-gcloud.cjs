@@ -12,7 +12,8 @@
  *   and flags, creating what exists, binding on missing resources or to missing service accounts,
  *   unconditional bindings on policies with conditions without --condition=None, a notification
  *   whose topic the storage agent cannot publish to, a storage trigger without the agent's project-
- *   level publisher grant or without an eventReceiver trigger service account.
+ *   level publisher grant or without an eventReceiver trigger service account, a binding of a custom role
+ *   that does not exist (or is deleted), creating a custom role whose ID a deleted one still holds.
  *
  * Not found errors print "NOT_FOUND" on stderr and exit 1 like gcloud does.
  */
@@ -36,6 +37,11 @@ const COMMANDS = {
   'projects add-iam-policy-binding': ['member', 'role', 'condition'],
   'projects remove-iam-policy-binding': ['member', 'role', 'condition', 'all'],
   'storage service-agent': [],
+  'iam roles describe': [],
+  'iam roles create': ['title', 'description', 'permissions', 'stage'],
+  'iam roles update': ['title', 'description', 'permissions', 'add-permissions', 'remove-permissions', 'stage'],
+  'iam roles delete': [],
+  'iam roles undelete': [],
   'iam service-accounts describe': [],
   'iam service-accounts create': ['display-name', 'description'],
   'iam service-accounts delete': [],
@@ -153,6 +159,7 @@ function emptyState() {
     project: null,
     enabledServices: ['storage.googleapis.com'],
     serviceAccounts: {},
+    customRoles: {},
     buckets: {},
     topics: {},
     subscriptions: {},
@@ -300,6 +307,11 @@ function main(argv) {
     const hasConditions = policy.bindings.some((b) => b.condition);
     if (verb === 'add-iam-policy-binding') {
       checkMember(member);
+      const custom = /^projects\/([^/]+)\/roles\/(.+)$/.exec(role);
+      if (custom) {
+        const r = custom[1] === state.project ? (state.customRoles || {})[custom[2]] : undefined;
+        if (!r || r.deleted) throw bad(`Role (${role}) does not exist in the resource's hierarchy.`);
+      } else if (!/^roles\/[a-zA-Z]+\.[a-zA-Z]+$/.test(role)) throw bad(`Role ${role} is not a role name`);
       if (condition !== undefined && !['projects', 'storage buckets', 'iam service-accounts'].includes(kind)) {
         throw bad('unrecognized arguments: --condition');
       }
@@ -356,6 +368,66 @@ function main(argv) {
       needProject();
       out.push(`${agentStorage()}\n`);
       return { out, state, changed: false };
+    }
+    case 'iam roles describe': {
+      needProject();
+      const id = positionals[0];
+      const r = (state.customRoles || {})[id];
+      // FAKE_GCLOUD_HIDE_DELETED_ROLES: a role deleted more than 7 days ago is no longer described, but its ID stays taken.
+      if (!r || (r.deleted && process.env.FAKE_GCLOUD_HIDE_DELETED_ROLES === '1')) throw notFound(`role projects/${project}/roles/${id}`);
+      const desc = {
+        name: `projects/${project}/roles/${id}`,
+        title: r.title,
+        description: r.description,
+        includedPermissions: r.includedPermissions,
+        stage: r.stage,
+        etag: 'BwYrole=',
+      };
+      if (r.deleted) desc.deleted = true;
+      print(desc);
+      return { out, state, changed: false };
+    }
+    case 'iam roles create': {
+      needProject();
+      const id = positionals[0];
+      if (!/^[a-zA-Z0-9_.]{3,64}$/.test(id || '')) throw bad(`role ID ${id} is invalid`);
+      state.customRoles = state.customRoles || {};
+      if (state.customRoles[id]) {
+        throw state.customRoles[id].deleted
+          ? bad(`You can't create a role with role_id (${id}) where there is an existing role with that role_id in a deleted state.`)
+          : conflict(`role ${id}`);
+      }
+      const perms = String(one(flags, 'permissions') || '');
+      if (!perms) throw bad('--permissions is required');
+      state.customRoles[id] = {
+        title: String(one(flags, 'title') || id),
+        description: String(one(flags, 'description') || ''),
+        includedPermissions: perms.split(',').sort(),
+        stage: String(one(flags, 'stage') || 'ALPHA'),
+      };
+      return { out, state, changed: true };
+    }
+    case 'iam roles update': {
+      needProject();
+      const r = (state.customRoles || {})[positionals[0]];
+      if (!r) throw notFound(`role ${positionals[0]}`);
+      if (r.deleted) throw bad(`role ${positionals[0]} is deleted`);
+      if (one(flags, 'title') !== undefined) r.title = String(one(flags, 'title'));
+      if (one(flags, 'description') !== undefined) r.description = String(one(flags, 'description'));
+      if (one(flags, 'stage') !== undefined) r.stage = String(one(flags, 'stage'));
+      if (one(flags, 'permissions') !== undefined) r.includedPermissions = String(one(flags, 'permissions')).split(',').sort();
+      return { out, state, changed: true };
+    }
+    case 'iam roles delete':
+    case 'iam roles undelete': {
+      needProject();
+      const r = (state.customRoles || {})[positionals[0]];
+      if (!r) throw notFound(`role ${positionals[0]}`);
+      const deleting = command === 'iam roles delete';
+      if (Boolean(r.deleted) === deleting) throw bad(`role ${positionals[0]} is ${deleting ? 'already deleted' : 'not deleted'}`);
+      if (deleting) r.deleted = true;
+      else delete r.deleted;
+      return { out, state, changed: true };
     }
     case 'iam service-accounts describe': {
       needProject();

@@ -53,6 +53,15 @@ export interface Policy {
   bindings: Binding[];
 }
 
+/** A project-level custom role as the fake keeps it (`deleted` while it can still be undeleted). */
+export interface CustomRole {
+  title: string;
+  description: string;
+  includedPermissions: string[];
+  stage: string;
+  deleted?: boolean;
+}
+
 /** The parts of the fake gcloud's project state (test/deploy/fake-gcloud.cjs) the tests read. */
 export interface FakeGcloudState {
   enabledServices: string[];
@@ -69,6 +78,7 @@ export interface FakeGcloudState {
   topics: Record<string, { iam: Policy }>;
   subscriptions: Record<string, { iam: Policy; deadLetterPolicy?: { deadLetterTopic?: string; maxDeliveryAttempts?: number } }>;
   serviceAccounts: Record<string, { iam: Policy }>;
+  customRoles: Record<string, CustomRole>;
   runServices: Record<string, { iam: Policy; annotations?: Record<string, string> }>;
   functions: Record<string, unknown>;
   triggers: Record<string, unknown>;

@@ -217,6 +217,7 @@ describe('Dockerfile', () => {
 describe('infra/gcp', () => {
   const iam = JSON.parse(fs.readFileSync(path.join(REPO, 'infra', 'gcp', 'iam.json'), 'utf8')) as {
     serviceAccounts: Record<string, unknown>;
+    customRoles: Record<string, { id: string; permissions: string[]; why: unknown }>;
     bindings: Array<{ member: string; role: string; why: unknown; resource: { type: string; name: string } }>;
   };
 
@@ -226,8 +227,15 @@ describe('infra/gcp', () => {
       for (const ref of [b.member, b.resource.name].filter((r) => typeof r === 'string' && r.startsWith('sa:'))) {
         expect(iam.serviceAccounts[ref.slice(3)]).toBeDefined();
       }
-      expect(b.role).toMatch(/^roles\//);
+      if (b.role.startsWith('custom:')) expect(iam.customRoles[b.role.slice('custom:'.length)]).toBeDefined();
+      else expect(b.role).toMatch(/^roles\//);
       expect(typeof b.why).toBe('string');
+    }
+    // Every custom role is used, names single permissions (no wildcard) and says why it exists.
+    for (const [key, role] of Object.entries(iam.customRoles)) {
+      expect(iam.bindings.some((b) => b.role === `custom:${key}`)).toBe(true);
+      for (const p of role.permissions) expect(p).toMatch(/^storage\.objects\.[a-z]+$/);
+      expect(typeof role.why).toBe('string');
     }
     expect(JSON.stringify(iam.bindings)).not.toMatch(/allUsers|allAuthenticatedUsers|roles\/(owner|editor|viewer)"/);
   });

@@ -25,6 +25,12 @@ describe('scripts/teardown-gcp.sh against a stateful fake gcloud', () => {
     expect(state.topics).toEqual({});
     expect(state.subscriptions).toEqual({});
     expect(state.serviceAccounts).toEqual({});
+    // Custom roles are deleted (GCP keeps them undeletable for 7 days), after the bindings that named them.
+    expect(Object.entries(state.customRoles).map(([id, role]) => [id, role.deleted])).toEqual(
+      ['pixelpipe.derivedRemover', 'pixelpipe.objectLister', 'pixelpipe.originalsDeleter', 'pixelpipe.outputWriter'].map((id) => [id, true]),
+    );
+    const firstRoleDelete = r.calls.findIndex((c) => c.command === 'iam roles delete');
+    expect(r.calls.slice(firstRoleDelete).filter((c) => /remove-iam-policy-binding/.test(c.command ?? ''))).toEqual([]);
     expect(Object.keys(state.buckets).sort()).toEqual([ORIGINALS, VARIANTS].sort());
     expect(state.buckets[VARIANTS].notifications).toEqual([]);
     expect(callsOf(r.calls, 'storage rm')).toEqual([]);
@@ -62,9 +68,12 @@ describe('scripts/teardown-gcp.sh against a stateful fake gcloud', () => {
     expect(world.state().buckets).toEqual({});
   });
 
-  test('deploy works again after a full teardown', () => {
+  test('deploy works again after a full teardown, undeleting its custom roles', () => {
     const r = world.run(DEPLOY, deployArgs(world));
     expect(r.status).toBe(0);
+    expect(callsOf(r.calls, 'iam roles create')).toEqual([]);
+    expect(callsOf(r.calls, 'iam roles undelete')).toHaveLength(4);
+    expect(Object.values(world.state().customRoles).filter((role) => role.deleted)).toEqual([]);
     expect(Object.keys(world.state().functions).sort()).toEqual([
       'pixelpipe-cascade',
       'pixelpipe-images',
@@ -93,6 +102,7 @@ describe('scripts/teardown-gcp.sh --dry-run', () => {
     }
     expect(lines).toContain(`+ gcloud iam service-accounts delete ${SA.upload} --project=${PROJECT} --quiet`);
     expect(lines).toContain(`+ gcloud pubsub topics delete pixelpipe-events --project=${PROJECT} --quiet`);
+    expect(lines).toContain(`+ gcloud iam roles delete pixelpipe.originalsDeleter --project=${PROJECT} --quiet`);
     expect(keep.stdout).not.toContain('gcloud storage rm');
 
     const all = world.run(TEARDOWN, [...base, '--dry-run', '--delete-buckets']);
