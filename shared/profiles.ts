@@ -14,6 +14,13 @@ export const PROFILE_METADATA = 'pixelpipe-profile';
  */
 export const PROCESSOR_OUTPUT_VERSION = 1;
 
+/**
+ * Bumped whenever the `quality: "auto"` search picks differently for the same pixels and target. It
+ * enters only the recipes of profiles with an "auto" variant, so a search change makes only their
+ * images stale. 2: searches start from the next smaller output's choice and sample fewer rows.
+ */
+export const AUTO_QUALITY_VERSION = 2;
+
 /** Every configured profile name, `default` first. */
 export function profileNames(config: PixelpipeConfig): string[] {
   return [DEFAULT_PROFILE_NAME, ...Object.keys(config.profiles)];
@@ -71,7 +78,7 @@ export function recipeOf(config: PixelpipeConfig, profile: Profile): string {
       avifEffort: config.output.avifEffort,
       placeholder: config.output.placeholder,
       // Only where a variant aims for it: otherwise changing the target changes no output.
-      ...(usesAuto ? { qualityTarget: config.output.qualityTarget } : {}),
+      ...(usesAuto ? { qualityTarget: config.output.qualityTarget, autoQuality: AUTO_QUALITY_VERSION } : {}),
     },
     frames: { animated: profile.limits.animated ?? true, maxAnimatedPixels: profile.limits.maxAnimatedPixels ?? 25_000_000 },
     analysis: analysisRecipe(config, profile),

@@ -29,7 +29,7 @@ import { decodeHeic, probeHeic } from './heic';
 import { renderAnimated } from './animated';
 import { renderBlank } from './blank';
 import { assertSafeSvg } from './svg';
-import { decodeLuma, lumaFromPixels, ssim, type Luma } from './ssim';
+import { decodeLuma, lumaFromPixels, ssimAgainst, ssimReference, type Luma } from './ssim';
 
 type Encoded = Exclude<ImageFormat, 'original'>;
 type OutFormat = Encoded | 'gif';
@@ -76,6 +76,7 @@ export class SharpImageProcessor implements ImageProcessor {
     const encodeMs: Record<string, number> = {};
     const ladder: RawImage[] = [base];
     const pending: Array<Promise<RenderedOutput>> = [];
+    const hints = autoHints(variants, probe);
     // Largest first, so a variant the same size as an earlier one can share its pixels.
     const order = [...variants].sort((a, b) => area(scaledSize(b, probe)) - area(scaledSize(a, probe)));
     for (const v of order) {
@@ -88,8 +89,18 @@ export class SharpImageProcessor implements ImageProcessor {
         const format = resolveFormat(fmt, probe);
         pending.push(
           (async () => {
+            const hint = hints.get(`${v.name}.${format}`);
+            // A predicted start waits for the smaller output's search; the time waited is not this encode's.
+            const start = hint ? await hint.start : undefined;
             const t = performance.now();
-            const out = await encode(resized, v, format, options);
+            const search: AutoSearch = { start };
+            let out: RenderedOutput;
+            try {
+              out = await encode(resized, v, format, options, search);
+            } finally {
+              // Resolved whatever happens, so a failed search never leaves a larger output waiting.
+              hint?.done(search.found);
+            }
             if (resized.crop) out.crop = resized.crop;
             encodeMs[`${v.name}.${format}`] = Math.round((performance.now() - t) * 10) / 10;
             return out;
@@ -477,7 +488,69 @@ export function lossyEncoder(p: Sharp, format: Lossy, quality: number, options: 
   }
 }
 
-async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options: RenderOptions): Promise<RenderedOutput> {
+/**
+ * What one `quality: "auto"` search passes to the next larger output of the same format: the quality
+ * it chose and, when two trials bracketed it, the SSIM gained per quality step there.
+ */
+export interface AutoStart {
+  quality: number;
+  slope?: number;
+}
+
+/** The predicted start of one search (`start`), and what the search found (`found`, set by it). */
+interface AutoSearch {
+  start?: AutoStart;
+  found?: AutoStart;
+}
+
+interface AutoHint {
+  start: Promise<AutoStart | undefined>;
+  done(found: AutoStart | undefined): void;
+}
+
+/**
+ * Chains the `quality: "auto"` outputs of each format from the smallest to the largest, so each search
+ * starts from the quality the next smaller output of that format chose (its own pixels are still what
+ * it is scored on). Same-sized outputs go unfiltered first (a grayscale JPEG lands on its colour twin's
+ * quality: the luma is quantised alike). Measured on the bench photos, the rungs of one variant chain
+ * mostly choose within a few steps of each other, so a search that starts there brackets the target in
+ * two trials instead of three.
+ */
+function autoHints(variants: VariantSpec[], probe: ImageProbe): Map<string, AutoHint> {
+  const chains = new Map<OutFormat, Array<{ key: string; pixels: number; filtered: boolean; index: number }>>();
+  variants.forEach((v, index) => {
+    if (v.quality !== 'auto') return;
+    const size = outputSize(v, scaledSize(v, probe));
+    for (const fmt of v.formats) {
+      const format = resolveFormat(fmt, probe);
+      if (format === 'png' || format === 'gif') continue;
+      const chain = chains.get(format) ?? [];
+      chain.push({ key: `${v.name}.${format}`, pixels: area(size), filtered: v.filter !== undefined, index });
+      chains.set(format, chain);
+    }
+  });
+  const hints = new Map<string, AutoHint>();
+  for (const chain of chains.values()) {
+    chain.sort((a, b) => a.pixels - b.pixels || Number(a.filtered) - Number(b.filtered) || a.index - b.index);
+    let previous: Promise<AutoStart | undefined> = Promise.resolve(undefined);
+    for (const link of chain) {
+      let done!: (found: AutoStart | undefined) => void;
+      const found = new Promise<AutoStart | undefined>((resolve) => (done = resolve));
+      hints.set(link.key, { start: previous, done });
+      previous = found;
+    }
+  }
+  return hints;
+}
+
+/** The size of a variant's output once cropped (cover) or padded (contain) to its box. */
+function outputSize(v: VariantSpec, scaled: Size): Size {
+  if (v.fit === 'cover') return { width: Math.min(v.width ?? scaled.width, scaled.width), height: Math.min(v.height ?? scaled.height, scaled.height) };
+  if (v.fit === 'contain') return { width: v.width ?? scaled.width, height: v.height ?? scaled.height };
+  return scaled;
+}
+
+async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options: RenderOptions, search: AutoSearch = {}): Promise<RenderedOutput> {
   let p = applyFilter(fromRaw(img), v.filter);
   const flatten = format === 'jpeg' && (img.channels === 4 || img.channels === 2);
   if (flatten) p = p.flatten({ background: v.background });
@@ -489,8 +562,9 @@ async function encode(img: RawImage, v: VariantSpec, format: OutFormat, options:
   } else if (v.quality === 'auto') {
     // The search scores against exactly the pixels the encoder gets: filtered and flattened.
     const pixels = v.filter || flatten ? await toRawImage(p) : img;
-    const found = await autoQuality(pixels, format, options, options.qualityTarget ?? DEFAULT_TARGET);
+    const found = await autoQuality(pixels, format, options, options.qualityTarget ?? DEFAULT_TARGET, search.start);
     ({ quality, score, body } = found);
+    search.found = found.next;
   } else {
     const target = encodeTarget(img, format);
     quality = v.quality ?? defaultQuality(format, target);
@@ -530,10 +604,13 @@ const AUTO_SLOPE = 0.002;
 /**
  * Above this many pixels the trials encode a sample of the output instead of all of it: evenly spaced
  * full-width bands of rows, 64 rows each (whole JPEG/WebP macroblocks), ≈ this many pixels in total.
- * Both encoders work block by block, so bands predict the whole image's score closely, and three
- * trials on a sixth of the pixels plus one final encode stay within 1.6× a fixed-quality encode.
+ * Both encoders work block by block, so bands predict the whole image's score closely. At least one
+ * band is taken, so a 2048 px wide output is still sampled on 131 072 pixels. Lowered from 200 000
+ * (session h5): the whole-render CPU time with every output "auto" fell from 1.8× to 1.7× the fixed
+ * render on the 12 MP photo, 2.0× to 1.6× on the phone photo, 1.9× to 1.7× on the PNG, for −6 % to
+ * +4 % bytes (docs/performance.md, "quality: auto").
  */
-const AUTO_SAMPLE_PIXELS = 200_000;
+const AUTO_SAMPLE_PIXELS = 100_000;
 const AUTO_BAND_ROWS = 64;
 
 /** Evenly spaced bands of whole rows, stacked: a smaller image with the same kinds of content. */
@@ -557,31 +634,39 @@ function lumaOf(img: RawImage): Luma {
 
 /**
  * `quality: "auto"`: the lowest encoder quality whose output's luma SSIM against the pixels it was
- * encoded from reaches `target`, found with at most {@link AUTO_TRIALS} trial encodes (a secant search
- * from the format's default quality). Trials run on the output's own pixels (or a sample of their
- * rows, see {@link AUTO_SAMPLE_PIXELS}), never on a new decode of the original. When no trial reaches
- * the target, the best-scoring one wins. The recorded score is the trial's (the sample's, for large outputs).
+ * encoded from reaches `target`, found with at most {@link AUTO_TRIALS} trial encodes: a secant search
+ * from `start` (the quality the next smaller output of this format chose, see {@link autoHints}) or
+ * else the format's default quality. Trials run on the output's own pixels (or a sample of their rows,
+ * see {@link AUTO_SAMPLE_PIXELS}), never on a new decode of the original. When no trial reaches the
+ * target, the best-scoring one wins. The recorded score is the trial's (the sample's, for large
+ * outputs). `next` is what a larger output's search starts from.
+ *
+ * JPEG trials are baseline (sequential) encodes: progressive and scan-searched JPEGs decode to exactly
+ * the same pixels (only the entropy-coded order differs), and the baseline encode costs 35 ms on a
+ * 1024×768 output against 87 ms with the scan search, so the trials score the same pixels for less and
+ * the chosen quality is encoded once more with the output's scan mode. A WebP trial of the whole output
+ * is the output itself.
  */
 async function autoQuality(
   img: RawImage,
   format: Lossy,
   options: RenderOptions,
   target: QualityTarget,
-): Promise<{ quality: number; score: number; body: Buffer }> {
+  start?: AutoStart,
+): Promise<{ quality: number; score: number; body: Buffer; next: AutoStart }> {
   const sample = sampleRows(img);
   const out = encodeTarget(img, format);
-  const ref = lumaOf(sample);
+  const ref = ssimReference(lumaOf(sample));
   const trials: Array<{ q: number; s: number; body: Buffer }> = [];
   const clamp = (q: number) => Math.min(AUTO_MAX_QUALITY, Math.max(AUTO_MIN_QUALITY, Math.round(q)));
-  let q: number = defaultQuality(format, out);
+  const trialEncoder = (p: Sharp, q: number): Sharp => (format === 'jpeg' ? p.jpeg({ quality: q }) : lossyEncoder(p, format, q, options, out));
+  let q: number = clamp(start?.quality ?? defaultQuality(format, out));
+  const guessSlope = start?.slope ?? AUTO_SLOPE;
   for (let i = 0; i < AUTO_TRIALS; i++) {
-    const body = await lossyEncoder(fromRaw(sample), format, q, options, out).toBuffer();
-    const s = ssim(ref, await decodeLuma(body));
+    const body = await trialEncoder(fromRaw(sample), q).toBuffer();
+    const s = ssimAgainst(ref, await decodeLuma(body));
     trials.push({ q, s, body });
-    const met = trials.filter((t) => t.s >= target.value);
-    const below = trials.filter((t) => t.s < target.value);
-    const lo = below.length ? below.reduce((a, b) => (b.q > a.q ? b : a)) : undefined;
-    const hi = met.length ? met.reduce((a, b) => (b.q < a.q ? b : a)) : undefined;
+    const { lo, hi } = bracket(trials, target.value);
     let next: number;
     if (lo && hi) {
       if (hi.q - lo.q <= 1) break;
@@ -591,7 +676,7 @@ async function autoQuality(
     } else {
       const last = trials[trials.length - 1];
       const prev = trials.length > 1 ? trials[trials.length - 2] : undefined;
-      const slope = prev && last.q !== prev.q && (last.s - prev.s) / (last.q - prev.q) > 1e-5 ? (last.s - prev.s) / (last.q - prev.q) : AUTO_SLOPE;
+      const slope = prev && last.q !== prev.q && (last.s - prev.s) / (last.q - prev.q) > 1e-5 ? (last.s - prev.s) / (last.q - prev.q) : guessSlope;
       next = last.q + (target.value - last.s) / slope;
       // Aim slightly past the target, so the next trial is likely to land on the other side of it.
       next += hi ? -1 : 1;
@@ -600,10 +685,24 @@ async function autoQuality(
     if (trials.some((t) => t.q === next)) break;
     q = next;
   }
-  const met = trials.filter((t) => t.s >= target.value);
-  const pick = met.length ? met.reduce((a, b) => (b.q < a.q ? b : a)) : trials.reduce((a, b) => (b.s > a.s ? b : a));
-  const body = sample === img ? pick.body : await lossyEncoder(fromRaw(img), format, pick.q, options, out).toBuffer();
-  return { quality: pick.q, score: Math.round(pick.s * 1e5) / 1e5, body };
+  const { lo, hi } = bracket(trials, target.value);
+  const pick = hi ?? trials.reduce((a, b) => (b.s > a.s ? b : a));
+  const slope = lo && hi && hi.q > lo.q && hi.s > lo.s ? (hi.s - lo.s) / (hi.q - lo.q) : undefined;
+  const reuse = sample === img && format !== 'jpeg';
+  const body = reuse ? pick.body : await lossyEncoder(fromRaw(img), format, pick.q, options, out).toBuffer();
+  return { quality: pick.q, score: Math.round(pick.s * 1e5) / 1e5, body, next: { quality: pick.q, ...(slope !== undefined ? { slope } : {}) } };
+}
+
+/** The highest-quality trial below the target and the lowest-quality one meeting it. */
+function bracket<T extends { q: number; s: number }>(trials: T[], target: number): { lo?: T; hi?: T } {
+  let lo: T | undefined;
+  let hi: T | undefined;
+  for (const t of trials) {
+    if (t.s >= target) {
+      if (!hi || t.q < hi.q) hi = t;
+    } else if (!lo || t.q > lo.q) lo = t;
+  }
+  return { lo, hi };
 }
 
 /** A ThumbHash (≈25 bytes) from the smallest image already in memory, plus a PNG data URL to show it at once. */

@@ -55,42 +55,76 @@ const C1 = (0.01 * 255) ** 2;
 const C2 = (0.03 * 255) ** 2;
 
 /**
- * Mean SSIM over all windows: 1 for identical images, lower for worse. Both images must have the same
- * size; images smaller than a window are compared as one window.
+ * The reference side of {@link ssim}, computed once: its summed-area tables. A search that scores
+ * several candidates against the same pixels (`quality: "auto"`) then builds only the candidate's
+ * tables per trial; the result is exactly {@link ssim}'s.
  */
-export function ssim(a: Luma, b: Luma, options: SsimOptions = {}): number {
-  if (a.width !== b.width || a.height !== b.height) {
-    throw new RangeError(`ssim: sizes differ (${a.width}x${a.height} vs ${b.width}x${b.height})`);
-  }
+export interface SsimReference {
+  luma: Luma;
+  win: number;
+  stride: number;
+  /** Summed-area tables of a and a², (width+1)×(height+1) with a zero first row/column. */
+  sa: Float64Array;
+  saa: Float64Array;
+}
+
+/** Prepares `a` as the fixed side of repeated {@link ssimAgainst} calls. */
+export function ssimReference(a: Luma, options: SsimOptions = {}): SsimReference {
   const { width, height } = a;
   const win = Math.max(1, Math.min(options.window ?? 8, width, height));
   const stride = Math.max(1, options.stride ?? 4);
   const w1 = width + 1;
-  // Summed-area tables of a, b, a², b² and ab, each (width+1)×(height+1) with a zero first row/column.
   const sa = new Float64Array(w1 * (height + 1));
-  const sb = new Float64Array(sa.length);
   const saa = new Float64Array(sa.length);
+  for (let y = 0; y < height; y++) {
+    let ra = 0;
+    let raa = 0;
+    for (let x = 0; x < width; x++) {
+      const va = a.data[y * width + x];
+      ra += va;
+      raa += va * va;
+      const i = (y + 1) * w1 + x + 1;
+      sa[i] = sa[i - w1] + ra;
+      saa[i] = saa[i - w1] + raa;
+    }
+  }
+  return { luma: a, win, stride, sa, saa };
+}
+
+/**
+ * Mean SSIM over all windows: 1 for identical images, lower for worse. Both images must have the same
+ * size; images smaller than a window are compared as one window.
+ */
+export function ssim(a: Luma, b: Luma, options: SsimOptions = {}): number {
+  return ssimAgainst(ssimReference(a, options), b);
+}
+
+/** {@link ssim} of `b` against a prepared reference. */
+export function ssimAgainst(ref: SsimReference, b: Luma): number {
+  const a = ref.luma;
+  if (a.width !== b.width || a.height !== b.height) {
+    throw new RangeError(`ssim: sizes differ (${a.width}x${a.height} vs ${b.width}x${b.height})`);
+  }
+  const { width, height } = a;
+  const { win, stride, sa, saa } = ref;
+  const w1 = width + 1;
+  // Summed-area tables of b, b² and ab, laid out like the reference's.
+  const sb = new Float64Array(sa.length);
   const sbb = new Float64Array(sa.length);
   const sab = new Float64Array(sa.length);
   for (let y = 0; y < height; y++) {
-    let ra = 0;
     let rb = 0;
-    let raa = 0;
     let rbb = 0;
     let rab = 0;
     for (let x = 0; x < width; x++) {
       const va = a.data[y * width + x];
       const vb = b.data[y * width + x];
-      ra += va;
       rb += vb;
-      raa += va * va;
       rbb += vb * vb;
       rab += va * vb;
       const i = (y + 1) * w1 + x + 1;
       const up = i - w1;
-      sa[i] = sa[up] + ra;
       sb[i] = sb[up] + rb;
-      saa[i] = saa[up] + raa;
       sbb[i] = sbb[up] + rbb;
       sab[i] = sab[up] + rab;
     }

@@ -9,7 +9,7 @@ import { loadConfig, type PixelpipeConfig } from '../../shared/config';
 import { buildCompletionEvent } from '../../shared/events';
 import { SharpImageProcessor } from '../../shared/image/sharp-image-processor';
 import { createLogger } from '../../shared/logger';
-import { canonicalJson, findProfile, PROCESSOR_OUTPUT_VERSION, profileForOriginal, readCapBytes, recipeOf } from '../../shared/profiles';
+import { AUTO_QUALITY_VERSION, canonicalJson, findProfile, PROCESSOR_OUTPUT_VERSION, profileForOriginal, readCapBytes, recipeOf } from '../../shared/profiles';
 import { FakeImageAnalyzer } from '../../shared/testing/fake-image-analyzer';
 import { FixedClock } from '../../shared/testing/fakes';
 import { createAnalysisStage } from '../../shared/usecases/analyze-image';
@@ -223,6 +223,14 @@ describe('recipe fingerprint', () => {
     expect(recipe({ ...fixed, PIXELPIPE_QUALITY_TARGET: 'ssim:0.99' })).toBe(recipe(fixed));
     const auto = profiles({ variants: [{ name: 'a', width: 10, quality: 'auto' }] });
     expect(recipe({ ...auto, PIXELPIPE_QUALITY_TARGET: 'ssim:0.99' })).not.toBe(recipe(auto));
+  });
+
+  test('an "auto" profile\'s recipe carries the search version: the h5 search change made only such images stale', () => {
+    // Pinned after AUTO_QUALITY_VERSION became 2 (predicted starts, smaller samples); before, this
+    // profile's recipe had no search version and differed.
+    expect(AUTO_QUALITY_VERSION).toBe(2);
+    expect(recipe(profiles({ variants: [{ name: 'a', width: 10, quality: 'auto' }] }))).toBe('r1-531c9a49300a253e799addad');
+    expect(recipe({}, 'default')).toBe('r1-6bd08dab9937e5524e4108c6');
   });
 
   test('the default recipe of a deployment without analysis is the fingerprint it had before analysis counted', () => {
