@@ -377,7 +377,7 @@ describe('quality', () => {
 
   test('"auto" picks the lowest tried quality meeting the target: a stricter target gives a higher quality and score', async () => {
     const photo = sample('landscape.jpg');
-    const variants = parseVariants([{ name: 'a', width: 480, formats: ['webp', 'jpeg'], quality: 'auto' }]);
+    const variants = parseVariants([{ name: 'a', width: 400, formats: ['webp', 'jpeg'], quality: 'auto' }]);
     const loose = await processor.render(photo, variants, limits, { ...opts, qualityTarget: { metric: 'ssim', value: 0.9 } });
     const strict = await processor.render(photo, variants, limits, { ...opts, qualityTarget: { metric: 'ssim', value: 0.98 } });
     for (const [i, out] of strict.outputs.entries()) {
@@ -389,11 +389,78 @@ describe('quality', () => {
       expect(out.score! >= 0.98 || out.quality === 95).toBe(true);
       expect(l.score!).toBeGreaterThanOrEqual(0.9);
       // The recorded score is the output's: re-measure it against the pixels it was encoded from.
-      const png = (await processor.render(photo, parseVariants([{ name: 'a', width: 480, formats: ['png'] }]), limits, opts)).outputs[0].body;
+      const png = (await processor.render(photo, parseVariants([{ name: 'a', width: 400, formats: ['png'] }]), limits, opts)).outputs[0].body;
       const ref = await decodeLuma(png);
       expect(ssim(ref, await decodeLuma(out.body))).toBeCloseTo(out.score!, 3);
       const meta = await sharp(out.body).metadata();
       expect([meta.width, meta.height]).toEqual([out.width, out.height]);
     }
+  });
+});
+
+describe('"auto" search: trial count and predicted starts (counting spies on the encoders)', () => {
+  type Call = { width: number; height: number; quality: number; scans: boolean };
+  type EncodeOptions = { quality?: number; progressive?: boolean; optimiseScans?: boolean };
+  const proto = Object.getPrototypeOf(sharp()) as { jpeg: (o?: EncodeOptions) => unknown; webp: (o?: EncodeOptions) => unknown };
+  /** Every encode of `format` the render asks sharp for, with the size of the raw pixels it encodes. */
+  async function encodes(format: 'jpeg' | 'webp', run: () => Promise<unknown>): Promise<Call[]> {
+    const spy = jest.spyOn(proto, format);
+    try {
+      await run();
+      return spy.mock.calls.map((args, i) => {
+        const input = (spy.mock.contexts[i] as unknown as { options: { input: { rawWidth?: number; rawHeight?: number } } }).options.input;
+        const o: EncodeOptions = args[0] ?? {};
+        return { width: input.rawWidth ?? 0, height: input.rawHeight ?? 0, quality: o.quality ?? 0, scans: o.progressive === true || o.optimiseScans === true };
+      });
+    } finally {
+      spy.mockRestore();
+    }
+  }
+  const photo = sample('landscape.jpg');
+  const strict = { ...opts, placeholder: false, qualityTarget: { metric: 'ssim' as const, value: 0.985 } };
+
+  test('≤ 3 trial encodes per output; a whole-output WebP trial is the output, a JPEG gets one final encode with its scan mode', async () => {
+    const variants = parseVariants([{ name: 'a', width: 400, formats: ['webp', 'jpeg'], quality: 'auto' }]);
+    let result!: Awaited<ReturnType<typeof processor.render>>;
+    const webp = await encodes('webp', async () => (result = await processor.render(photo, variants, limits, strict)));
+    const out = Object.fromEntries(result.outputs.map((o) => [o.format, o]));
+    // 400×266 is below the sampling size (150 000 px): every trial encodes the whole output.
+    expect(webp.length).toBeGreaterThanOrEqual(1);
+    expect(webp.length).toBeLessThanOrEqual(3);
+    expect(webp.every((c) => c.width === out.webp.width && c.height === out.webp.height)).toBe(true);
+    // No re-encode: the chosen trial is the output.
+    expect(webp.map((c) => c.quality)).toContain(out.webp.quality);
+    const jpeg = await encodes('jpeg', () => processor.render(photo, variants, limits, strict));
+    const trials = jpeg.filter((c) => !c.scans);
+    expect(trials.length).toBeGreaterThanOrEqual(1);
+    expect(trials.length).toBeLessThanOrEqual(3);
+    expect(jpeg.filter((c) => c.scans).map((c) => c.quality)).toEqual([out.jpeg.quality]);
+  });
+
+  test('a larger output of the same format starts its search at the quality the smaller one chose; alone it starts at the default', async () => {
+    const both = parseVariants([
+      { name: 'big', width: 1024, formats: ['webp'], quality: 'auto' },
+      { name: 'small', width: 240, formats: ['webp'], quality: 'auto' },
+    ]);
+    let result!: Awaited<ReturnType<typeof processor.render>>;
+    const calls = await encodes('webp', async () => (result = await processor.render(photo, both, limits, strict)));
+    const small = result.outputs.find((o) => o.variant === 'small')!;
+    const big = result.outputs.find((o) => o.variant === 'big')!;
+    // Precondition: the small output moved away from the default, so the start is observable.
+    expect(small.quality).not.toBe(DEFAULT_QUALITY.webp);
+    const firstBig = calls.findIndex((c) => c.width === big.width);
+    // Every trial of the small output ran before the big one's first.
+    expect(calls.slice(firstBig).some((c) => c.width === small.width)).toBe(false);
+    expect(calls[firstBig].quality).toBe(small.quality);
+    // The big output's trials are on a sample of its rows (full width, fewer rows), then one final encode.
+    const bigCalls = calls.filter((c) => c.width === big.width);
+    expect(bigCalls.length).toBeLessThanOrEqual(4);
+    expect(bigCalls.slice(0, -1).every((c) => c.height < big.height)).toBe(true);
+    expect(bigCalls[bigCalls.length - 1]).toMatchObject({ height: big.height, quality: big.quality });
+
+    const alone = await encodes('webp', () =>
+      processor.render(photo, parseVariants([{ name: 'big', width: 1024, formats: ['webp'], quality: 'auto' }]), limits, strict),
+    );
+    expect(alone[0].quality).toBe(DEFAULT_QUALITY.webp);
   });
 });
