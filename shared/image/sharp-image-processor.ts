@@ -608,9 +608,9 @@ async function autoQuality(
 
 /**
  * The long side of the pixels ThumbHash is computed from. ThumbHash keeps at most 7 cosine terms per
- * axis, so 32 samples already resolve its highest frequency several times over: on the bench photos
- * the hash moved by two quantisation steps (header and one AC byte) against 100 px, and it decodes to
- * the same 32×23 preview. Its cost is per pixel, ≈ 10× less here; that matters most in a process's
+ * axis, so 32 samples already resolve its highest frequency several times over: on the four bench
+ * photos 1–3 of the hash's ≈ 25 bytes changed against 100 px (the variants' bytes did not), and it
+ * decodes to the same 32×23 preview. Its cost is per pixel, ≈ 10× less here; that matters most in a process's
  * first renders, while V8 still interprets (and compiles) it: renders 2–6 of a fresh process took
  * 2–25 ms (≈ 12 ms mean) of CPU per hash at 100 px against 0.5–12 ms (≈ 4 ms) at 32 px.
  */
