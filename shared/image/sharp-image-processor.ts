@@ -612,7 +612,7 @@ async function autoQuality(
  * photos 1–3 of the hash's ≈ 25 bytes changed against 100 px (the variants' bytes did not), and it
  * decodes to the same 32×23 preview. Its cost is per pixel, ≈ 10× less here; that matters most in a process's
  * first renders, while V8 still interprets (and compiles) it: renders 2–6 of a fresh process took
- * 2–25 ms (≈ 12 ms mean) of CPU per hash at 100 px against 0.5–12 ms (≈ 4 ms) at 32 px.
+ * 2–36 ms (12–15 ms mean, two processes) of CPU per hash at 100 px against 0.5–12 ms (≈ 4 ms) at 32 px.
  */
 const PLACEHOLDER_SIDE = 32;
 
