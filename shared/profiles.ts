@@ -10,9 +10,10 @@ export const PROFILE_METADATA = 'pixelpipe-profile';
 
 /**
  * Bumped whenever the processor's output for the same recipe changes (encoder options, resampling,
- * colour handling), so `backfill --stale` regenerates images rendered by an older processor.
+ * colour handling, the placeholder), so `backfill --stale` regenerates images rendered by an older processor.
+ * 2: the ThumbHash placeholder is computed from 32 px instead of 100 px (a slightly different hash).
  */
-export const PROCESSOR_OUTPUT_VERSION = 1;
+export const PROCESSOR_OUTPUT_VERSION = 2;
 
 /**
  * Bumped whenever the `quality: "auto"` search picks differently for the same pixels and target. It
