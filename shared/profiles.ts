@@ -11,7 +11,8 @@ export const PROFILE_METADATA = 'pixelpipe-profile';
 /**
  * Bumped whenever the processor's output for the same recipe changes (encoder options, resampling,
  * colour handling, the placeholder), so `backfill --stale` regenerates images rendered by an older processor.
- * 2: the ThumbHash placeholder is computed from 32 px instead of 100 px (a slightly different hash).
+ * 2: the ThumbHash placeholder is computed from 32 px instead of 100 px (a slightly different hash), and
+ * JPEG outputs above 2 MP of originals that are not JPEG or HEIF get mozjpeg's scan search (fewer bytes).
  */
 export const PROCESSOR_OUTPUT_VERSION = 2;
 

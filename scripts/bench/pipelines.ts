@@ -13,7 +13,14 @@ import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { loadConfig, type PixelpipeConfig, type VariantSpec } from '../../shared/config';
 import { scaledSize, type Size } from '../../shared/image/geometry';
 import { decodeHeic } from '../../shared/image/heic';
-import { applyFilter, defaultQuality, lossyEncoder, SharpImageProcessor, type SharpProcessorOptions } from '../../shared/image/sharp-image-processor';
+import {
+  applyFilter,
+  defaultQuality,
+  lossyEncoder,
+  photoSource,
+  SharpImageProcessor,
+  type SharpProcessorOptions,
+} from '../../shared/image/sharp-image-processor';
 import type { ImageProbe, RenderOptions, RenderResult } from '../../shared/ports';
 import { timed, type Timing } from './stats';
 
@@ -197,6 +204,8 @@ interface LowerBoundEncode {
   raw: Raw;
   format: 'jpeg' | 'webp' | 'avif' | 'png';
   quality: number;
+  /** Whether the original is a camera format (the processor's `photoSource`): it picks the JPEG scan mode. */
+  photo: boolean;
 }
 
 /** Everything the lower bound needs, prepared outside the timed region. */
@@ -249,6 +258,7 @@ export async function planLowerBound(setup: BenchSetup, input: Buffer): Promise<
         key: `${v.name}.${format}`,
         raw,
         format,
+        photo: photoSource(probe),
         quality:
           typeof v.quality === 'number'
             ? v.quality
@@ -293,7 +303,7 @@ function encodeRaw(e: LowerBoundEncode, options: RenderOptions): Promise<Buffer>
   const p = fromRaw(e.raw);
   return e.format === 'png'
     ? p.png({ compressionLevel: 6 }).toBuffer()
-    : lossyEncoder(p, e.format, e.quality, options, { pixels: e.raw.width * e.raw.height, alpha: hasAlpha(e.raw, e.format) }).toBuffer();
+    : lossyEncoder(p, e.format, e.quality, options, { pixels: e.raw.width * e.raw.height, alpha: hasAlpha(e.raw, e.format), photo: e.photo }).toBuffer();
 }
 
 function hasAlpha(raw: Raw, format: string): boolean {

@@ -464,3 +464,51 @@ describe('"auto" search: trial count and predicted starts (counting spies on the
     expect(alone[0].quality).toBe(DEFAULT_QUALITY.webp);
   });
 });
+
+describe('JPEG scan mode by kind of original (spy on the encoder options)', () => {
+  type JpegOptions = { progressive?: boolean; optimiseScans?: boolean };
+  const proto = Object.getPrototypeOf(sharp()) as { jpeg: (o?: JpegOptions) => unknown };
+  /** The options of every JPEG encode with their raw input size. */
+  async function jpegCalls(run: () => Promise<unknown>): Promise<Array<JpegOptions & { pixels: number }>> {
+    const spy = jest.spyOn(proto, 'jpeg');
+    try {
+      await run();
+      return spy.mock.calls.map((args, i) => {
+        const input = (spy.mock.contexts[i] as unknown as { options: { input: { rawWidth?: number; rawHeight?: number } } }).options.input;
+        return { ...(args[0] ?? {}), pixels: (input.rawWidth ?? 0) * (input.rawHeight ?? 0) };
+      });
+    } finally {
+      spy.mockRestore();
+    }
+  }
+  // 2200×1100 = 2.4 MP: above the size where camera originals stop getting the scan search.
+  const pixels = () => sharp({ create: { width: 2200, height: 1100, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
+  const variants = parseVariants([{ name: 'full', width: 2200, formats: ['jpeg'] }]);
+  const fixed = { ...opts, placeholder: false };
+
+  test('a large JPEG output of a camera original is progressive; of a PNG original it gets the scan search (same pixels)', async () => {
+    const jpegOriginal = await pixels().jpeg({ quality: 95 }).toBuffer();
+    const pngOriginal = await sharp(await sharp(jpegOriginal).raw().toBuffer(), { raw: { width: 2200, height: 1100, channels: 3 } })
+      .png({ compressionLevel: 1 })
+      .toBuffer();
+    let fromJpeg!: Awaited<ReturnType<typeof processor.render>>;
+    let fromPng!: Awaited<ReturnType<typeof processor.render>>;
+    const jpegCallsOfJpeg = (await jpegCalls(async () => (fromJpeg = await processor.render(jpegOriginal, variants, limits, fixed)))).filter(
+      (c) => c.pixels === 2200 * 1100,
+    );
+    const jpegCallsOfPng = (await jpegCalls(async () => (fromPng = await processor.render(pngOriginal, variants, limits, fixed)))).filter(
+      (c) => c.pixels === 2200 * 1100,
+    );
+    expect(jpegCallsOfJpeg).toEqual([expect.objectContaining({ progressive: true })]);
+    expect(jpegCallsOfJpeg[0].optimiseScans).toBeUndefined();
+    expect(jpegCallsOfPng).toEqual([expect.objectContaining({ optimiseScans: true })]);
+    for (const r of [fromJpeg, fromPng]) {
+      const meta = await sharp(r.outputs[0].body).metadata();
+      expect([meta.format, meta.width, meta.height, meta.isProgressive]).toEqual(['jpeg', 2200, 1100, true]);
+    }
+    // The scan mode orders the coefficients only: both originals hold the same pixels, so both outputs decode alike.
+    const a = await decodeLuma(fromJpeg.outputs[0].body);
+    const b = await decodeLuma(fromPng.outputs[0].body);
+    expect(ssim(a, b)).toBeGreaterThan(0.9999);
+  });
+});

@@ -226,17 +226,19 @@ describe('recipe fingerprint', () => {
   });
 
   test('an "auto" profile\'s recipe carries the search version: the h5 search change made only such images stale', () => {
-    // Pinned after AUTO_QUALITY_VERSION became 2 (predicted starts, smaller samples); before, this
-    // profile's recipe had no search version and differed.
+    // Pinned after AUTO_QUALITY_VERSION became 2 (predicted starts, smaller samples; with
+    // PROCESSOR_OUTPUT_VERSION 1 it was r1-531c9a49300a253e799addad, and the default r1-6bd08dab9937e5524e4108c6);
+    // before, this profile's recipe had no search version and differed.
     expect(AUTO_QUALITY_VERSION).toBe(2);
-    expect(recipe(profiles({ variants: [{ name: 'a', width: 10, quality: 'auto' }] }))).toBe('r1-531c9a49300a253e799addad');
-    expect(recipe({}, 'default')).toBe('r1-6bd08dab9937e5524e4108c6');
+    expect(PROCESSOR_OUTPUT_VERSION).toBe(2);
+    expect(recipe(profiles({ variants: [{ name: 'a', width: 10, quality: 'auto' }] }))).toBe('r2-d6fcee8f763a473428fd8113');
+    expect(recipe({}, 'default')).toBe('r2-d4a867bb1fd4309e015c48e1');
   });
 
   test('the default recipe of a deployment without analysis is the fingerprint it had before analysis counted', () => {
     // Computed by the code before analysis settings entered the recipe, with PROCESSOR_OUTPUT_VERSION 2 (the
-    // placeholder's ThumbHash now comes from 32 px, so a changed hash is meant to make every image stale;
-    // it was r1-6bd08dab9937e5524e4108c6). Any other change here makes every image stale.
+    // placeholder's ThumbHash now comes from 32 px and large JPEGs of PNG originals get the scan search, so
+    // every image is meant to go stale; it was r1-6bd08dab9937e5524e4108c6). Any other change here makes every image stale.
     expect(recipe({}, 'default')).toBe('r2-d4a867bb1fd4309e015c48e1');
     expect(recipe({ PIXELPIPE_BLOCKED_PLACEHOLDER: 'neutral', PIXELPIPE_ANALYSIS_BUDGET_MS: '900' }, 'default')).toBe('r2-d4a867bb1fd4309e015c48e1');
   });
