@@ -12,16 +12,18 @@ export const PROFILE_METADATA = 'pixelpipe-profile';
  * Bumped whenever the processor's output for the same recipe changes (encoder options, resampling,
  * colour handling, the placeholder), so `backfill --stale` regenerates images rendered by an older processor.
  * 2: the ThumbHash placeholder is computed from 32 px instead of 100 px (a slightly different hash), and
- * JPEG outputs above 2 MP of originals that are not JPEG or HEIF get mozjpeg's scan search (fewer bytes).
+ * JPEG outputs above 2 MP of originals that are not JPEG or HEIF get mozjpeg's scan search (fewer bytes), and
+ * those of JPEG/HEIF originals at quality ≥ 90 are plain progressive (less CPU).
  */
 export const PROCESSOR_OUTPUT_VERSION = 2;
 
 /**
  * Bumped whenever the `quality: "auto"` search picks differently for the same pixels and target. It
  * enters only the recipes of profiles with an "auto" variant, so a search change makes only their
- * images stale. 2: searches start from the next smaller output's choice and sample fewer rows.
+ * images stale. 2: searches start from the next smaller output's choice and sample fewer rows. 3: samples of
+ * ≈ 50 000 px in 32-row bands (was ≈ 100 000 px in 64-row bands).
  */
-export const AUTO_QUALITY_VERSION = 2;
+export const AUTO_QUALITY_VERSION = 3;
 
 /** Every configured profile name, `default` first. */
 export function profileNames(config: PixelpipeConfig): string[] {

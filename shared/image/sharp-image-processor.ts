@@ -441,8 +441,19 @@ export type Lossy = 'jpeg' | 'webp' | 'avif';
  */
 const JPEG_SCAN_SEARCH_MAX_PIXELS = 2048 * 1024;
 
-function jpegScans(target: EncodeTarget): { optimiseScans: true } | { progressive: true } {
-  return target.pixels <= JPEG_SCAN_SEARCH_MAX_PIXELS || !target.photo ? { optimiseScans: true } : { progressive: true };
+/**
+ * From this quality up, JPEGs of camera originals are plain progressive at every size: the scan search's
+ * gain shrinks as the quality rises (on the bench photos' 480 and 1024 px outputs 0.8–1.4 % at q80,
+ * −0.0…0.7 % at q90–94; 200 px outputs 0.3–1.9 %) while it still costs 2.7× progressive's CPU (a
+ * 1024×768 output at q92: 52 ms against 19 ms). Fixed-quality defaults stay below it; it is what
+ * `quality: "auto"` picks on grainy photos (q89–95 at `ssim:0.97`). Graphics keep the search
+ * (1.1–2.3 % at q90–94 on the PNG's outputs).
+ */
+const JPEG_SCAN_SEARCH_MAX_QUALITY = 89;
+
+function jpegScans(target: EncodeTarget, quality: number): { optimiseScans: true } | { progressive: true } {
+  if (!target.photo) return { optimiseScans: true };
+  return target.pixels <= JPEG_SCAN_SEARCH_MAX_PIXELS && quality <= JPEG_SCAN_SEARCH_MAX_QUALITY ? { optimiseScans: true } : { progressive: true };
 }
 
 /** What the encoder settings depend on besides the format. */
@@ -499,7 +510,7 @@ export function defaultQuality(format: Lossy, target: Pick<EncodeTarget, 'pixels
 export function lossyEncoder(p: Sharp, format: Lossy, quality: number, options: RenderOptions, target: EncodeTarget): Sharp {
   switch (format) {
     case 'jpeg':
-      return p.jpeg({ quality, ...jpegScans(target) });
+      return p.jpeg({ quality, ...jpegScans(target, quality) });
     case 'webp':
       return target.alpha
         ? p.webp({ quality, effort: Math.max(options.webpEffort, WEBP_ALPHA_MIN_EFFORT), preset: 'drawing' })
@@ -630,15 +641,15 @@ const AUTO_MAX_QUALITY = 95;
 const AUTO_SLOPE = 0.002;
 /**
  * Above this many pixels the trials encode a sample of the output instead of all of it: evenly spaced
- * full-width bands of rows, 64 rows each (whole JPEG/WebP macroblocks), ≈ this many pixels in total.
- * Both encoders work block by block, so bands predict the whole image's score closely. At least one
- * band is taken, so a 2048 px wide output is still sampled on 131 072 pixels. Lowered from 200 000
- * (session h5): the whole-render CPU time with every output "auto" fell from 1.8× to 1.7× the fixed
+ * full-width bands of rows, 32 rows each (whole JPEG MCU and WebP macroblock rows), ≈ this many pixels in
+ * total. Both encoders work block by block, so bands predict the whole image's score closely. At least
+ * one band is taken, so a 2048 px wide output is still sampled on 65 536 pixels. Lowered from 200 000
+ * (session h5: the whole-render CPU time with every output "auto" fell from 1.8× to 1.7× the fixed
  * render on the 12 MP photo, 2.0× to 1.6× on the phone photo, 1.9× to 1.7× on the PNG, for −6 % to
- * +4 % bytes (docs/performance.md, "quality: auto").
+ * +4 % bytes) and from 100 000 in 64-row bands (session 10: see docs/performance.md, "quality: auto").
  */
-const AUTO_SAMPLE_PIXELS = 100_000;
-const AUTO_BAND_ROWS = 64;
+const AUTO_SAMPLE_PIXELS = 50_000;
+const AUTO_BAND_ROWS = 32;
 
 /** Evenly spaced bands of whole rows, stacked: a smaller image with the same kinds of content. */
 function sampleRows(img: RawImage): RawImage {

@@ -377,7 +377,7 @@ describe('quality', () => {
 
   test('"auto" picks the lowest tried quality meeting the target: a stricter target gives a higher quality and score', async () => {
     const photo = sample('landscape.jpg');
-    const variants = parseVariants([{ name: 'a', width: 400, formats: ['webp', 'jpeg'], quality: 'auto' }]);
+    const variants = parseVariants([{ name: 'a', width: 300, formats: ['webp', 'jpeg'], quality: 'auto' }]);
     const loose = await processor.render(photo, variants, limits, { ...opts, qualityTarget: { metric: 'ssim', value: 0.9 } });
     const strict = await processor.render(photo, variants, limits, { ...opts, qualityTarget: { metric: 'ssim', value: 0.98 } });
     for (const [i, out] of strict.outputs.entries()) {
@@ -389,7 +389,7 @@ describe('quality', () => {
       expect(out.score! >= 0.98 || out.quality === 95).toBe(true);
       expect(l.score!).toBeGreaterThanOrEqual(0.9);
       // The recorded score is the output's: re-measure it against the pixels it was encoded from.
-      const png = (await processor.render(photo, parseVariants([{ name: 'a', width: 400, formats: ['png'] }]), limits, opts)).outputs[0].body;
+      const png = (await processor.render(photo, parseVariants([{ name: 'a', width: 300, formats: ['png'] }]), limits, opts)).outputs[0].body;
       const ref = await decodeLuma(png);
       expect(ssim(ref, await decodeLuma(out.body))).toBeCloseTo(out.score!, 3);
       const meta = await sharp(out.body).metadata();
@@ -420,11 +420,11 @@ describe('"auto" search: trial count and predicted starts (counting spies on the
   const strict = { ...opts, placeholder: false, qualityTarget: { metric: 'ssim' as const, value: 0.985 } };
 
   test('≤ 3 trial encodes per output; a whole-output WebP trial is the output, a JPEG gets one final encode with its scan mode', async () => {
-    const variants = parseVariants([{ name: 'a', width: 400, formats: ['webp', 'jpeg'], quality: 'auto' }]);
+    const variants = parseVariants([{ name: 'a', width: 300, formats: ['webp', 'jpeg'], quality: 'auto' }]);
     let result!: Awaited<ReturnType<typeof processor.render>>;
     const webp = await encodes('webp', async () => (result = await processor.render(photo, variants, limits, strict)));
     const out = Object.fromEntries(result.outputs.map((o) => [o.format, o]));
-    // 400×266 is below the sampling size (150 000 px): every trial encodes the whole output.
+    // 300×200 is below the sampling size (75 000 px): every trial encodes the whole output.
     expect(webp.length).toBeGreaterThanOrEqual(1);
     expect(webp.length).toBeLessThanOrEqual(3);
     expect(webp.every((c) => c.width === out.webp.width && c.height === out.webp.height)).toBe(true);
@@ -482,7 +482,7 @@ describe('JPEG scan mode by kind of original (spy on the encoder options)', () =
     }
   }
   // 2200×1100 = 2.4 MP: above the size where camera originals stop getting the scan search.
-  const pixels = () => sharp({ create: { width: 2200, height: 1100, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
+  const pixels = () => sharp({ create: { width: 2200, height: 1100, channels: 3, background: '#000000', noise: { type: 'gaussian', mean: 128, sigma: 30 } } });
   const variants = parseVariants([{ name: 'full', width: 2200, formats: ['jpeg'] }]);
   const fixed = { ...opts, placeholder: false };
 
@@ -510,5 +510,15 @@ describe('JPEG scan mode by kind of original (spy on the encoder options)', () =
     const a = await decodeLuma(fromJpeg.outputs[0].body);
     const b = await decodeLuma(fromPng.outputs[0].body);
     expect(ssim(a, b)).toBeGreaterThan(0.9999);
+  });
+  test("a camera original's JPEG up to 2 MP gets the scan search up to quality 89, plain progressive from 90", async () => {
+    const original = await pixels().resize(1000, 500).jpeg({ quality: 95 }).toBuffer();
+    const at = (quality: number) => parseVariants([{ name: 'v', width: 1000, formats: ['jpeg'], quality }]);
+    const calls = async (quality: number) =>
+      (await jpegCalls(() => processor.render(original, at(quality), limits, fixed))).filter((c) => c.pixels === 1000 * 500);
+    expect(await calls(89)).toEqual([expect.objectContaining({ optimiseScans: true })]);
+    const high = await calls(90);
+    expect(high).toEqual([expect.objectContaining({ progressive: true })]);
+    expect(high[0].optimiseScans).toBeUndefined();
   });
 });

@@ -225,13 +225,13 @@ describe('recipe fingerprint', () => {
     expect(recipe({ ...auto, PIXELPIPE_QUALITY_TARGET: 'ssim:0.99' })).not.toBe(recipe(auto));
   });
 
-  test('an "auto" profile\'s recipe carries the search version: the h5 search change made only such images stale', () => {
-    // Pinned after AUTO_QUALITY_VERSION became 2 (predicted starts, smaller samples; with
-    // PROCESSOR_OUTPUT_VERSION 1 it was r1-531c9a49300a253e799addad, and the default r1-6bd08dab9937e5524e4108c6);
-    // before, this profile's recipe had no search version and differed.
-    expect(AUTO_QUALITY_VERSION).toBe(2);
+  test('an "auto" profile\'s recipe carries the search version (pinned), the default recipe does not', () => {
+    // Pinned after AUTO_QUALITY_VERSION became 3 (smaller samples; at 2 with PROCESSOR_OUTPUT_VERSION 1 it was
+    // r1-531c9a49300a253e799addad, with 2 r2-d6fcee8f763a473428fd8113, while the default recipe moved only with
+    // the processor version); before version 2 this profile's recipe had no search version and differed.
+    expect(AUTO_QUALITY_VERSION).toBe(3);
     expect(PROCESSOR_OUTPUT_VERSION).toBe(2);
-    expect(recipe(profiles({ variants: [{ name: 'a', width: 10, quality: 'auto' }] }))).toBe('r2-d6fcee8f763a473428fd8113');
+    expect(recipe(profiles({ variants: [{ name: 'a', width: 10, quality: 'auto' }] }))).toBe('r2-6aa4b626437b861c391d3e95');
     expect(recipe({}, 'default')).toBe('r2-d4a867bb1fd4309e015c48e1');
   });
 
