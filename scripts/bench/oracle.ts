@@ -4,9 +4,9 @@
  * any per-output choice of quality can reach while the mean SSIM stays at least fixed quality 80's.
  */
 import type { QualityTarget, VariantSpec } from '../../shared/config';
-import { decodeFull, pixelpipeOutputs, type BenchSetup } from './pipelines';
-import { referenceLuma, withQuality } from './quality';
-import { decodeLuma, ssim, type Luma } from './ssim';
+import { pixelpipeOutputs, type BenchSetup } from './pipelines';
+import { referenceLumas, withQuality } from './quality';
+import { decodeLuma, ssim } from './ssim';
 import { round } from './stats';
 
 /** One encode of one output: its quality, bytes and SSIM against the lossless reference. */
@@ -121,10 +121,7 @@ export async function rdCurves(
   variants: VariantSpec[] = setup.config.variants,
 ): Promise<RdCurve[]> {
   const { config, options, processor } = setup;
-  const probe = await processor.probe(input, config.limits);
-  const full = await decodeFull(input, probe);
-  const refs = new Map<string, Luma>();
-  for (const v of variants) refs.set(v.name, await referenceLuma(input, probe, v, full));
+  const refs = await referenceLumas(input, await processor.probe(input, config.limits), variants);
   const curves = new Map<string, RdCurve>();
   for (const q of qualities) {
     const outs = pixelpipeOutputs(await processor.render(input, withQuality(variants, q), config.limits, { ...options, placeholder: false }));
@@ -157,10 +154,7 @@ export async function autoFrontier(
   variants: VariantSpec[] = setup.config.variants,
 ): Promise<AutoFrontierPoint[]> {
   const { config, options, processor } = setup;
-  const probe = await processor.probe(input, config.limits);
-  const full = await decodeFull(input, probe);
-  const refs = new Map<string, Luma>();
-  for (const v of variants) refs.set(v.name, await referenceLuma(input, probe, v, full));
+  const refs = await referenceLumas(input, await processor.probe(input, config.limits), variants);
   const result: AutoFrontierPoint[] = [];
   for (const t of targets) {
     const r = await processor.render(input, withQuality(variants, 'auto'), config.limits, { ...options, placeholder: false, qualityTarget: t });

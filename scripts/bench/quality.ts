@@ -32,6 +32,14 @@ export async function referenceLuma(input: Buffer, probe: ImageProbe, v: Variant
   return lumaFromPixels(data, info.width, info.height, info.channels);
 }
 
+/** The lossless reference of every variant, by name, from one full decode of the original. */
+export async function referenceLumas(input: Buffer, probe: ImageProbe, variants: VariantSpec[]): Promise<Map<string, Luma>> {
+  const full = await decodeFull(input, probe);
+  const refs = new Map<string, Luma>();
+  for (const v of variants) refs.set(v.name, await referenceLuma(input, probe, v, full));
+  return refs;
+}
+
 /** SSIM and size of one output against its variant's reference. */
 export interface Score {
   variant: string;

@@ -65,10 +65,11 @@ export class SharpImageProcessor implements ImageProcessor {
 
   async render(input: Buffer, variants: VariantSpec[], limits: PixelpipeConfig['limits'], options: RenderOptions): Promise<RenderResult> {
     const probe = await this.probe(input, limits);
-    const photo = photoSource(probe);
+    // The kind of original decides JPEG scan modes (see EncodeTarget.photo): known once, for every encode.
+    const encodeOptions: EncodeOptions = { ...options, photo: photoSource(probe) };
     const animated = await renderAnimated(input, probe, variants, limits, options, {
       applyFilter,
-      encodeStill: (img, v, format, o) => encode(img, v, format, { ...o, photo }),
+      encodeStill: (img, v, format, o) => encode(img, v, format, { ...o, photo: encodeOptions.photo }),
       placeholder: makePlaceholder,
     });
     if (animated) return animated;
@@ -101,7 +102,7 @@ export class SharpImageProcessor implements ImageProcessor {
             const search: AutoSearch = { start };
             let out: RenderedOutput;
             try {
-              out = await encode(resized, v, format, { ...options, photo }, search);
+              out = await encode(resized, v, format, encodeOptions, search);
             } finally {
               // Resolved whatever happens, so a failed search never leaves a larger output waiting.
               hint?.done(search.found);
