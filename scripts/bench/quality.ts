@@ -50,21 +50,18 @@ export interface Score {
   ssim: number;
 }
 
-/** Scores every output (references are computed once per variant). */
+/** Scores every output (references are computed once per variant, from one full decode). */
 export async function scoreOutputs(input: Buffer, probe: ImageProbe, variants: VariantSpec[], outputs: OutputInfo[]): Promise<Score[]> {
-  const refs = new Map<string, Luma>();
+  for (const o of outputs) if (!variants.some((x) => x.name === o.variant)) throw new Error(`scoreOutputs: no variant named ${o.variant}`);
+  const refs = await referenceLumas(
+    input,
+    probe,
+    variants.filter((v) => outputs.some((o) => o.variant === v.name)),
+  );
   const scores: Score[] = [];
-  const full = await decodeFull(input, probe);
   for (const o of outputs) {
-    const v = variants.find((x) => x.name === o.variant);
-    if (!v) throw new Error(`scoreOutputs: no variant named ${o.variant}`);
-    let ref = refs.get(v.name);
-    if (!ref) {
-      ref = await referenceLuma(input, probe, v, full);
-      refs.set(v.name, ref);
-    }
     const got = await decodeLuma(o.body);
-    scores.push({ variant: o.variant, format: o.format, width: o.width, height: o.height, bytes: o.bytes, ssim: ssim(ref, got) });
+    scores.push({ variant: o.variant, format: o.format, width: o.width, height: o.height, bytes: o.bytes, ssim: ssim(refs.get(o.variant)!, got) });
   }
   return scores;
 }

@@ -155,16 +155,18 @@ export function checkTargets(r: BenchReport): TargetCheck[] {
     const q = ratios(img?.compare);
     const stolen = img?.compare?.othersCores;
     const note = stolen === undefined ? '' : `; other processes held ${Math.round(stolen * 100)}% of the core`;
+    const spread = (r?: [number, number]) => (r ? `; middle half of the rounds ${x(r[0])}–${x(r[1])}` : '');
+    const paired = img?.compare?.paired;
     out.push({
       target: `${id}: baseline ÷ pixelpipe (1 vCPU, CPU-time medians)`,
       limit: '≥ 3.0×',
-      measured: q.speedupCpu === undefined ? 'not measured' : `${x(q.speedupCpu)} (wall: ${x(q.speedup)}${note})`,
+      measured: q.speedupCpu === undefined ? 'not measured' : `${x(q.speedupCpu)} (wall: ${x(q.speedup)}${note}${spread(paired?.speedupCpuSpread)})`,
       pass: q.speedupCpu === undefined ? null : q.speedupCpu >= 3.0,
     });
     out.push({
       target: `${id}: pixelpipe ÷ lower bound (1 vCPU, CPU-time medians)`,
       limit: '≤ 1.08×',
-      measured: q.overBoundCpu === undefined ? 'not measured' : `${x(q.overBoundCpu)} (wall: ${x(q.overBound)}${note})`,
+      measured: q.overBoundCpu === undefined ? 'not measured' : `${x(q.overBoundCpu)} (wall: ${x(q.overBound)}${note}${spread(paired?.overBoundCpuSpread)})`,
       pass: q.overBoundCpu === undefined ? null : q.overBoundCpu <= 1.08,
     });
   }

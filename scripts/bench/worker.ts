@@ -98,7 +98,18 @@ export interface CompareResult {
    * Medians of per-round ratios: each round runs the methods back to back, so a ratio within a round
    * cancels slow drift (CPU frequency, neighbours) that a ratio of overall medians would not.
    */
-  paired: { speedupCpu?: number; speedupWall?: number; overBoundCpu?: number; overBoundWall?: number };
+  paired: {
+    speedupCpu?: number;
+    speedupWall?: number;
+    overBoundCpu?: number;
+    overBoundWall?: number;
+    /**
+     * The middle half (25th–75th percentile) of the per-round CPU-time ratios. On a shared VM single
+     * renders vary by ±15 %, so a median a few percent from a limit is within the noise; this says how far.
+     */
+    speedupCpuSpread?: [number, number];
+    overBoundCpuSpread?: [number, number];
+  };
   /**
    * pixelpipe's very first render in this process (libvips and the JIT still cold), kept apart from the
    * medians: a function instance pays it once, on its first image.
@@ -256,6 +267,8 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
       speedupWall: pairedRatio(samples.baseline, samples.pixelpipe, 'wallMs'),
       overBoundCpu: pairedRatio(samples.pixelpipe, samples.lowerBound, 'cpuMs'),
       overBoundWall: pairedRatio(samples.pixelpipe, samples.lowerBound, 'wallMs'),
+      speedupCpuSpread: pairedSpread(samples.baseline, samples.pixelpipe, 'cpuMs'),
+      overBoundCpuSpread: pairedSpread(samples.pixelpipe, samples.lowerBound, 'cpuMs'),
     },
   };
 }
@@ -264,6 +277,13 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
 function pairedRatio(a: Timing[], b: Timing[], key: keyof Timing): number | undefined {
   if (!a.length || a.length !== b.length) return undefined;
   return round(summarize(a.map((t, i) => t[key] / b[i][key])).median, 3);
+}
+
+/** 25th and 75th percentiles over rounds of a[i] ÷ b[i] (undefined unless both ran every round). */
+function pairedSpread(a: Timing[], b: Timing[], key: keyof Timing): [number, number] | undefined {
+  if (!a.length || a.length !== b.length) return undefined;
+  const s = summarize(a.map((t, i) => t[key] / b[i][key]));
+  return [round(s.p25, 3), round(s.p75, 3)];
 }
 
 /** Busy time on our CPUs that was not ours, in cores (0.5 = half a core taken by other processes). */

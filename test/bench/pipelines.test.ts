@@ -101,6 +101,11 @@ describe('worker tasks, in-process', () => {
     // Per-round ratios: the baseline is slower than pixelpipe, pixelpipe slower than its own bound.
     expect(r.paired.speedupCpu).toBeGreaterThan(1);
     expect(r.paired.overBoundCpu).toBeGreaterThan(0.8);
+    // The middle half of the per-round ratios brackets their median.
+    const [lo, hi] = r.paired.overBoundCpuSpread!;
+    expect(lo).toBeLessThanOrEqual(r.paired.overBoundCpu!);
+    expect(hi).toBeGreaterThanOrEqual(r.paired.overBoundCpu!);
+    expect(r.paired.speedupCpuSpread![0]).toBeLessThanOrEqual(r.paired.speedupCpu!);
   }, 60_000);
 
   test('rss reports an outcome and memory; throughput reports images per second', async () => {

@@ -62,6 +62,13 @@ test('targets are judged on CPU-time medians and say what they measured', () => 
   const slow = checkTargets(report(520));
   expect(slow.filter((x) => x.target.includes('baseline ÷ pixelpipe')).map((x) => x.pass)).toEqual([false, false]);
   expect(slow.filter((x) => x.target.includes('lower bound')).map((x) => x.pass)).toEqual([true, true]);
+  // With per-round ratios, the verdict is their median and the row shows how widely the rounds spread.
+  const paired = report(480);
+  paired.images[0].compare!.paired = { overBoundCpu: 1.1, overBoundWall: 1.1, overBoundCpuSpread: [1.03, 1.16] };
+  const row = checkTargets(paired).find((x) => x.target === 'jpeg-12mp: pixelpipe ÷ lower bound (1 vCPU, CPU-time medians)')!;
+  expect(row.pass).toBe(false);
+  expect(row.measured).toContain('1.10×');
+  expect(row.measured).toContain('middle half of the rounds 1.03×–1.16×');
 });
 
 test('dominance counts outputs better on both axes; auto quality is judged on bytes saved at equal-or-better SSIM and on time', () => {
