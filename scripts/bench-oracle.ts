@@ -1,11 +1,13 @@
 /**
- * `npm run bench:oracle -- [--quick] [--images a,b] [--qualities 30-95] [--targets 0.9,0.97] [--json file] [--from a.json,b.json]`: the oracle bound of
+ * `npm run bench:oracle -- [--quick] [--images a,b | --files x.jpg,y.png] [--qualities 30-95] [--targets 0.9,0.97] [--json file] [--from a.json,b.json]`: the oracle bound of
  * per-output quality choice against fixed quality 80 and the real `quality: "auto"` search at a sweep of
  * targets, on the bench photos and the default config (slow: one render per quality; see bench/oracle.ts).
- * `--quick` takes the quick bench's small images instead (what the test suite runs it on).
+ * `--quick` takes the quick bench's small images instead (what the test suite runs it on); `--files` any
+ * images, named by file name (e.g. the real photos in samples/, which carry no synthetic grain).
  */
 import './bench/root';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
 import { benchImages } from './bench/images';
 import { autoFrontier, rdCurves, type AutoFrontierPoint, type RdCurve } from './bench/oracle';
 import { oracleReport, renderOracleMarkdown } from './bench/oracle-report';
@@ -44,7 +46,10 @@ async function main(): Promise<void> {
   }
   const ids = arg('--images')?.split(',');
   const log = (m: string): void => void process.stderr.write(`${new Date().toISOString()} ${m}\n`);
-  const images = (await benchImages(REPO_ROOT, argv.includes('--quick'), log)).filter((i) => i.id !== 'heic' && (!ids || ids.includes(i.id)));
+  const files = arg('--files')?.split(',');
+  const images = files
+    ? files.map((f) => ({ id: basename(f), file: resolve(f) }))
+    : (await benchImages(REPO_ROOT, argv.includes('--quick'), log)).filter((i) => i.id !== 'heic' && (!ids || ids.includes(i.id)));
   const setup = benchSetup();
   const curves: RdCurve[] = [];
   const frontier: Record<string, AutoFrontierPoint[]> = {};

@@ -50,3 +50,13 @@ test('bench:oracle measures every default output at each quality, solves the bou
   expect(point.bytes).toBe(point.outputs.reduce((s, o) => s + o.bytes, 0));
   expect(stdout).toContain('Oracle bound of per-output quality choice');
 }, 120_000);
+
+test('bench:oracle --files measures any image, named by its file name', async () => {
+  const out = join(dir, 'files.json');
+  const args = ['scripts/ts.mjs', 'scripts/bench-oracle.ts', '--files', 'samples/camera-exif.jpg', '--qualities', '80-80', '--targets', '0.95', '--json', out];
+  await promisify(execFile)(process.execPath, args, { cwd: ROOT, timeout: 110_000, maxBuffer: 16 * 2 ** 20 });
+  const saved = JSON.parse(readFileSync(out, 'utf8')) as { curves: RdCurve[]; frontier: Record<string, AutoFrontierPoint[]> };
+  expect(saved.curves).toHaveLength(9);
+  expect(saved.curves.every((c) => c.output.startsWith('camera-exif.jpg/') && c.points.length === 1)).toBe(true);
+  expect(saved.frontier['camera-exif.jpg'].map((p) => p.target)).toEqual(['ssim:0.95']);
+}, 120_000);
