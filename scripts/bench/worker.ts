@@ -247,6 +247,8 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
           ssim: round(s.ssim, 4),
         }))
       : undefined;
+  const speedupCpu = pairedRatios(samples.baseline, samples.pixelpipe, 'cpuMs');
+  const overBoundCpu = pairedRatios(samples.pixelpipe, samples.lowerBound, 'cpuMs');
   return {
     kind: 'compare',
     probe: { format: probe.format, width: probe.width, height: probe.height, orientation: probe.orientation, hasAlpha: probe.hasAlpha },
@@ -263,27 +265,21 @@ async function compare(task: Extract<WorkerTask, { kind: 'compare' }>): Promise<
     othersCores: othersCores(before, after, measured),
     firstRender,
     paired: {
-      speedupCpu: pairedRatio(samples.baseline, samples.pixelpipe, 'cpuMs'),
-      speedupWall: pairedRatio(samples.baseline, samples.pixelpipe, 'wallMs'),
-      overBoundCpu: pairedRatio(samples.pixelpipe, samples.lowerBound, 'cpuMs'),
-      overBoundWall: pairedRatio(samples.pixelpipe, samples.lowerBound, 'wallMs'),
-      speedupCpuSpread: pairedSpread(samples.baseline, samples.pixelpipe, 'cpuMs'),
-      overBoundCpuSpread: pairedSpread(samples.pixelpipe, samples.lowerBound, 'cpuMs'),
+      speedupCpu: speedupCpu?.median,
+      speedupWall: pairedRatios(samples.baseline, samples.pixelpipe, 'wallMs')?.median,
+      overBoundCpu: overBoundCpu?.median,
+      overBoundWall: pairedRatios(samples.pixelpipe, samples.lowerBound, 'wallMs')?.median,
+      speedupCpuSpread: speedupCpu && [speedupCpu.p25, speedupCpu.p75],
+      overBoundCpuSpread: overBoundCpu && [overBoundCpu.p25, overBoundCpu.p75],
     },
   };
 }
 
-/** Median over rounds of a[i] ÷ b[i] (undefined unless both ran every round). */
-function pairedRatio(a: Timing[], b: Timing[], key: keyof Timing): number | undefined {
-  if (!a.length || a.length !== b.length) return undefined;
-  return round(summarize(a.map((t, i) => t[key] / b[i][key])).median, 3);
-}
-
-/** 25th and 75th percentiles over rounds of a[i] ÷ b[i] (undefined unless both ran every round). */
-function pairedSpread(a: Timing[], b: Timing[], key: keyof Timing): [number, number] | undefined {
+/** Median and quartiles over rounds of a[i] ÷ b[i], to 3 decimals (undefined unless both ran every round). */
+function pairedRatios(a: Timing[], b: Timing[], key: keyof Timing): { median: number; p25: number; p75: number } | undefined {
   if (!a.length || a.length !== b.length) return undefined;
   const s = summarize(a.map((t, i) => t[key] / b[i][key]));
-  return [round(s.p25, 3), round(s.p75, 3)];
+  return { median: round(s.median, 3), p25: round(s.p25, 3), p75: round(s.p75, 3) };
 }
 
 /** Busy time on our CPUs that was not ours, in cores (0.5 = half a core taken by other processes). */

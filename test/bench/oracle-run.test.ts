@@ -1,6 +1,7 @@
 /**
- * `npm run bench:oracle` end to end, on one quick bench image and three qualities: the real renders,
- * scoring and report, so the script cannot rot between the (slow) full runs its figures come from.
+ * `npm run bench:oracle` end to end, on one quick bench image at three qualities and on one sample file
+ * named with --files: the real renders, scoring and report, so the script cannot rot between the (slow)
+ * full runs its figures come from.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
